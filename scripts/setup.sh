@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Idempotent set-up: Debian packages the tests need (when root and missing), a project
+# virtualenv in .venv, and the project installed into it with its test extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_debs=()
+for pair in "git:git" "gpg:gnupg" "sshd:openssh-server" "ssh:openssh-client" "lighttpd:lighttpd"; do
+  bin=${pair%%:*}; deb=${pair#*:}
+  if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then need_debs+=("$deb"); fi
+done
+if [ ${#need_debs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian packages: ${need_debs[*]}" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >/dev/null
+  else
+    echo "setup: missing ${need_debs[*]} (install them; tests that need them will fail)" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c 'import reconciler, pygit2, yaml, pydantic, apscheduler, kubernetes' 
+  rm -f .venv/.installed-*; touch "$stamp"
+fi
