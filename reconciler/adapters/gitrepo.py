@@ -1,0 +1,323 @@
+"""The config repo adapter on libgit2 (pygit2): reads trees and writes commits, no work tree.
+
+The only module that imports pygit2. Commits are built from the head tree by rewriting
+only the trees on the changed paths; blobs that did not change are never re-read or
+re-written. The branch is advanced with compare-and-swap semantics (libgit2 refuses to
+create a commit whose first parent is not the current tip), so a concurrent writer is
+detected, never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from reconciler.adapters import looseobjects
+from reconciler.core import errors, names
+from reconciler.core.history import CommitInfo
+from reconciler.core.plan import ChangeSet
+
+log = logging.getLogger(__name__)
+
+_BLOB = pygit2.enums.FileMode.BLOB
+_TREE = pygit2.enums.FileMode.TREE
+#: trees with at least this many entries keep their builder between commits
+KEEP_BUILDER_ENTRIES = 256
+
+
+class GitConfigRepo:
+    """A branch of a local repository (bare or not) used as the config repo."""
+
+    def __init__(self, repo: pygit2.Repository, *, branch: str, author_name: str,
+                 author_email: str) -> None:
+        self._repo = repo
+        self._ref = f"refs/heads/{branch}"
+        self.branch = branch
+        self._author = (author_name, author_email)
+        self._pass_base: str | None = self.head()
+        self._index_head: str | None = None
+        self._dirs: dict[str, dict[str, tuple[bool, pygit2.Oid]]] = {}
+        self._builders: dict[str, tuple[Any, Any]] = {}
+        # libgit2 caches only small trees by default; the tenants/ tree is large and hot
+        pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 64 << 20)
+
+    # -- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, *, branch: str, author_name: str, author_email: str,
+             create: bool = False) -> GitConfigRepo:
+        """Open the repository at ``path``; with ``create`` make a bare one when missing."""
+        path = Path(path)
+        try:
+            discovered = pygit2.discover_repository(str(path)) if path.exists() else None
+            if discovered is None:
+                if not create:
+                    raise errors.UserInputError(f"{path}: not a Git repository")
+                repo = pygit2.init_repository(str(path), bare=True, initial_head=branch)
+            else:
+                repo = pygit2.Repository(discovered)
+        except pygit2.GitError as exc:
+            raise errors.RepoError(f"{path}: cannot open repository: {exc}") from exc
+        return cls(repo, branch=branch, author_name=author_name, author_email=author_email)
+
+    @property
+    def path(self) -> str:
+        """The repository's git directory."""
+        return str(self._repo.path)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        """The id of the branch's head commit, or None for an unborn branch."""
+        ref = self._repo.references.get(self._ref)
+        return str(ref.target) if ref is not None else None
+
+    def _children(self, directory: str) -> dict[str, tuple[bool, pygit2.Oid]] | None:
+        """Entries of ``directory`` at the head: name -> (is a tree, id); None when absent.
+
+        Listings are cached per head commit and patched after our own commits, so a pass
+        over thousands of objects reads each large tree once, not once per object.
+        """
+        head = self.head()
+        if head != self._index_head:
+            self._dirs.clear()
+            self._index_head = head
+        cached = self._dirs.get(directory)
+        if cached is not None:
+            return cached
+        if head is None:
+            return None
+        tree: Any
+        if directory == "":
+            tree = self._commit_at(head).tree
+        else:
+            parent, _, name = directory.rpartition("/")
+            siblings = self._children(parent)
+            entry = siblings.get(name) if siblings is not None else None
+            if entry is None or not entry[0]:
+                return None
+            tree = self._repo[entry[1]]
+        children = {str(e.name): (e.type_str == "tree", e.id) for e in tree}
+        self._dirs[directory] = children
+        return children
+
+    def _commit_at(self, commit_id: str) -> pygit2.Commit:
+        commit = self._repo.get(commit_id)
+        if not isinstance(commit, pygit2.Commit):
+            raise errors.RepoError(f"{commit_id} is not a commit")
+        return commit
+
+    def _entry(self, path: str) -> tuple[bool, pygit2.Oid] | None:
+        parent, _, name = path.rpartition("/")
+        siblings = self._children(parent)
+        return siblings.get(name) if siblings is not None else None
+
+    def list_files(self, directory: str) -> dict[str, str]:
+        """Files directly in ``directory`` at the head: name -> blob id."""
+        children = self._children(directory) or {}
+        return {name: str(oid) for name, (is_tree, oid) in children.items() if not is_tree}
+
+    def list_directories(self, parent: str) -> list[str]:
+        """Names of the subdirectories of ``parent`` at the head."""
+        children = self._children(parent) or {}
+        return [name for name, (is_tree, _) in children.items() if is_tree]
+
+    def tree_id(self, directory: str) -> str | None:
+        """The tree id of ``directory`` at the head."""
+        entry = self._entry(directory)
+        return str(entry[1]) if entry is not None and entry[0] else None
+
+    def read_file(self, path: str) -> bytes | None:
+        """The bytes of ``path`` at the head."""
+        entry = self._entry(path)
+        if entry is None or entry[0]:
+            return None
+        blob = self._repo.get(entry[1])
+        return blob.data if isinstance(blob, pygit2.Blob) else None
+
+    def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from the head, newest first (topological, then time)."""
+        head = self.head()
+        if head is None:
+            return
+        order = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME
+        for count, commit in enumerate(self._repo.walk(head, order)):
+            if limit is not None and count >= limit:
+                return
+            yield commit_info(commit)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def commit(self, changes: ChangeSet, message: str) -> str:
+        """Commit ``changes`` on top of the head as one commit; return its id."""
+        if changes.empty:
+            raise ValueError("refusing to make an empty commit")
+        for path in changes.paths:
+            try:
+                names.check_relative_path(path)
+            except names.UnsafePathError as exc:
+                raise errors.UnsafeWriteError(str(exc)) from exc
+        head = self.head()
+        ops: dict[str, bytes | None] = dict(changes.writes)
+        ops.update(dict.fromkeys(changes.deletes))
+        changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
+        try:
+            base = self._commit_at(head).tree_id if head else None
+            tree_id = self._build("", base, ops, changed)
+            if tree_id is None:
+                tree_id = self._repo.TreeBuilder().write()
+            author = pygit2.Signature(*self._author)
+            parents = [pygit2.Oid(hex=head)] if head else []
+            oid = self._repo.create_commit(self._ref, author, author, message, tree_id, parents)
+        except pygit2.GitError as exc:
+            self._builders.clear()
+            if "current tip is not the first parent" in str(exc):
+                raise errors.HeadMovedError(f"{self._ref} moved during the commit") from exc
+            raise errors.RepoError(f"commit failed: {exc}") from exc
+        self._patch_listings(str(oid), changed)
+        return str(oid)
+
+    def _patch_listings(self, new_head: str, changed: Mapping[str, tuple[bool, Any] | None]) -> None:
+        """Carry the cached listings over to our own new commit instead of re-reading them."""
+        for path in sorted(changed, key=len, reverse=True):
+            entry = changed[path]
+            if path == "":
+                continue
+            parent, _, name = path.rpartition("/")
+            siblings = self._dirs.get(parent)
+            if siblings is not None:
+                if entry is None:
+                    siblings.pop(name, None)
+                else:
+                    siblings[name] = entry
+            if entry is None or not entry[0]:
+                for stale in [d for d in self._dirs if d == path or d.startswith(path + "/")]:
+                    del self._dirs[stale]
+        self._index_head = new_head
+
+    def _build(self, at: str, base_id: Any, ops: Mapping[str, bytes | None],
+               changed: dict[str, tuple[bool, Any] | None]) -> Any:
+        """Write the tree at path ``at`` (currently ``base_id``) with ``ops`` applied.
+
+        Returns the new tree id, or None when the tree ends up empty. Records every entry
+        it changes in ``changed`` (path -> (is a tree, id) or None).
+        """
+        builder = self._builder(at, base_id)
+        nested: dict[str, dict[str, bytes | None]] = {}
+        for path, data in ops.items():
+            head, sep, rest = path.partition("/")
+            if sep:
+                nested.setdefault(head, {})[rest] = data
+            else:
+                self._apply_file(builder, at, head, data, changed)
+        for name, sub_ops in nested.items():
+            entry = builder.get(name)
+            sub_base = _entry_id(entry) if entry is not None and entry.filemode == _TREE else None
+            sub_id = self._build(_join(at, name), sub_base, sub_ops, changed)
+            if sub_id is None:
+                if entry is not None:
+                    builder.remove(name)
+                    changed[_join(at, name)] = None
+            else:
+                _insert(builder, name, sub_id, _TREE)
+                changed[_join(at, name)] = (True, sub_id)
+        if len(builder) == 0:
+            self._builders.pop(at, None)
+            return None
+        if isinstance(builder, looseobjects.LargeTree):
+            raw = looseobjects.write_loose(Path(self._repo.path) / "objects", b"tree",
+                                           builder.serialize())
+            tree_id = pygit2.Oid(raw=raw)
+        else:
+            tree_id = builder.write()
+        if len(builder) >= KEEP_BUILDER_ENTRIES:
+            written = self._repo.get(tree_id)
+            if not isinstance(builder, looseobjects.LargeTree) and isinstance(written, pygit2.Tree):
+                builder = _large_tree(written)
+            self._builders[at] = (tree_id, builder)
+        return tree_id
+
+    def _apply_file(self, builder: Any, at: str, name: str, data: bytes | None,
+                    changed: dict[str, tuple[bool, Any] | None]) -> None:
+        if data is None:
+            if builder.get(name) is not None:
+                builder.remove(name)
+                changed[_join(at, name)] = None
+            return
+        blob = self._repo.create_blob(data)
+        _insert(builder, name, blob, _BLOB)
+        changed[_join(at, name)] = (False, blob)
+
+    def _builder(self, at: str, base_id: Any) -> Any:
+        """A tree builder holding the entries of ``base_id``.
+
+        Builders of large trees (the flat tenants/ directory) are kept between commits:
+        re-reading a 10,000-entry tree for every commit costs more than the commit.
+        """
+        kept = self._builders.pop(at, None)
+        if kept is not None and kept[0] == base_id:
+            return kept[1]
+        if base_id is None:
+            return self._repo.TreeBuilder()
+        tree = self._repo.get(base_id)
+        if not isinstance(tree, pygit2.Tree):
+            raise errors.RepoError(f"{at or '/'}: {base_id} is not a tree")
+        if len(tree) >= KEEP_BUILDER_ENTRIES:
+            return _large_tree(tree)
+        return self._repo.TreeBuilder(tree)
+
+    def flush(self) -> None:
+        """Bring a non-bare repository's work tree up to date when it was clean."""
+        base, head = self._pass_base, self.head()
+        self._pass_base = head
+        repo = self._repo
+        if repo.is_bare or head is None or head == base:
+            return
+        if repo.head_is_unborn or repo.head.name != self._ref:
+            return
+        if base is not None:
+            base_tree = repo[pygit2.Oid(hex=base)].tree
+            dirty = repo.index.diff_to_tree(base_tree).stats.files_changed or repo.diff().stats.files_changed
+            if dirty:
+                log.warning("work tree of %s has local changes; not updating it", repo.workdir)
+                return
+        repo.checkout(self._ref, strategy=pygit2.enums.CheckoutStrategy.FORCE)
+
+
+def _large_tree(tree: pygit2.Tree) -> looseobjects.LargeTree:
+    return looseobjects.LargeTree((str(e.name), e.id.raw, int(e.filemode)) for e in tree)
+
+
+def _insert(builder: Any, name: str, oid: pygit2.Oid, mode: int) -> None:
+    if isinstance(builder, looseobjects.LargeTree):
+        builder.insert(name, oid.raw, int(mode))
+    else:
+        builder.insert(name, oid, mode)
+
+
+def _entry_id(entry: Any) -> pygit2.Oid:
+    if isinstance(entry, looseobjects.Entry):
+        return pygit2.Oid(raw=entry.raw_id)
+    oid: pygit2.Oid = entry.id
+    return oid
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def commit_info(commit: pygit2.Commit) -> CommitInfo:
+    """A pygit2 commit as plain data."""
+    return CommitInfo(
+        id=str(commit.id),
+        author_name=commit.author.name,
+        author_email=commit.author.email,
+        time=commit.commit_time,
+        offset_minutes=commit.commit_time_offset,
+        message=commit.message,
+        parents=tuple(str(p) for p in commit.parent_ids),
+    )

@@ -1,0 +1,44 @@
+"""Periodic work on APScheduler: the only module that imports apscheduler.
+
+Every job runs on one worker thread, so jobs never overlap; a job that is still running
+when its next run is due is coalesced into one later run.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """A blocking scheduler of interval jobs, stopped by SIGINT or SIGTERM."""
+
+    def __init__(self) -> None:
+        self._scheduler = BlockingScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def every(self, seconds: float, job: Callable[[], object], *, name: str,
+              run_now: bool = False) -> None:
+        """Run ``job`` every ``seconds`` (and once right away with ``run_now``)."""
+        self._scheduler.add_job(job, "interval", seconds=seconds, id=name, name=name)
+        if run_now:
+            self._scheduler.add_job(job, id=f"{name}-first", name=name)
+
+    def run_forever(self) -> None:
+        """Block until a signal asks to stop."""
+        def stop(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: stopping", signum)
+            self._scheduler.shutdown(wait=False)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self._scheduler.start()

@@ -1,0 +1,190 @@
+"""The ``reconciler`` command line: parses arguments, calls the composition root, prints.
+
+Intentionally short: a user's mistake becomes one line on stderr and a non-zero exit,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from reconciler import __version__, app
+from reconciler.core import errors
+from reconciler.core.models import ObjectKey
+from reconciler.core.outcomes import Result
+from reconciler.core.settings import Settings
+from reconciler.reconcile import queries
+from reconciler.reconcile.engine import PassReport
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``reconciler`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        code: int = args.func(args)
+    except errors.UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except errors.ReconcilerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reconciler", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gitops-reconciler {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, func: object, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        p.add_argument("--config", type=Path, help="settings file (YAML)")
+        return p
+
+    p = command("render", _render, "render resource files to a directory tree, no Git")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = command("run", _run, "reconcile resources into the config repo")
+    p.add_argument("--source", type=Path, action="append", required=True,
+                   help="directory (or file) of resource manifests; repeatable")
+    p.add_argument("--repo", type=Path, required=True, help="config repo path (created if missing)")
+    p.add_argument("--branch", help="target branch (default: main)")
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
+
+    p = command("status", _status, "per-object status, from the resources and the repo")
+    p.add_argument("--source", type=Path, action="append", required=True)
+    p.add_argument("--repo", type=Path, required=True)
+    p.add_argument("--branch")
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
+    p = command("history", _history, "audit trail of one object from commit trailers")
+    p.add_argument("object", help="customer/NAME or preview/NAME")
+    p.add_argument("--repo", type=Path, required=True)
+    p.add_argument("--branch")
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
+    p = command("crds", _crds, "write the CustomResourceDefinitions generated from the models")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = command("init", _init, "create a config repo seeded from repo-layout/")
+    p.add_argument("--repo", type=Path, required=True)
+    p.add_argument("--branch")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = app.settings_from(args.config)
+    if getattr(args, "branch", None):
+        settings = settings.model_copy(update={"branch": args.branch})
+    return settings
+
+
+def _render(args: argparse.Namespace) -> int:
+    parsed, written = app.render_to(args.paths, args.out, _settings(args))
+    for refusal in parsed.refusals:
+        print(f"refused: {refusal}", file=sys.stderr)
+    print(f"rendered {len(parsed.objects)} objects ({len(written)} files) into {args.out}")
+    return EXIT_REFUSED if parsed.refusals else EXIT_OK
+
+
+def print_report(report: PassReport) -> None:
+    """One line per outcome worth telling."""
+    for outcome in report.outcomes:
+        if outcome.result == Result.UNCHANGED:
+            continue
+        commit = outcome.commit[:12] if outcome.commit else "-"
+        stream = sys.stdout if outcome.ok else sys.stderr
+        print(f"{outcome.result.value:<9} {outcome.reason.value:<12} {commit:<12} {outcome.message}",
+              file=stream)
+    unchanged = sum(1 for o in report.outcomes if o.result == Result.UNCHANGED)
+    print(f"{len(report.commits)} commits, {unchanged} objects unchanged, "
+          f"{sum(1 for o in report.outcomes if not o.ok)} refused or failed")
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.once:
+        report = app.run_once(args.source, args.repo, settings)
+        print_report(report)
+        return EXIT_OK if report.ok else EXIT_REFUSED
+    app.run_forever(args.source, args.repo, settings, on_report=print_report)
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    repo = app.open_repo(args.repo, settings, create=False)
+    rows = queries.object_status(repo, settings, app.read_sources(args.source))
+    if args.output == "json":
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+    else:
+        _table(["KIND", "NAME", "STATE", "LAST COMMIT", "MESSAGE"],
+               [[r.kind, r.name, r.state, (r.last_commit or "-")[:12], r.message] for r in rows])
+    return EXIT_OK if all(r.valid for r in rows) else EXIT_REFUSED
+
+
+def _history(args: argparse.Namespace) -> int:
+    try:
+        key = ObjectKey.parse(args.object)
+    except ValueError as exc:
+        raise errors.UserInputError(str(exc)) from exc
+    settings = _settings(args)
+    repo = app.open_repo(args.repo, settings, create=False)
+    entries = list(queries.history(repo, key))
+    records: list[dict[str, str]] = [{
+        "date": _iso(e.commit.time, e.commit.offset_minutes),
+        "commit": e.commit.id,
+        "action": e.action,
+        "generation": str(e.generation or "-"),
+        "author": f"{e.commit.author_name} <{e.commit.author_email}>",
+        "subject": e.commit.subject,
+    } for e in entries]
+    if args.output == "json":
+        print(json.dumps(records, indent=2))
+    else:
+        _table(["DATE", "COMMIT", "GEN", "ACTION", "SUBJECT"],
+               [[r["date"], r["commit"][:12], r["generation"], r["action"],
+                 r["subject"]] for r in records])
+    return EXIT_OK
+
+
+def _crds(args: argparse.Namespace) -> int:
+    for path in app.write_crds(args.out):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    commit = app.init_repo(args.repo, _settings(args))
+    print(f"seeded {args.repo} in commit {commit}" if commit else f"{args.repo} already seeded")
+    return EXIT_OK
+
+
+def _iso(seconds: int, offset_minutes: int) -> str:
+    tz = timezone(timedelta(minutes=offset_minutes)) if offset_minutes else UTC
+    return datetime.fromtimestamp(seconds, tz).isoformat()
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The error hierarchy: temporary (retry later) versus permanent, user input versus infrastructure.
+
+Pure. Adapters translate library exceptions into these and chain the cause.
+"""
+
+from __future__ import annotations
+
+
+class ReconcilerError(Exception):
+    """Base of every error the reconciler raises on purpose."""
+
+
+class TemporaryError(ReconcilerError):
+    """Worth retrying after a delay (the network, a moved branch, a lock)."""
+
+
+class PermanentError(ReconcilerError):
+    """Retrying will not help until someone changes something."""
+
+
+class UserInputError(PermanentError):
+    """The user's input is wrong; the message is one line naming what and where."""
+
+
+class RepoError(TemporaryError):
+    """The config repository could not be read or written."""
+
+
+class HeadMovedError(RepoError):
+    """The target branch moved while a commit was being made."""
+
+
+class UnsafeWriteError(PermanentError):
+    """A write would leave the path it is confined to."""

@@ -1,0 +1,251 @@
+"""The API: Customer and Preview custom resources, their status, and object keys.
+
+Pure. These pydantic models are the single source of truth for the resources: the CRDs
+in ``crds/`` are generated from them (``reconciler crds``), and every object is validated
+against them before anything is rendered.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from reconciler.core import names
+
+GROUP = "reconciler.ahoi.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
+DURATION_PATTERN = r"^([0-9]+d)?([0-9]+h)?([0-9]+m)?$"
+GIT_SHA_PATTERN = r"^([0-9a-f]{40}|[0-9a-f]{64})$"
+IMAGE_PATTERN = r"^[a-z0-9]([a-z0-9._/:@-]*[a-zA-Z0-9_.-])?$"
+
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=32)]
+DnsLabel = Annotated[str, Field(pattern=names.DNS1123_LABEL.pattern, max_length=63)]
+
+
+class _Spec(BaseModel):
+    """Base of every spec part: unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseFeature(_Spec):
+    """A PostgreSQL database for the tenant, listed in the shared connection pool."""
+
+    enabled: bool = False
+    storage: Quantity = Field(default="10Gi", description="Size of the data volume.")
+    version: Literal["14", "15", "16", "17"] = Field(default="16", description="PostgreSQL major.")
+
+
+class SchedulerFeature(_Spec):
+    """Background job workers for the tenant."""
+
+    enabled: bool = False
+    workers: int = Field(default=1, ge=1, le=100, description="Number of worker replicas.")
+
+
+class WebhooksFeature(_Spec):
+    """An HTTP endpoint receiving the tenant's webhooks."""
+
+    enabled: bool = False
+    replicas: int = Field(default=1, ge=1, le=20)
+
+
+class Features(_Spec):
+    """The optional parts a tenant can have."""
+
+    database: DatabaseFeature = DatabaseFeature()
+    scheduler: SchedulerFeature = SchedulerFeature()
+    webhooks: WebhooksFeature = WebhooksFeature()
+
+
+class Quota(_Spec):
+    """Limits on what the tenant's namespace may request."""
+
+    cpu: Quantity = "4"
+    memory: Quantity = "8Gi"
+    pods: int = Field(default=50, ge=1, le=10000)
+
+
+class CustomerSpec(_Spec):
+    """Desired state of a tenant."""
+
+    displayName: str | None = Field(default=None, max_length=128)
+    suspend: bool = Field(
+        default=False, description="When true the reconciler writes no changes for this tenant."
+    )
+    features: Features = Features()
+    quota: Quota = Quota()
+
+
+class PreviewSpec(_Spec):
+    """Desired state of one preview environment for one git branch of an app."""
+
+    app: DnsLabel
+    branch: str = Field(min_length=1, max_length=255)
+    commit: str = Field(pattern=GIT_SHA_PATTERN, description="Full commit SHA being previewed.")
+    image: str = Field(pattern=IMAGE_PATTERN, max_length=512)
+    host: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=names.DNS1123_SUBDOMAIN.pattern,
+        description="Overrides the default host preview-<sha7>.<domain>.",
+    )
+    ttl: str | None = Field(
+        default=None, pattern=DURATION_PATTERN, min_length=2, max_length=16,
+        description="Time to live, e.g. 72h, 7d, 90m."
+    )
+    port: int = Field(default=8080, ge=1, le=65535)
+    suspend: bool = False
+
+    @field_validator("branch")
+    @classmethod
+    def _branch_is_a_ref_name(cls, value: str) -> str:
+        if not is_valid_branch(value):
+            raise ValueError(f"not a valid git branch name: {value!r}")
+        return value
+
+
+_BAD_BRANCH = re.compile(r"(\.\.|@\{|//|[\x00-\x20~^:?*\[\\\x7f])")
+
+
+def is_valid_branch(value: str) -> bool:
+    """Return whether ``value`` is acceptable to ``git check-ref-format --branch``."""
+    return not (
+        _BAD_BRANCH.search(value)
+        or value.startswith(("/", "-", "."))
+        or value.endswith(("/", ".", ".lock"))
+        or "/." in value
+        or value == "@"
+    )
+
+
+class Condition(BaseModel):
+    """A Kubernetes-style status condition."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    message: str = Field(default="", max_length=32768)
+    lastTransitionTime: str | None = None
+    observedGeneration: int | None = Field(default=None, ge=0)
+
+
+class ObjectStatus(BaseModel):
+    """What the reconciler last observed and did for an object."""
+
+    model_config = ConfigDict(extra="allow")
+
+    observedGeneration: int | None = None
+    conditions: list[Condition] = []
+    lastCommit: str | None = None
+    renderedPath: str | None = None
+
+
+class ObjectMeta(BaseModel):
+    """The parts of Kubernetes object metadata the reconciler reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    uid: str | None = None
+    generation: int | None = None
+    resourceVersion: str | None = None
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    deletionTimestamp: str | None = None
+    finalizers: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_dns_label(cls, value: str) -> str:
+        if not names.is_dns1123_label(value):
+            raise ValueError(
+                f"{value!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
+                "at most 63 characters, starting and ending with a letter or digit)"
+            )
+        return value
+
+
+class Customer(BaseModel):
+    """A tenant: its namespace and optional database, scheduler and webhooks."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    apiVersion: Literal["reconciler.ahoi.dev/v1alpha1"] = "reconciler.ahoi.dev/v1alpha1"
+    kind: Literal["Customer"] = "Customer"
+    metadata: ObjectMeta
+    spec: CustomerSpec = CustomerSpec()
+    status: ObjectStatus | None = None
+
+    @property
+    def key(self) -> ObjectKey:
+        """The object's platform-wide key."""
+        return ObjectKey("Customer", self.metadata.name)
+
+
+class Preview(BaseModel):
+    """One preview environment for one branch of an app."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    apiVersion: Literal["reconciler.ahoi.dev/v1alpha1"] = "reconciler.ahoi.dev/v1alpha1"
+    kind: Literal["Preview"] = "Preview"
+    metadata: ObjectMeta
+    spec: PreviewSpec
+    status: ObjectStatus | None = None
+
+    @property
+    def key(self) -> ObjectKey:
+        """The object's platform-wide key."""
+        return ObjectKey("Preview", self.metadata.name)
+
+
+Resource = Customer | Preview
+
+KINDS: dict[str, type[Customer] | type[Preview]] = {"Customer": Customer, "Preview": Preview}
+PLURALS = {"Customer": "customers", "Preview": "previews"}
+SINGULAR_PREFIX = {"Customer": "customer", "Preview": "preview"}
+DIRECTORIES = {"Customer": "tenants", "Preview": "previews"}
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    """Kind and name: the identity of a cluster-scoped resource, e.g. ``customer/acme``."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{SINGULAR_PREFIX.get(self.kind, self.kind.lower())}/{self.name}"
+
+    @property
+    def directory(self) -> str:
+        """The directory of the config repo this object owns, e.g. ``tenants/acme``."""
+        return f"{DIRECTORIES[self.kind]}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> ObjectKey:
+        """Parse ``customer/NAME`` or ``preview/NAME`` (kind names are case-insensitive)."""
+        kind_text, sep, name = text.partition("/")
+        by_prefix = {v: k for k, v in SINGULAR_PREFIX.items()}
+        by_prefix.update({k.lower(): k for k in KINDS})
+        by_prefix.update({v: k for k, v in PLURALS.items()})
+        kind = by_prefix.get(kind_text.lower())
+        if not sep or kind is None:
+            raise ValueError(f"expected customer/NAME or preview/NAME, got {text!r}")
+        if not names.is_dns1123_label(name):
+            raise ValueError(f"{name!r} is not a valid object name")
+        return cls(kind, name)
+
+
+def spec_data(obj: Resource) -> dict[str, Any]:
+    """The object's spec as plain JSON-able data with every default filled in."""
+    return obj.spec.model_dump(mode="json")

@@ -1,0 +1,56 @@
+"""Names and paths: what may name an object, and confinement of paths written to Git.
+
+Pure. Every path the reconciler writes is built here and checked here, so a hostile name
+can never make a write escape its object's directory.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL_MAX = 63
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+class UnsafePathError(ValueError):
+    """A path would leave the directory it is confined to."""
+
+
+def is_dns1123_label(value: str) -> bool:
+    """Return whether ``value`` is a valid Kubernetes DNS-1123 label."""
+    return len(value) <= DNS1123_LABEL_MAX and bool(DNS1123_LABEL.match(value))
+
+
+def is_dns1123_subdomain(value: str) -> bool:
+    """Return whether ``value`` is a valid DNS-1123 subdomain (e.g. a host name)."""
+    return len(value) <= 253 and bool(DNS1123_SUBDOMAIN.match(value))
+
+
+def confined_path(prefix: str, relative: str) -> str:
+    """Join ``relative`` onto ``prefix``, refusing anything that escapes ``prefix``.
+
+    Both must be relative POSIX paths without ``..``, empty or absolute parts.
+    """
+    for part_of in (prefix, relative):
+        check_relative_path(part_of)
+    joined = posixpath.join(prefix, relative)
+    if not is_within(joined, prefix):  # pragma: no cover - guarded by the checks above
+        raise UnsafePathError(f"path {relative!r} escapes {prefix!r}")
+    return joined
+
+
+def check_relative_path(path: str) -> None:
+    """Raise UnsafePathError unless ``path`` is a clean, relative, non-hidden-escape path."""
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+        raise UnsafePathError(f"unsafe path {path!r}")
+    for part in path.split("/"):
+        if part in ("", ".", "..") or part.lower() == ".git":
+            raise UnsafePathError(f"unsafe path {path!r}")
+
+
+def is_within(path: str, prefix: str) -> bool:
+    """Return whether the normalized ``path`` lies inside directory ``prefix``."""
+    norm = posixpath.normpath(path)
+    return norm.startswith(prefix.rstrip("/") + "/")

@@ -1,0 +1,54 @@
+"""Outcomes of reconciling one object: a result, a machine-readable reason and a message.
+
+Pure data. Reasons are stable strings: they end up in logs, status conditions and metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from reconciler.core.models import ObjectKey
+
+
+class Result(StrEnum):
+    """What happened to the object."""
+
+    COMMITTED = "committed"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class Reason(StrEnum):
+    """Why, in a stable machine-readable word."""
+
+    CREATED = "Created"
+    UPDATED = "Updated"
+    RERENDERED = "Rerendered"
+    REMOVED = "Removed"
+    IMPORTED = "Imported"
+    UP_TO_DATE = "UpToDate"
+    SUSPENDED = "Suspended"
+    INVALID_SPEC = "InvalidSpec"
+    NOT_OWNED = "NotOwned"
+    REMOVAL_HELD = "RemovalHeld"
+    GIT_ERROR = "GitError"
+    UNSAFE_PATH = "UnsafePath"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one reconcile of one object."""
+
+    key: ObjectKey | None
+    result: Result
+    reason: Reason
+    message: str
+    commit: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """False when the user has to look at it."""
+        return self.result not in (Result.REFUSED, Result.FAILED)

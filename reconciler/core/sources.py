@@ -1,0 +1,114 @@
+"""Parsing resource documents: YAML text in, validated Customers and Previews or refusals out.
+
+Pure: the caller reads the files; this module only judges their text. Every refusal is
+one line naming the file, the object (when known) and the field.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler.core import yamlio
+from reconciler.core.models import API_VERSION, KINDS, ObjectKey, Resource
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Input the reconciler will not act on, and why (one line)."""
+
+    origin: str
+    message: str
+    key: ObjectKey | None = None  # known when the document named a valid kind and name
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The result of reading a set of documents."""
+
+    objects: Sequence[Resource]
+    refusals: Sequence[Refusal]
+    #: True when some file could not be read as YAML at all: its objects are unknown, so
+    #: nothing may be removed on the strength of their absence.
+    incomplete: bool = False
+
+
+def parse_text(origin: str, text: str | bytes) -> Parsed:
+    """Parse every document in one file's text."""
+    try:
+        docs = [d for d in yamlio.load_documents(text) if d is not None]
+    except yamlio.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return Parsed((), (Refusal(origin, f"invalid YAML{where}: {problem}"),), incomplete=True)
+    objects: list[Resource] = []
+    refusals: list[Refusal] = []
+    for index, doc in enumerate(docs):
+        where = origin if len(docs) == 1 else f"{origin}[{index}]"
+        result = parse_document(where, doc)
+        if isinstance(result, Refusal):
+            refusals.append(result)
+        else:
+            objects.append(result)
+    return Parsed(objects, refusals)
+
+
+def parse_document(origin: str, doc: Any) -> Resource | Refusal:
+    """Validate one decoded document as a Customer or Preview."""
+    if not isinstance(doc, dict):
+        return Refusal(origin, f"expected a mapping (a Kubernetes object), got {type(doc).__name__}")
+    kind, api_version = doc.get("kind"), doc.get("apiVersion")
+    if kind not in KINDS or api_version != API_VERSION:
+        return Refusal(
+            origin,
+            f"unknown kind {api_version}/{kind}: expected Customer or Preview in {API_VERSION}",
+        )
+    metadata = doc.get("metadata")
+    raw_name = metadata.get("name") if isinstance(metadata, dict) else None
+    label = f"{kind} {raw_name!r}" if isinstance(raw_name, str) else f"{kind} (no name)"
+    try:
+        obj: Resource = KINDS[kind].model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(document)"
+        msg = err["msg"].removeprefix("Value error, ")
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+        key = _safe_key(kind, raw_name)
+        return Refusal(origin, f"{label}: {field}: {msg}{suffix}", key)
+    return obj
+
+
+def _safe_key(kind: str, name: object) -> ObjectKey | None:
+    from reconciler.core import names
+
+    if isinstance(name, str) and names.is_dns1123_label(name):
+        return ObjectKey(kind, name)
+    return None
+
+
+def combine(results: Iterable[Parsed]) -> Parsed:
+    """Merge per-file results, refusing every object whose kind and name appear twice."""
+    results = list(results)
+    objects = [o for r in results for o in r.objects]
+    refusals = [f for r in results for f in r.refusals]
+    counts = Counter(o.key for o in objects)
+    kept: list[Resource] = []
+    for obj in objects:
+        if counts[obj.key] > 1:
+            refusals.append(Refusal(
+                str(obj.key), f"duplicate name: {counts[obj.key]} documents define {obj.key}",
+                obj.key,
+            ))
+        else:
+            kept.append(obj)
+    unique_refusals = list(dict.fromkeys(refusals))
+    return Parsed(kept, unique_refusals, any(r.incomplete for r in results))

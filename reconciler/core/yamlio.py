@@ -1,0 +1,133 @@
+"""Canonical YAML: the one dumper whose bytes go into the config repo, and the safe loader.
+
+Pure: no I/O. Same input, same bytes — sorted keys, block style, ``---`` between
+documents, LF line endings and exactly one trailing newline — so that "nothing changed"
+can be decided by comparing bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import yaml
+
+_Dumper: type[yaml.SafeDumper]
+_Loader: type[yaml.SafeLoader]
+try:  # the C implementations are several times faster; fall back when libyaml is absent
+    _Dumper = yaml.CSafeDumper  # type: ignore[assignment]
+    _Loader = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Dumper = yaml.SafeDumper
+    _Loader = yaml.SafeLoader
+
+
+def dump_document(doc: Mapping[str, Any]) -> str:
+    """Return one YAML document in canonical form, ending with a newline.
+
+    The block structure is laid out here (PyYAML's pure-Python representer is the slowest
+    step of rendering); every scalar is still written by PyYAML, and anything unusual
+    (multi-line strings, nested sequences, odd keys) falls back to PyYAML whole. The
+    bytes are identical to ``reference_dump_document``: the tests check that.
+    """
+    out: list[str] = []
+    try:
+        _mapping_lines(doc, "", out)
+    except _UnsupportedValueError:
+        return reference_dump_document(doc)
+    return "\n".join(out) + "\n" if out else "{}\n"
+
+
+def reference_dump_document(doc: Mapping[str, Any]) -> str:
+    """The same document written by PyYAML alone (the reference for dump_document)."""
+    text: str = yaml.dump(
+        doc,
+        Dumper=_Dumper,
+        sort_keys=True,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=_WIDTH,
+        indent=2,
+    )
+    return text
+
+
+_WIDTH = 4096
+
+
+class _UnsupportedValueError(Exception):
+    """The fast layout does not handle this value; PyYAML writes the whole document."""
+
+
+@functools.lru_cache(maxsize=65536)
+def _str_scalar(value: str) -> str:
+    if len(value) > 1024:
+        raise _UnsupportedValueError
+    text: str = yaml.dump(value, Dumper=_Dumper, allow_unicode=True, width=_WIDTH)
+    text = text.removesuffix("\n...\n").rstrip("\n")
+    if "\n" in text:
+        raise _UnsupportedValueError
+    return text
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return _str_scalar(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    raise _UnsupportedValueError
+
+
+def _mapping_lines(mapping: Mapping[str, Any], indent: str, out: list[str]) -> None:
+    if not all(isinstance(k, str) and len(k) < 100 for k in mapping):
+        raise _UnsupportedValueError
+    for key in sorted(mapping):
+        value = mapping[key]
+        head = f"{indent}{_str_scalar(key)}:"
+        if isinstance(value, Mapping) and value:
+            out.append(head)
+            _mapping_lines(value, indent + "  ", out)
+        elif isinstance(value, list) and value:
+            out.append(head)
+            _sequence_lines(value, indent, out)
+        elif isinstance(value, Mapping):
+            out.append(f"{head} {{}}")
+        elif isinstance(value, list):
+            out.append(f"{head} []")
+        else:
+            out.append(f"{head} {_scalar(value)}")
+
+
+def _sequence_lines(items: list[Any], indent: str, out: list[str]) -> None:
+    for item in items:
+        if isinstance(item, Mapping) and item:
+            start = len(out)
+            _mapping_lines(item, indent + "  ", out)
+            out[start] = f"{indent}- {out[start][len(indent) + 2:]}"
+        elif isinstance(item, (list, Mapping)):
+            raise _UnsupportedValueError
+        else:
+            out.append(f"{indent}- {_scalar(item)}")
+
+
+def dump_documents(docs: Iterable[Mapping[str, Any]]) -> bytes:
+    """Return several documents as one canonical multi-document YAML file."""
+    return "---\n".join(dump_document(d) for d in docs).encode("utf-8")
+
+
+def load_documents(text: str | bytes) -> Iterator[Any]:
+    """Yield the documents of a YAML stream with the safe loader (raises yaml.YAMLError)."""
+    return iter(yaml.load_all(text, Loader=_Loader))
+
+
+def load_document(text: str | bytes) -> Any:
+    """Return the single document of a YAML stream."""
+    return yaml.load(text, Loader=_Loader)
+
+
+YAMLError = yaml.YAMLError

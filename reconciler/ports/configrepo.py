@@ -1,0 +1,40 @@
+"""The config repository port: read the target branch, commit a change set onto it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from reconciler.core.history import CommitInfo
+from reconciler.core.plan import ChangeSet
+
+
+class ConfigRepo(Protocol):
+    """A branch of a Git repository the reconciler writes rendered files to."""
+
+    def head(self) -> str | None:
+        """The id of the branch's head commit, or None for an unborn branch."""
+
+    def list_files(self, directory: str) -> dict[str, str]:
+        """Files directly in ``directory`` at the head: name -> blob id ({} when absent)."""
+
+    def list_directories(self, parent: str) -> list[str]:
+        """Names of the subdirectories of ``parent`` at the head."""
+
+    def tree_id(self, directory: str) -> str | None:
+        """The tree id of ``directory`` at the head, None when absent."""
+
+    def read_file(self, path: str) -> bytes | None:
+        """The bytes of ``path`` at the head, None when absent."""
+
+    def commit(self, changes: ChangeSet, message: str) -> str:
+        """Commit ``changes`` on top of the head as one commit; return its id.
+
+        Raises ``errors.HeadMovedError`` when the branch moved underneath.
+        """
+
+    def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from the head, newest first."""
+
+    def flush(self) -> None:
+        """Make committed work visible to others (update a work tree, push, ...)."""

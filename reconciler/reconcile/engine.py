@@ -1,0 +1,305 @@
+"""The reconciler: one object in, at most one commit out; a full pass over a set of objects.
+
+Owns the decision of what to write and when; rendering and planning are delegated to the
+pure core, writing to the ConfigRepo port. Every outcome carries a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from reconciler.core import errors, messages, plan
+from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
+from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.render import common, customers, pool, previews
+from reconciler.core.settings import Settings
+from reconciler.core.sources import Parsed
+from reconciler.ports.configrepo import ConfigRepo
+
+log = logging.getLogger(__name__)
+
+OWNED_PREFIXES = {"Customer": ("tenants/", common.POOL_DIRECTORY), "Preview": ("previews/",)}
+
+
+@dataclass
+class PassReport:
+    """Everything one full pass did."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was refused or failed."""
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def commits(self) -> list[str]:
+        """Ids of the commits made, in order."""
+        return [o.commit for o in self.outcomes if o.commit]
+
+
+def render(obj: Resource, settings: Settings) -> common.RenderedDir:
+    """Render any resource."""
+    if isinstance(obj, Customer):
+        return customers.render_customer(obj, settings)
+    return previews.render_preview(obj, settings)
+
+
+@dataclass
+class _Plan:
+    """A planned write for one object (before it is committed)."""
+
+    change: messages.ObjectChange
+    changes: plan.ChangeSet
+    existed: dict[str, bool]
+    input_hash: str | None
+
+
+class Reconciler:
+    """Reconciles resources into a ConfigRepo, one commit per object change."""
+
+    def __init__(self, *, repo: ConfigRepo, settings: Settings, version: str) -> None:
+        self._repo = repo
+        self._settings = settings
+        self._version = version
+        # key -> (input hash, tree id) last seen in sync; rebuilt from the repo when missing
+        self._in_sync: dict[ObjectKey, tuple[str, str]] = {}
+        self._pool: dict[str, pool.PoolEntry] | None = None
+
+    # -- one object -----------------------------------------------------------------------
+
+    def apply(self, obj: Resource) -> Outcome:
+        """Make the config repo hold ``obj``'s rendering; commit only when something changed."""
+        key = obj.key
+        if obj.spec.suspend:
+            return Outcome(key, Result.SKIPPED, Reason.SUSPENDED, "spec.suspend is true")
+        try:
+            planned = self._plan_apply(obj)
+            if planned is None:
+                return Outcome(key, Result.UNCHANGED, Reason.UP_TO_DATE, "config repo up to date")
+            files = messages.file_lines(list(planned.changes.writes), sorted(planned.changes.deletes),
+                                        planned.existed)
+            extra = self._pool_lines(planned.changes)
+            msg = messages.object_message(planned.change, files, extra, self._version)
+            commit = self._commit(planned.changes.confined_to(OWNED_PREFIXES[key.kind]), msg)
+        except errors.ReconcilerError as exc:
+            self._pool = None  # re-read on next use: the repo may not hold what we planned
+            return _failure(key, exc)
+        self._remember(key, planned.input_hash)
+        reason = {"create": Reason.CREATED, "update": Reason.UPDATED}.get(
+            planned.change.action, Reason.RERENDERED)
+        return Outcome(key, Result.COMMITTED, reason, messages.subject_for(planned.change), commit)
+
+    def remove(self, key: ObjectKey) -> Outcome:
+        """Remove an object's directory (and its pool entry) in one commit."""
+        try:
+            current = self._repo.list_files(key.directory)
+            record = self._record(key.directory)
+            if not current:
+                return Outcome(key, Result.UNCHANGED, Reason.UP_TO_DATE, "nothing to remove")
+            if record is None or record.kind != key.kind or record.name != key.name:
+                return Outcome(key, Result.SKIPPED, Reason.NOT_OWNED,
+                               f"{key.directory}/ has no source record of {key}; left alone")
+            changes = plan.plan_removal(key.directory, current)
+            if key.kind == "Customer":
+                changes = changes.merged(self._pool_change(key.name, None))
+            change = messages.ObjectChange(key, "delete", record.spec, None,
+                                           record.generation, record.uid)
+            files = messages.file_lines(list(changes.writes), sorted(changes.deletes),
+                                        dict.fromkeys(changes.writes, True))
+            msg = messages.object_message(change, files, self._pool_lines(changes), self._version)
+            commit = self._commit(changes.confined_to(OWNED_PREFIXES[key.kind]), msg)
+        except errors.ReconcilerError as exc:
+            self._pool = None
+            return _failure(key, exc)
+        self._in_sync.pop(key, None)
+        return Outcome(key, Result.COMMITTED, Reason.REMOVED, f"{key}: removed", commit)
+
+    def _plan_apply(self, obj: Resource) -> _Plan | None:
+        key = obj.key
+        input_hash = common.object_input_hash(obj, self._settings)
+        tree_id = self._repo.tree_id(key.directory)
+        if tree_id is not None and self._in_sync.get(key) == (input_hash, tree_id):
+            return None
+        record = self._record(key.directory) if tree_id is not None else None
+        pool_changes = self._pool_change(key.name, _pool_entry(obj, self._settings))
+        if record is not None and record.input_hash == input_hash and pool_changes.empty:
+            self._in_sync[key] = (input_hash, tree_id or "")
+            return None
+        current = self._repo.list_files(key.directory)
+        if record is None:
+            action = "create" if not current else "update"
+        else:
+            action = "update" if record.spec != spec_data(obj) else "rerender"
+        generation = _generation(obj, record, action)
+        if generation != obj.metadata.generation:  # local mode: count spec changes ourselves
+            obj = obj.model_copy(update={"metadata": obj.metadata.model_copy(
+                update={"generation": generation})})
+        rendered = render(obj, self._settings)
+        changes = plan.plan_directory(rendered, current).merged(pool_changes)
+        if changes.empty:
+            self._in_sync[key] = (input_hash, tree_id or "")
+            return None
+        change = messages.ObjectChange(
+            key, action, record.spec if record else None, spec_data(obj),
+            generation, obj.metadata.uid, common.spec_hash(obj))
+        existed = {f"{key.directory}/{name}": True for name in current}
+        if not pool_changes.empty:
+            pool_files = self._repo.list_files(common.POOL_DIRECTORY)
+            existed.update({f"{common.POOL_DIRECTORY}/{n}": True for n in pool_files})
+        return _Plan(change, changes, existed, input_hash)
+
+    def _record(self, directory: str) -> common.SourceRecord | None:
+        raw = self._repo.read_file(f"{directory}/{common.SOURCE_FILE}")
+        return common.parse_source_record(raw) if raw is not None else None
+
+    def _remember(self, key: ObjectKey, input_hash: str | None) -> None:
+        tree_id = self._repo.tree_id(key.directory)
+        if input_hash and tree_id:
+            self._in_sync[key] = (input_hash, tree_id)
+
+    def _commit(self, changes: plan.ChangeSet, message: str) -> str:
+        commit = self._repo.commit(changes, message)
+        log.info("committed %s %s", commit[:12], message.split("\n", 1)[0])
+        return commit
+
+    # -- the connection pool --------------------------------------------------------------
+
+    def _current_pool(self) -> dict[str, pool.PoolEntry]:
+        """The pool entries the repo holds now (read once, then kept up to date)."""
+        if self._pool is None:
+            record = self._record(common.POOL_DIRECTORY)
+            self._pool = {}
+            for name in record.databases if record else ():
+                self._pool[name] = pool.entry_for(name, self._settings)
+        return self._pool
+
+    def _pool_change(self, name: str, entry: pool.PoolEntry | None) -> plan.ChangeSet:
+        """The pool's change set if ``name``'s entry became ``entry`` (applied to our view)."""
+        entries = self._current_pool()
+        if entries.get(name) == entry:
+            return plan.ChangeSet()
+        if entry is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = entry
+        return self._pool_changes_for(entries)
+
+    def _pool_changes_for(self, entries: dict[str, pool.PoolEntry]) -> plan.ChangeSet:
+        rendered = pool.render_pool(entries.values(), self._settings)
+        return plan.plan_directory(rendered, self._repo.list_files(common.POOL_DIRECTORY))
+
+    @staticmethod
+    def _pool_lines(changes: plan.ChangeSet) -> list[str]:
+        if any(p.startswith(common.POOL_DIRECTORY + "/") for p in changes.paths):
+            return ["- connection pool updated (platform/pgbouncer)"]
+        return []
+
+    # -- a full pass ----------------------------------------------------------------------
+
+    def sync(self, parsed: Parsed) -> PassReport:
+        """Reconcile every object of ``parsed`` and remove what no longer has a resource."""
+        report = PassReport()
+        report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
+                            for r in parsed.refusals]
+        held = {r.key for r in parsed.refusals if r.key is not None}
+        new = [o for o in parsed.objects if self._repo.tree_id(o.key.directory) is None
+               and not o.spec.suspend]
+        if len(new) > self._settings.import_batch:
+            report.outcomes += self._import(new)
+        for obj in parsed.objects:
+            report.outcomes.append(self.apply(obj))
+        report.outcomes += self._remove_absent(parsed, held)
+        report.outcomes += self._fix_pool(parsed, held)
+        self._repo.flush()
+        return report
+
+    def _remove_absent(self, parsed: Parsed, held: set[ObjectKey]) -> list[Outcome]:
+        wanted = {o.key for o in parsed.objects}
+        present = [ObjectKey(kind, name) for kind, top in DIRECTORIES.items()
+                   for name in self._repo.list_directories(top)]
+        absent = [k for k in present if k not in wanted and k not in held]
+        if absent and parsed.incomplete:
+            return [Outcome(k, Result.SKIPPED, Reason.REMOVAL_HELD,
+                            f"{k}: not removed because some source file could not be read")
+                    for k in absent]
+        return [o for o in map(self.remove, absent) if o.result != Result.UNCHANGED]
+
+    def _fix_pool(self, parsed: Parsed, held: set[ObjectKey]) -> list[Outcome]:
+        """Repair the pool when it disagrees with the Customers (settings change, hand edit)."""
+        current = self._current_pool()
+        desired = {name: e for name, e in current.items() if ObjectKey("Customer", name) in held}
+        for obj in parsed.objects:
+            entry = _pool_entry(obj, self._settings)
+            if entry is not None:
+                desired[entry.name] = entry
+        record = self._record(common.POOL_DIRECTORY)
+        if record and record.input_hash == pool.pool_input_hash(desired.values(), self._settings):
+            return []
+        changes = self._pool_changes_for(desired)
+        self._pool = desired
+        if changes.empty:
+            return []
+        msg = messages.build_message(
+            f"platform/pgbouncer: pool lists {len(desired)} databases",
+            ["The connection pool was re-rendered from every Customer with a database."],
+            [(messages.TRAILER_OBJECT, "pool/pgbouncer"), (messages.TRAILER_ACTION, "rerender"),
+             (messages.TRAILER_VERSION, self._version)])
+        try:
+            commit = self._commit(changes.confined_to((common.POOL_DIRECTORY,)), msg)
+        except errors.ReconcilerError as exc:
+            self._pool = None
+            return [_failure(pool.POOL_KEY, exc)]
+        return [Outcome(pool.POOL_KEY, Result.COMMITTED, Reason.RERENDERED, msg.split("\n")[0],
+                        commit)]
+
+    def _import(self, new: Sequence[Resource]) -> list[Outcome]:
+        """Add many new objects in one commit (the first import of a large fleet)."""
+        changes = plan.ChangeSet()
+        planned: list[tuple[Resource, str]] = []
+        for obj in new:
+            rendered = render(obj, self._settings)
+            changes = changes.merged(plan.plan_directory(rendered, {}))
+            planned.append((obj, rendered.input_hash))
+        entries = self._current_pool()
+        for obj, _ in planned:
+            entry = _pool_entry(obj, self._settings)
+            if entry is not None:
+                entries[entry.name] = entry
+        changes = changes.merged(self._pool_changes_for(entries))
+        object_changes = [messages.ObjectChange(o.key, "create", None, spec_data(o))
+                          for o, _ in planned]
+        msg = messages.import_message(object_changes, len(changes.writes),
+                                      self._pool_lines(changes), self._version)
+        try:
+            commit = self._commit(changes.confined_to(("tenants/", "previews/",
+                                                       common.POOL_DIRECTORY)), msg)
+        except errors.ReconcilerError as exc:
+            self._pool = None
+            return [_failure(o.key, exc) for o in new]
+        for obj, input_hash in planned:
+            self._remember(obj.key, input_hash)
+        return [Outcome(o.key, Result.COMMITTED, Reason.IMPORTED, f"{o.key}: imported", commit)
+                for o in new]
+
+
+def _generation(obj: Resource, record: common.SourceRecord | None, action: str) -> int | None:
+    """The generation to record: the resource's own, or in local mode (where files carry
+    none) the previous one plus one for every spec change."""
+    if obj.metadata.generation is not None:
+        return obj.metadata.generation
+    base = record.generation if record and record.generation else 0
+    return base + 1 if action in ("create", "update") else (base or None)
+
+
+def _pool_entry(obj: Resource, settings: Settings) -> pool.PoolEntry | None:
+    return pool.pool_entry(obj, settings) if isinstance(obj, Customer) else None
+
+
+def _failure(key: ObjectKey, exc: errors.ReconcilerError) -> Outcome:
+    if isinstance(exc, errors.UnsafeWriteError):
+        return Outcome(key, Result.REFUSED, Reason.UNSAFE_PATH, f"{key}: {exc}")
+    return Outcome(key, Result.FAILED, Reason.GIT_ERROR, f"{key}: {exc}")
+

@@ -1,0 +1,84 @@
+"""Read-only questions about the config repo: per-object status and audit history.
+
+Everything is derived from the resources and the repository itself, never hidden state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from reconciler.core import messages
+from reconciler.core.history import HistoryEntry, object_history
+from reconciler.core.models import DIRECTORIES, ObjectKey
+from reconciler.core.render import common
+from reconciler.core.settings import Settings
+from reconciler.core.sources import Parsed
+from reconciler.ports.configrepo import ConfigRepo
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """One object's status line."""
+
+    kind: str
+    name: str
+    valid: bool
+    state: str  # InSync, OutOfSync, NotRendered, Invalid, Suspended, Orphaned
+    message: str
+    last_commit: str | None
+    path: str | None
+
+
+def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed) -> list[StatusRow]:
+    """Status of every object in ``parsed`` plus directories with no resource (orphans)."""
+    last = last_commits(repo)
+    rows: list[StatusRow] = []
+    seen: set[ObjectKey] = set()
+    for obj in parsed.objects:
+        key = obj.key
+        seen.add(key)
+        raw = repo.read_file(f"{key.directory}/{common.SOURCE_FILE}")
+        record = common.parse_source_record(raw) if raw is not None else None
+        if obj.spec.suspend:
+            state, message = "Suspended", "spec.suspend is true: no changes are written"
+        elif record is None:
+            state, message = "NotRendered", "not in the config repo yet"
+        elif record.input_hash == common.object_input_hash(obj, settings):
+            state, message = "InSync", "config repo matches the resource"
+        else:
+            state, message = "OutOfSync", "the resource changed since the last commit"
+        rows.append(StatusRow(key.kind, key.name, True, state, message, last.get(key),
+                              key.directory if record else None))
+    for refusal in parsed.refusals:
+        kind, name = (refusal.key.kind, refusal.key.name) if refusal.key else ("?", refusal.origin)
+        if refusal.key:
+            seen.add(refusal.key)
+        rows.append(StatusRow(kind, name, False, "Invalid", str(refusal),
+                              last.get(refusal.key) if refusal.key else None, None))
+    for kind, top in DIRECTORIES.items():
+        for name in repo.list_directories(top):
+            key = ObjectKey(kind, name)
+            if key not in seen:
+                rows.append(StatusRow(kind, name, True, "Orphaned",
+                                      "directory has no resource; the next run removes it",
+                                      last.get(key), key.directory))
+    return sorted(rows, key=lambda r: (r.kind, r.name))
+
+
+def last_commits(repo: ConfigRepo) -> dict[ObjectKey, str]:
+    """The newest commit naming each object in its trailers (one walk of the history)."""
+    out: dict[ObjectKey, str] = {}
+    for commit in repo.log():
+        for value in messages.trailer_values(commit.message, messages.TRAILER_OBJECT):
+            try:
+                key = ObjectKey.parse(value)
+            except ValueError:
+                continue
+            out.setdefault(key, commit.id)
+    return out
+
+
+def history(repo: ConfigRepo, key: ObjectKey) -> Iterator[HistoryEntry]:
+    """The audit trail of ``key``, newest first."""
+    return object_history(repo.log(), key)

@@ -1,0 +1,1 @@
+"""Configuration templates and process plumbing for tests/gitservers.py; no fixtures here."""
