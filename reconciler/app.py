@@ -16,8 +16,9 @@ from reconciler.adapters import filesource
 from reconciler.adapters.gitrepo import GitConfigRepo
 from reconciler.adapters.scheduler import Scheduler
 from reconciler.core import crdgen, errors, messages, plan, yamlio
+from reconciler.core.render import common
 from reconciler.core.settings import Settings, SettingsError, load_settings
-from reconciler.core.sources import Parsed
+from reconciler.core.sources import Parsed, Refusal
 from reconciler.reconcile.engine import PassReport, Reconciler, render
 
 log = logging.getLogger(__name__)
@@ -97,14 +98,19 @@ def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Par
     """``reconciler render``: write each valid object's directory under ``out``."""
     parsed = read_sources(paths)
     written: list[Path] = []
+    refusals = list(parsed.refusals)
     for obj in parsed.objects:
+        problem = common.namespace_problem(obj, settings)
+        if problem:
+            refusals.append(Refusal(str(obj.key), problem, obj.key))
+            continue
         rendered = render(obj, settings)
         for rel, data in rendered.files.items():
             target = out / rendered.directory / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             written.append(target)
-    return parsed, written
+    return Parsed(parsed.objects, refusals, parsed.incomplete), written
 
 
 def write_crds(out: Path) -> list[Path]:

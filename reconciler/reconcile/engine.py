@@ -75,6 +75,9 @@ class Reconciler:
         key = obj.key
         if obj.spec.suspend:
             return Outcome(key, Result.SKIPPED, Reason.SUSPENDED, "spec.suspend is true")
+        problem = common.namespace_problem(obj, self._settings)
+        if problem:
+            return Outcome(key, Result.REFUSED, Reason.INVALID_SPEC, f"{key}: {problem}")
         try:
             planned = self._plan_apply(obj)
             if planned is None:
@@ -206,7 +209,7 @@ class Reconciler:
                             for r in parsed.refusals]
         held = {r.key for r in parsed.refusals if r.key is not None}
         new = [o for o in parsed.objects if self._repo.tree_id(o.key.directory) is None
-               and not o.spec.suspend]
+               and not o.spec.suspend and not common.namespace_problem(o, self._settings)]
         if len(new) > self._settings.import_batch:
             report.outcomes += self._import(new)
         for obj in parsed.objects:

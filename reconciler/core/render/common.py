@@ -63,6 +63,22 @@ def spec_hash(obj: Resource) -> str:
     return digest(spec_data(obj))
 
 
+def namespace_problem(obj: Resource, settings: Settings) -> str | None:
+    """Why ``obj``'s namespace name would be invalid under ``settings`` (None when fine).
+
+    A name is a valid label on its own but the namespace pattern adds to it, so a long
+    name can still make a namespace Kubernetes rejects.
+    """
+    pattern = (settings.namespace_pattern if obj.kind == "Customer"
+               else settings.preview_namespace_pattern)
+    namespace = pattern.replace("{name}", obj.metadata.name)
+    if len(namespace) > names.DNS1123_LABEL_MAX:
+        room = names.DNS1123_LABEL_MAX - (len(pattern) - len("{name}"))
+        return (f"metadata.name: namespace {namespace!r} would be longer than 63 characters; "
+                f"with namespace pattern {pattern!r} a name may have at most {room}")
+    return None
+
+
 def labels_for(key: ObjectKey, component: str) -> dict[str, str]:
     """Standard labels on everything rendered for ``key``."""
     return {
