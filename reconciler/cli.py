@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from reconciler import __version__, app
+from reconciler.adapters.observability import JsonFormatter
 from reconciler.core import errors
 from reconciler.core.models import ObjectKey
 from reconciler.core.outcomes import Result
@@ -28,8 +30,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``reconciler`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _configure_logging(args.verbose, args.log_format)
     try:
         code: int = args.func(args)
     except errors.UserInputError as exc:
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reconciler", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gitops-reconciler {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, func: object, help_text: str) -> argparse.ArgumentParser:
@@ -61,7 +63,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("run", _run, "reconcile resources into the config repo")
     p.add_argument("--source", type=Path, action="append", required=True,
-                   help="directory (or file) of resource manifests; repeatable")
+                   help="'kubernetes' to watch the cluster, or a directory (or file) of "
+                        "resource manifests; repeatable")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube)")
+    p.add_argument("--context", help="kubeconfig context")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="take part in Lease leader election (kubernetes source)")
+    p.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "gitops-reconciler"))
+    p.add_argument("--lease-name", default="gitops-reconciler")
+    p.add_argument("--identity", help="leader election identity (default: host-pid)")
+    p.add_argument("--health-port", type=int, default=8080,
+                   help="port of /healthz, /readyz and /metrics (kubernetes source)")
     p.add_argument("--repo", type=Path, required=True, help="config repo path (created if missing)")
     p.add_argument("--branch", help="target branch (default: main)")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
@@ -85,6 +97,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", type=Path, required=True)
     p.add_argument("--branch")
     return parser
+
+
+def _configure_logging(verbose: bool, log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO if log_format == "json"
+                        else logging.WARNING, handlers=[handler], force=True)
+    for noisy in ("urllib3", "kubernetes", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -118,6 +142,12 @@ def print_report(report: PassReport) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if [str(s) for s in args.source] == ["kubernetes"]:
+        return app.run_kubernetes(
+            repo_path=args.repo, settings=settings, kubeconfig=args.kubeconfig,
+            context=args.context, once=args.once, leader_elect=args.leader_elect,
+            lease_namespace=args.lease_namespace, lease_name=args.lease_name,
+            identity=args.identity, health_port=args.health_port)
     if args.once:
         report = app.run_once(args.source, args.repo, settings)
         print_report(report)

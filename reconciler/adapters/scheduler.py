@@ -12,16 +12,18 @@ from collections.abc import Callable
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    """A blocking scheduler of interval jobs, stopped by SIGINT or SIGTERM."""
+    """Interval jobs, either blocking the caller or on a background thread."""
 
-    def __init__(self) -> None:
-        self._scheduler = BlockingScheduler(
+    def __init__(self, *, background: bool = False) -> None:
+        kind = BackgroundScheduler if background else BlockingScheduler
+        self._scheduler = kind(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
@@ -33,8 +35,16 @@ class Scheduler:
         if run_now:
             self._scheduler.add_job(job, id=f"{name}-first", name=name)
 
+    def start(self) -> None:
+        """Start a background scheduler."""
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stop it (running jobs finish)."""
+        self._scheduler.shutdown(wait=False)
+
     def run_forever(self) -> None:
-        """Block until a signal asks to stop."""
+        """Block until a signal asks to stop (blocking scheduler only)."""
         def stop(signum: int, frame: FrameType | None) -> None:
             log.info("signal %s: stopping", signum)
             self._scheduler.shutdown(wait=False)

@@ -32,3 +32,19 @@ class HeadMovedError(RepoError):
 
 class UnsafeWriteError(PermanentError):
     """A write would leave the path it is confined to."""
+
+
+class ClusterError(TemporaryError):
+    """The Kubernetes API could not be reached or answered with a server error."""
+
+
+class ConflictError(TemporaryError):
+    """A write carried a stale resourceVersion (HTTP 409): re-read and try again."""
+
+
+class WatchExpiredError(TemporaryError):
+    """The watch's resourceVersion is too old (HTTP 410): list again."""
+
+
+class NotFoundError(PermanentError):
+    """The object does not exist (HTTP 404)."""

@@ -86,7 +86,7 @@ class Reconciler:
                                         planned.existed)
             extra = self._pool_lines(planned.changes)
             msg = messages.object_message(planned.change, files, extra, self._version)
-            commit = self._commit(planned.changes.confined_to(OWNED_PREFIXES[key.kind]), msg)
+            commit = self._commit(planned.changes.confined_to(OWNED_PREFIXES[key.kind]), msg, key)
         except errors.ReconcilerError as exc:
             self._pool = None  # re-read on next use: the repo may not hold what we planned
             return _failure(key, exc)
@@ -113,7 +113,7 @@ class Reconciler:
             files = messages.file_lines(list(changes.writes), sorted(changes.deletes),
                                         dict.fromkeys(changes.writes, True))
             msg = messages.object_message(change, files, self._pool_lines(changes), self._version)
-            commit = self._commit(changes.confined_to(OWNED_PREFIXES[key.kind]), msg)
+            commit = self._commit(changes.confined_to(OWNED_PREFIXES[key.kind]), msg, key)
         except errors.ReconcilerError as exc:
             self._pool = None
             return _failure(key, exc)
@@ -163,9 +163,10 @@ class Reconciler:
         if input_hash and tree_id:
             self._in_sync[key] = (input_hash, tree_id)
 
-    def _commit(self, changes: plan.ChangeSet, message: str) -> str:
+    def _commit(self, changes: plan.ChangeSet, message: str, key: object = None) -> str:
         commit = self._repo.commit(changes, message)
-        log.info("committed %s %s", commit[:12], message.split("\n", 1)[0])
+        log.info("committed %s %s", commit[:12], message.split("\n", 1)[0],
+                 extra={"object": str(key)} if key is not None else None)
         return commit
 
     # -- the connection pool --------------------------------------------------------------

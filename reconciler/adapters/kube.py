@@ -1,0 +1,240 @@
+"""The Kubernetes adapter on the official client: the only module importing ``kubernetes``.
+
+Translates client exceptions into the reconciler's errors (404 NotFound, 409 Conflict,
+410 WatchExpired, everything else a temporary ClusterError) and raw API dicts in and out.
+Builds its own ApiClient, never the client library's global configuration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import urllib3
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+from reconciler.core import errors
+from reconciler.core.leader import Lease
+from reconciler.core.models import GROUP, VERSION
+from reconciler.ports.cluster import RawObject, WatchEvent
+
+log = logging.getLogger(__name__)
+EVENTS_NAMESPACE = "default"  # where kubectl looks for events of cluster-scoped objects
+
+
+def api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """An ApiClient from a kubeconfig file, or from the pod's service account when None."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context, client_configuration=configuration)
+        else:
+            try:
+                config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration)
+            except config.ConfigException:
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    context=context, client_configuration=configuration)
+    except (config.ConfigException, OSError) as exc:
+        raise errors.UserInputError(f"cannot load Kubernetes configuration: {exc}") from exc
+    return client.ApiClient(configuration)
+
+
+def _translate(exc: Exception, what: str) -> errors.ReconcilerError:
+    if isinstance(exc, ApiException):
+        status = exc.status or 0
+        detail = f"{what}: HTTP {status} {exc.reason}"
+        if status == 404:
+            return errors.NotFoundError(detail)
+        if status == 409:
+            return errors.ConflictError(detail)
+        if status == 410:
+            return errors.WatchExpiredError(detail)
+        if status in (400, 422):
+            return errors.PermanentError(detail)
+        return errors.ClusterError(detail)
+    return errors.ClusterError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _micro(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    text = str(value).replace("Z", "+00:00")
+    return dt.datetime.fromisoformat(text).timestamp()
+
+
+class KubeCluster:
+    """The Cluster port on a kubernetes ApiClient."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        # the typed client models reject the raw dicts this adapter trades in: keep them Any
+        self._api = api
+        self._custom: Any = client.CustomObjectsApi(api)
+        self._core: Any = client.CoreV1Api(api)
+        self._coordination: Any = client.CoordinationV1Api(api)
+
+    def list_objects(self, plural: str) -> tuple[list[RawObject], str]:
+        """Every object of ``plural`` and the list's resourceVersion."""
+        try:
+            raw: RawObject = self._custom.list_cluster_custom_object(GROUP, VERSION, plural)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list {plural}") from exc
+        return list(raw.get("items", [])), str(raw["metadata"]["resourceVersion"])
+
+    def watch_objects(self, plural: str, resource_version: str,
+                      timeout_seconds: int) -> Iterator[WatchEvent]:
+        """Events after ``resource_version`` until the server ends the watch."""
+        watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+        try:
+            for event in watcher.stream(
+                self._custom.list_cluster_custom_object, GROUP, VERSION, plural,
+                resource_version=resource_version, allow_watch_bookmarks=True,
+                timeout_seconds=timeout_seconds,
+            ):
+                raw = event["raw_object"]
+                rv = (raw.get("metadata") or {}).get("resourceVersion")
+                yield WatchEvent(event["type"], raw, rv)
+        except (ApiException, urllib3.exceptions.HTTPError, ValueError) as exc:
+            raise _translate(exc, f"watch {plural}") from exc
+        finally:
+            watcher.stop()
+
+    def get_object(self, plural: str, name: str) -> RawObject | None:
+        """One object, or None."""
+        try:
+            raw: RawObject = self._custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _translate(exc, f"get {plural}/{name}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise _translate(exc, f"get {plural}/{name}") from exc
+        return raw
+
+    def patch_status(self, plural: str, name: str, status: Mapping[str, Any]) -> RawObject:
+        """Merge-patch the status subresource."""
+        try:
+            raw: RawObject = self._custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, plural, name, {"status": dict(status)})
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"patch {plural}/{name} status") from exc
+        return raw
+
+    def set_finalizers(self, plural: str, name: str, finalizers: list[str],
+                       resource_version: str) -> RawObject:
+        """Replace metadata.finalizers, guarded by ``resource_version``."""
+        body = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
+        try:
+            raw: RawObject = self._custom.patch_cluster_custom_object(
+                GROUP, VERSION, plural, name, body)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"update {plural}/{name} finalizers") from exc
+        return raw
+
+    def replace_spec(self, plural: str, name: str, spec: Mapping[str, Any],
+                     resource_version: str) -> RawObject:
+        """Replace the spec, guarded by ``resource_version``."""
+        body = [{"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+                {"op": "replace", "path": "/spec", "value": dict(spec)}]
+        try:
+            raw: RawObject = self._custom.api_client.call_api(
+                f"/apis/{GROUP}/{VERSION}/{plural}/{name}", "PATCH",
+                header_params={"Content-Type": "application/json-patch+json",
+                               "Accept": "application/json"},
+                body=body, response_type="object", auth_settings=["BearerToken"],
+                _return_http_data_only=True)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"update {plural}/{name} spec") from exc
+        return raw
+
+    def create_event(self, involved: RawObject, *, event_type: str, reason: str,
+                     message: str, component: str, now: float) -> None:
+        """Record a core/v1 Event about ``involved`` (failures are logged, not raised)."""
+        meta = involved.get("metadata") or {}
+        stamp = _iso(now)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta.get('name', 'object')}.{uuid.uuid4().hex[:16]}",
+                         "namespace": EVENTS_NAMESPACE},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
+                "name": meta.get("name"), "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "eventTime": _micro(now),
+            "action": reason,
+            "count": 1,
+        }
+        try:
+            self._core.create_namespaced_event(EVENTS_NAMESPACE, body)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            log.warning("could not record event %s: %s", reason, _translate(exc, "create event"))
+
+    def read_lease(self, namespace: str, name: str) -> Lease | None:
+        """The Lease, or None."""
+        try:
+            raw = self._coordination.read_namespaced_lease(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _translate(exc, f"read lease {namespace}/{name}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise _translate(exc, f"read lease {namespace}/{name}") from exc
+        spec = raw.spec
+        return Lease(
+            holder=spec.holder_identity,
+            acquire_time=_seconds(spec.acquire_time),
+            renew_time=_seconds(spec.renew_time),
+            duration_seconds=int(spec.lease_duration_seconds or 15),
+            transitions=int(spec.lease_transitions or 0),
+            resource_version=raw.metadata.resource_version,
+        )
+
+    def write_lease(self, namespace: str, name: str, lease: Lease) -> Lease:
+        """Create (no resource_version) or replace (guarded) the Lease."""
+        body: dict[str, Any] = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "holderIdentity": lease.holder,
+                "leaseDurationSeconds": lease.duration_seconds,
+                "leaseTransitions": lease.transitions,
+                "acquireTime": _micro(lease.acquire_time) if lease.acquire_time else None,
+                "renewTime": _micro(lease.renew_time) if lease.renew_time else None,
+            },
+        }
+        try:
+            if lease.resource_version is None:
+                raw = self._coordination.create_namespaced_lease(namespace, body)
+            else:
+                body["metadata"]["resourceVersion"] = lease.resource_version
+                raw = self._coordination.replace_namespaced_lease(name, namespace, body)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"write lease {namespace}/{name}") from exc
+        return Lease(lease.holder, lease.acquire_time, lease.renew_time, lease.duration_seconds,
+                     lease.transitions, raw.metadata.resource_version)

@@ -1,0 +1,228 @@
+"""The in-cluster controller: Customers and Previews from the API, commits, status, events.
+
+Level-triggered and restart-safe: whatever arrives (watch event, relist, resync) only
+queues the object's key; a reconcile reads the cached object and converges. The commit
+state lives in the config repo, so a restarted or new leader makes no duplicate commits.
+The rendering and writing path is the same Reconciler as local mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.core import conditions, errors, sources
+from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey
+from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.ports.cluster import Cluster, RawObject
+from reconciler.ports.configrepo import ConfigRepo
+from reconciler.ports.metrics import Metrics, NoMetrics
+from reconciler.reconcile import queries
+from reconciler.reconcile.engine import Reconciler
+from reconciler.reconcile.informer import Informer
+from reconciler.reconcile.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "reconciler.ahoi.dev/finalizer"
+COMPONENT = "gitops-reconciler"
+
+
+class Controller:
+    """Watches both kinds and reconciles each changed object through the Reconciler."""
+
+    def __init__(self, *, cluster: Cluster, engine: Reconciler, repo: ConfigRepo,
+                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
+                 watch_timeout: int = 300) -> None:
+        self._cluster = cluster
+        self._engine = engine
+        self._repo = repo
+        self._clock = clock
+        self._metrics = metrics or NoMetrics()
+        self.queue: WorkQueue[ObjectKey] = WorkQueue()
+        self.informers = {
+            kind: Informer(cluster=cluster, plural=plural, watch_timeout=watch_timeout,
+                           on_change=self._enqueuer(kind))
+            for kind, plural in PLURALS.items()
+        }
+        self._last_commit: dict[ObjectKey, str] | None = None
+        self.failures: dict[ObjectKey, str] = {}
+
+    def _enqueuer(self, kind: str) -> Callable[[str], None]:
+        def enqueue(name: str) -> None:
+            self.queue.add(ObjectKey(kind, name))
+        return enqueue
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Watch and reconcile until ``stop`` is set."""
+        threads = [threading.Thread(target=inf.run, args=(stop,), daemon=True,
+                                    name=f"informer-{inf.plural}")
+                   for inf in self.informers.values()]
+        for thread in threads:
+            thread.start()
+        for informer in self.informers.values():
+            while not informer.synced.wait(0.5):
+                if stop.is_set():
+                    return
+        self.enqueue_orphans()
+        self._metrics.synced(self._clock())
+        while not stop.is_set():
+            key = self.queue.get(timeout=0.5)
+            self._metrics.queue_depth(len(self.queue))
+            if key is not None:
+                self.process(key)
+            if not len(self.queue):
+                self._repo.flush()
+        self.queue.close()
+
+    def run_once(self, attempts: int = 3) -> bool:
+        """List everything, reconcile until the queue is empty; True when all succeeded."""
+        for informer in self.informers.values():
+            informer.relist()
+        self.enqueue_orphans()
+        tries: dict[ObjectKey, int] = {}
+        while len(self.queue):
+            key = self.queue.get(timeout=1.0)
+            if key is None:
+                continue
+            if not self.process(key):
+                tries[key] = tries.get(key, 0) + 1
+                if tries[key] < attempts:
+                    self.queue.retry(key)
+        self._metrics.synced(self._clock())
+        return not self.failures
+
+    def resync(self) -> None:
+        """Queue every known object again (periodic full resync)."""
+        for kind, informer in self.informers.items():
+            for name in informer.names():
+                self.queue.add(ObjectKey(kind, name))
+        self.enqueue_orphans()
+        self._metrics.synced(self._clock())
+
+    def enqueue_orphans(self) -> None:
+        """Queue directories whose object no longer exists (deleted while we were down)."""
+        for kind, top in DIRECTORIES.items():
+            known = set(self.informers[kind].names())
+            for name in self._repo.list_directories(top):
+                if name not in known:
+                    self.queue.add(ObjectKey(kind, name))
+
+    def process(self, key: ObjectKey) -> bool:
+        """Reconcile one key, with metrics and backoff bookkeeping; True on success."""
+        started = time.monotonic()
+        try:
+            ok, result = self.reconcile(key)
+        except errors.ReconcilerError as exc:
+            log.warning("reconcile failed: %s", exc, extra={"object": str(key)})
+            ok, result = False, "error"
+            self.failures[key] = str(exc)
+        finally:
+            self.queue.done(key)
+        self._metrics.reconciled(key.kind, result, time.monotonic() - started)
+        if ok:
+            self.queue.forget(key)
+            self.failures.pop(key, None)
+        else:
+            self.queue.retry(key)
+        return ok
+
+    # -- one object ---------------------------------------------------------------------
+
+    def reconcile(self, key: ObjectKey) -> tuple[bool, str]:
+        """Converge one object; (succeeded, result word)."""
+        raw = self.informers[key.kind].get(key.name)
+        if raw is None:
+            outcome = self._engine.remove(key)
+            self._count(outcome)
+            if not outcome.ok:
+                self.failures[key] = outcome.message
+            return outcome.ok, outcome.result.value
+        meta = raw.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return self._finalize(key, raw)
+        parsed = sources.parse_document(str(key), raw)
+        if isinstance(parsed, sources.Refusal):
+            outcome = Outcome(key, Result.REFUSED, Reason.INVALID_SPEC, parsed.message)
+            self._write_status(raw, outcome, meta.get("generation"), None, warn=True)
+            return True, outcome.result.value  # permanent until the object changes
+        if FINALIZER not in (meta.get("finalizers") or []):
+            raw = self._cluster.set_finalizers(PLURALS[key.kind], key.name,
+                                               [*(meta.get("finalizers") or []), FINALIZER],
+                                               str(meta.get("resourceVersion")))
+        outcome = self._engine.apply(parsed)
+        self._count(outcome)
+        if outcome.result == Result.COMMITTED and outcome.commit:
+            self._remember_commit(key, outcome.commit)
+            self._event(raw, "Normal", outcome.reason.value,
+                        f"committed {outcome.commit[:12]}: {outcome.message}")
+        elif outcome.result == Result.UNCHANGED:
+            outcome = Outcome(key, outcome.result, outcome.reason, outcome.message,
+                              self._known_commit(key))
+        self._write_status(raw, outcome, parsed.metadata.generation, key.directory,
+                           warn=not outcome.ok)
+        if not outcome.ok:
+            self.failures[key] = outcome.message
+        return outcome.ok, outcome.result.value
+
+    def _finalize(self, key: ObjectKey, raw: RawObject) -> tuple[bool, str]:
+        meta = raw["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return True, "skipped"
+        outcome = self._engine.remove(key)
+        self._count(outcome)
+        if not outcome.ok:
+            self._event(raw, "Warning", outcome.reason.value, outcome.message)
+            return False, outcome.result.value
+        if outcome.result == Result.COMMITTED:
+            self._event(raw, "Normal", "Removed",
+                        f"committed {str(outcome.commit)[:12]}: {outcome.message}")
+        finalizers.remove(FINALIZER)
+        with contextlib.suppress(errors.NotFoundError):  # already gone: nothing to release
+            self._cluster.set_finalizers(PLURALS[key.kind], key.name, finalizers,
+                                         str(meta.get("resourceVersion")))
+        return True, outcome.result.value
+
+    # -- status, events, bookkeeping ----------------------------------------------------
+
+    def _write_status(self, raw: RawObject, outcome: Outcome, generation: int | None,
+                      path: str | None, *, warn: bool) -> None:
+        previous = raw.get("status") or {}
+        status = conditions.status_for(previous, outcome, generation, path, self._clock())
+        if _same_status(previous, status):
+            return
+        name = raw["metadata"]["name"]
+        self._cluster.patch_status(PLURALS[raw["kind"]], name, status)
+        if warn:
+            self._event(raw, "Warning", outcome.reason.value, outcome.message)
+
+    def _event(self, raw: RawObject, event_type: str, reason: str, message: str) -> None:
+        self._cluster.create_event(raw, event_type=event_type, reason=reason, message=message,
+                                   component=COMPONENT, now=self._clock())
+
+    def _count(self, outcome: Outcome) -> None:
+        if outcome.result == Result.COMMITTED:
+            self._metrics.committed()
+        elif outcome.reason == Reason.GIT_ERROR:
+            self._metrics.git_error()
+
+    def _known_commit(self, key: ObjectKey) -> str | None:
+        if self._last_commit is None:
+            self._last_commit = queries.last_commits(self._repo)
+        return self._last_commit.get(key)
+
+    def _remember_commit(self, key: ObjectKey, commit: str) -> None:
+        if self._last_commit is not None:
+            self._last_commit[key] = commit
+
+
+def _same_status(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Equal apart from condition timestamps (which only move when a status flips)."""
+    return bool(old) and old == new
