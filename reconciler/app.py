@@ -11,20 +11,25 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import reconciler
 from reconciler.adapters import filesource
+from reconciler.adapters.gitremote import Credentials, MirrorConfigRepo, is_url
 from reconciler.adapters.gitrepo import GitConfigRepo
 from reconciler.adapters.kube import KubeCluster, api_client
 from reconciler.adapters.observability import HealthServer, PrometheusMetrics
 from reconciler.adapters.scheduler import Scheduler
+from reconciler.adapters.signing import Signer, signer_from_spec
 from reconciler.core import crdgen, errors, messages, plan, yamlio
+from reconciler.core.models import ObjectKey
 from reconciler.core.render import common
 from reconciler.core.settings import Settings, SettingsError, load_settings
 from reconciler.core.sources import Parsed, Refusal
 from reconciler.reconcile.controller import Controller
+from reconciler.reconcile.delivery import Delivery, DeliveryReport
 from reconciler.reconcile.election import Elector
 from reconciler.reconcile.engine import PassReport, Reconciler, render
 
@@ -132,32 +137,136 @@ def write_crds(out: Path) -> list[Path]:
     return paths
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where commits go: a local repository path, or a remote URL mirrored in state_dir."""
+
+    repo: str
+    state_dir: Path = field(default_factory=lambda: default_state_dir(os.environ))
+    credentials: Credentials = field(default_factory=Credentials)
+    signer: Signer | None = None
+    push_window: float | None = None
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """$RECONCILER_STATE_DIR, else ~/.local/state/gitops-reconciler."""
+    return Path(environ.get("RECONCILER_STATE_DIR", "~/.local/state/gitops-reconciler")).expanduser()
+
+
+def target_from(*, repo: str, state_dir: Path | None, ssh_key: Path | None,
+                ssh_user: str | None, known_hosts: Path | None, username: str | None,
+                token_file: Path | None, sign: str | None, push_window: float | None,
+                environ: dict[str, str] | None = None) -> Target:
+    """A Target from command-line values; secrets from files or RECONCILER_GIT_* variables."""
+    env = dict(os.environ if environ is None else environ)
+    password = env.get("RECONCILER_GIT_TOKEN") or env.get("RECONCILER_GIT_PASSWORD")
+    if token_file is not None:
+        try:
+            password = token_file.read_text().strip()
+        except OSError as exc:
+            raise errors.UserInputError(f"{token_file}: {exc.strerror}") from exc
+    key = ssh_key or (Path(env["RECONCILER_GIT_SSH_KEY"]) if env.get("RECONCILER_GIT_SSH_KEY")
+                      else None)
+    if key is not None and not key.is_file():
+        raise errors.UserInputError(f"--ssh-key {key}: no such file")
+    credentials = Credentials(ssh_key=key, ssh_user=ssh_user,
+                              username=username or env.get("RECONCILER_GIT_USERNAME"),
+                              password=password, known_hosts=known_hosts)
+    signer = signer_from_spec(sign) if sign else None
+    return Target(repo=repo, state_dir=(state_dir or default_state_dir(env)).expanduser(),
+                  credentials=credentials, signer=signer, push_window=push_window)
+
+
+@dataclass
+class Wiring:
+    """The adapters and logic of one run, built once."""
+
+    repo: GitConfigRepo
+    engine: Reconciler
+    delivery: Delivery | None
+
+
+def wire(target: Target | Path, settings: Settings,
+         on_rebase: Callable[[list[ObjectKey]], None] | None = None) -> Wiring:
+    """Build the config repo (local or mirrored), the Reconciler and, for a remote, Delivery."""
+    if isinstance(target, Path):
+        target = Target(str(target))
+    if not is_url(target.repo):
+        repo = GitConfigRepo.open(Path(target.repo), branch=settings.branch,
+                                  author_name=settings.author_name,
+                                  author_email=settings.author_email, create=True,
+                                  signer=target.signer)
+        if repo.head() is None:
+            seed(repo)
+        return Wiring(repo, Reconciler(repo=repo, settings=settings, version=VERSION), None)
+    mirror = MirrorConfigRepo.open_mirror(
+        target.repo, target.state_dir, credentials=target.credentials, branch=settings.branch,
+        author_name=settings.author_name, author_email=settings.author_email,
+        signer=target.signer)
+    if mirror.head() is None:
+        seed(mirror)  # an empty remote: the first push creates the branch
+    engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
+
+    def rebase(keys: list[ObjectKey]) -> None:
+        engine.invalidate()
+        if on_rebase is not None:
+            on_rebase(keys)
+
+    delivery = Delivery(
+        repo=mirror, on_rebase=rebase,
+        window=settings.push_window_seconds if target.push_window is None else target.push_window,
+        require_signed=mirror.is_signed if target.signer is not None else None)
+    if mirror.pending():
+        delivery.committed()  # left over from a previous run: push them
+    return Wiring(mirror, engine, delivery)
+
+
 def local_reconciler(repo_path: Path, settings: Settings) -> tuple[GitConfigRepo, Reconciler]:
     """The reconciler wired to a local repository."""
-    repo = open_repo(repo_path, settings, create=True)
-    return repo, Reconciler(repo=repo, settings=settings, version=VERSION)
+    wiring = wire(repo_path, settings)
+    return wiring.repo, wiring.engine
 
 
-def run_once(sources: Sequence[Path], repo_path: Path, settings: Settings) -> PassReport:
-    """One local-mode pass."""
-    _, engine = local_reconciler(repo_path, settings)
-    return engine.sync(read_sources(sources))
+def run_once(sources: Sequence[Path], target: Target | Path,
+             settings: Settings) -> tuple[PassReport, DeliveryReport | None]:
+    """One local-mode pass, then (for a remote) one delivery of every commit made."""
+    holder: list[Reconciler] = []
+
+    def again(_keys: list[ObjectKey]) -> None:
+        holder[0].sync(read_sources(sources))
+
+    wiring = wire(target, settings, on_rebase=again)
+    holder.append(wiring.engine)
+    report = wiring.engine.sync(read_sources(sources))
+    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
+    return report, delivered
 
 
-def run_forever(sources: Sequence[Path], repo_path: Path, settings: Settings,
-                on_report: object) -> None:
-    """Local mode: reconcile now, on every change of the sources, and every resync period."""
-    _, engine = local_reconciler(repo_path, settings)
+def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settings,
+                on_report: Callable[[PassReport], None]) -> None:
+    """Local mode: reconcile now, on every change of the sources, and every resync period;
+    push (for a remote) once the oldest unpushed commit is ``push_window`` old."""
     last: list[object] = [None]
+    holder: list[Reconciler] = []
+
+    def again(_keys: list[ObjectKey]) -> None:
+        holder[0].sync(read_sources(sources))
+
+    wiring = wire(target, settings, on_rebase=again)
+    holder.append(wiring.engine)
 
     def sync(force: bool) -> None:
         snap = filesource.snapshot(list(sources))
-        if not force and snap == last[0]:
-            return
-        last[0] = snap
-        report = engine.sync(read_sources(sources))
-        if callable(on_report):
+        if force or snap != last[0]:
+            last[0] = snap
+            report = wiring.engine.sync(read_sources(sources))
             on_report(report)
+            if report.commits and wiring.delivery is not None:
+                wiring.delivery.committed()
+        if wiring.delivery is not None and wiring.delivery.due():
+            delivered = wiring.delivery.deliver()
+            if delivered.error:
+                log.error("delivery: %s", delivered.error)
 
     scheduler = Scheduler()
     scheduler.every(POLL_SECONDS, lambda: sync(False), name="watch-sources", run_now=True)
@@ -165,16 +274,23 @@ def run_forever(sources: Sequence[Path], repo_path: Path, settings: Settings,
     scheduler.run_forever()
 
 
-
-
-def run_kubernetes(*, repo_path: Path, settings: Settings, kubeconfig: str | None,
+def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None,
                    context: str | None, once: bool, leader_elect: bool, lease_namespace: str,
                    lease_name: str, identity: str | None, health_port: int) -> int:
     """``run --source kubernetes``: the in-cluster controller (or one pass with ``once``)."""
     cluster = KubeCluster(api_client(kubeconfig, context))
-    repo, engine = local_reconciler(repo_path, settings)
+    controllers: list[Controller] = []
+
+    def requeue(keys: list[ObjectKey]) -> None:
+        for key in keys:
+            controllers[0].queue.add(key)
+
+    wiring = wire(target, settings, on_rebase=requeue)
+    repo = wiring.repo
     metrics = PrometheusMetrics()
-    controller = Controller(cluster=cluster, engine=engine, repo=repo, metrics=metrics)
+    controller = Controller(cluster=cluster, engine=wiring.engine, repo=repo, metrics=metrics,
+                            delivery=wiring.delivery)
+    controllers.append(controller)
     if once:
         ok = controller.run_once()
         repo.flush()

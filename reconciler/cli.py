@@ -22,6 +22,7 @@ from reconciler.core.models import ObjectKey
 from reconciler.core.outcomes import Result
 from reconciler.core.settings import Settings
 from reconciler.reconcile import queries
+from reconciler.reconcile.delivery import DeliveryReport
 from reconciler.reconcile.engine import PassReport
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -74,9 +75,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--identity", help="leader election identity (default: host-pid)")
     p.add_argument("--health-port", type=int, default=8080,
                    help="port of /healthz, /readyz and /metrics (kubernetes source)")
-    p.add_argument("--repo", type=Path, required=True, help="config repo path (created if missing)")
+    p.add_argument("--repo", required=True,
+                   help="config repo: a local path (created if missing) or a remote URL "
+                        "(ssh://, https://, http://, git://, file://) mirrored in --state-dir")
     p.add_argument("--branch", help="target branch (default: main)")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.add_argument("--state-dir", type=Path,
+                   help="where remote mirrors live (default: $RECONCILER_STATE_DIR or "
+                        "~/.local/state/gitops-reconciler)")
+    p.add_argument("--ssh-key", type=Path, help="SSH private key for ssh:// remotes "
+                   "(or $RECONCILER_GIT_SSH_KEY)")
+    p.add_argument("--ssh-user", help="SSH user when the URL names none (default: git)")
+    p.add_argument("--known-hosts", type=Path, help="pin SSH host keys to this known_hosts file")
+    p.add_argument("--git-username", help="HTTPS user (or $RECONCILER_GIT_USERNAME)")
+    p.add_argument("--git-token-file", type=Path,
+                   help="file holding the HTTPS token or password (or $RECONCILER_GIT_TOKEN)")
+    p.add_argument("--sign", help="sign every commit: ssh:KEYFILE or gpg:KEYID")
+    p.add_argument("--push-window", type=float,
+                   help="seconds an unpushed commit may wait for others to share its push "
+                        "(default: push_window_seconds, 10)")
 
     p = command("status", _status, "per-object status, from the resources and the repo")
     p.add_argument("--source", type=Path, action="append", required=True)
@@ -140,20 +157,43 @@ def print_report(report: PassReport) -> None:
           f"{sum(1 for o in report.outcomes if not o.ok)} refused or failed")
 
 
+def _target(args: argparse.Namespace) -> app.Target:
+    return app.target_from(
+        repo=args.repo, state_dir=args.state_dir, ssh_key=args.ssh_key, ssh_user=args.ssh_user,
+        known_hosts=args.known_hosts, username=args.git_username,
+        token_file=args.git_token_file, sign=args.sign, push_window=args.push_window)
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    target = _target(args)
     if [str(s) for s in args.source] == ["kubernetes"]:
         return app.run_kubernetes(
-            repo_path=args.repo, settings=settings, kubeconfig=args.kubeconfig,
+            target=target, settings=settings, kubeconfig=args.kubeconfig,
             context=args.context, once=args.once, leader_elect=args.leader_elect,
             lease_namespace=args.lease_namespace, lease_name=args.lease_name,
             identity=args.identity, health_port=args.health_port)
     if args.once:
-        report = app.run_once(args.source, args.repo, settings)
+        report, delivered = app.run_once(args.source, target, settings)
         print_report(report)
-        return EXIT_OK if report.ok else EXIT_REFUSED
-    app.run_forever(args.source, args.repo, settings, on_report=print_report)
+        if delivered is not None:
+            _print_delivery(delivered)
+        ok = report.ok and (delivered is None or delivered.error is None)
+        return EXIT_OK if ok else EXIT_REFUSED
+    app.run_forever(args.source, target, settings, on_report=print_report)
     return EXIT_OK
+
+
+def _print_delivery(delivered: DeliveryReport) -> None:
+    for change in delivered.foreign:
+        print(f"warning: commit {change.commit.id[:12]} by {change.commit.author_name} changed "
+              f"files the reconciler owns: {', '.join(change.paths[:5])}", file=sys.stderr)
+    if delivered.error:
+        print(f"push failed: {delivered.error}", file=sys.stderr)
+    else:
+        print(f"pushed {delivered.pushed} commits in {delivered.pushes} push(es)"
+              + (f" after {delivered.rebases} re-render(s) on a moved remote"
+                 if delivered.rebases else ""))
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 import pygit2
 
 from reconciler.adapters import looseobjects
+from reconciler.adapters.signing import Signer
 from reconciler.core import errors, names
 from reconciler.core.history import CommitInfo
 from reconciler.core.plan import ChangeSet
@@ -33,8 +34,9 @@ class GitConfigRepo:
     """A branch of a local repository (bare or not) used as the config repo."""
 
     def __init__(self, repo: pygit2.Repository, *, branch: str, author_name: str,
-                 author_email: str) -> None:
+                 author_email: str, signer: Signer | None = None) -> None:
         self._repo = repo
+        self.signer = signer
         self._ref = f"refs/heads/{branch}"
         self.branch = branch
         self._author = (author_name, author_email)
@@ -49,7 +51,7 @@ class GitConfigRepo:
 
     @classmethod
     def open(cls, path: str | Path, *, branch: str, author_name: str, author_email: str,
-             create: bool = False) -> GitConfigRepo:
+             create: bool = False, signer: Signer | None = None) -> GitConfigRepo:
         """Open the repository at ``path``; with ``create`` make a bare one when missing."""
         path = Path(path)
         try:
@@ -62,7 +64,8 @@ class GitConfigRepo:
                 repo = pygit2.Repository(discovered)
         except pygit2.GitError as exc:
             raise errors.RepoError(f"{path}: cannot open repository: {exc}") from exc
-        return cls(repo, branch=branch, author_name=author_name, author_email=author_email)
+        return cls(repo, branch=branch, author_name=author_name, author_email=author_email,
+                   signer=signer)
 
     @property
     def path(self) -> str:
@@ -172,14 +175,37 @@ class GitConfigRepo:
                 tree_id = self._repo.TreeBuilder().write()
             author = pygit2.Signature(*self._author)
             parents = [pygit2.Oid(hex=head)] if head else []
-            oid = self._repo.create_commit(self._ref, author, author, message, tree_id, parents)
-        except pygit2.GitError as exc:
+            if self.signer is None:
+                oid = self._repo.create_commit(self._ref, author, author, message, tree_id,
+                                               parents)
+            else:
+                oid = self._signed_commit(head, author, message, tree_id, parents)
+        except (pygit2.GitError, OSError) as exc:  # libgit2 reports lock failures as OSError
             self._builders.clear()
             if "current tip is not the first parent" in str(exc):
                 raise errors.HeadMovedError(f"{self._ref} moved during the commit") from exc
             raise errors.RepoError(f"commit failed: {exc}") from exc
         self._patch_listings(str(oid), changed)
         return str(oid)
+
+    def _signed_commit(self, head: str | None, author: pygit2.Signature, message: str,
+                       tree_id: Any, parents: list[pygit2.Oid]) -> pygit2.Oid:
+        """Create a signed commit and advance the branch if it still points at ``head``."""
+        assert self.signer is not None
+        content: Any = self._repo.create_commit_string(author, author, message, tree_id,
+                                                       list(parents))
+        signature = self.signer.sign(str(content).encode("utf-8"))
+        oid: pygit2.Oid = self._repo.create_commit_with_signature(str(content), signature)
+        # libgit2 has no compare-and-swap for a ref update outside create_commit: re-check
+        if self.head() != head:
+            raise errors.HeadMovedError(f"{self._ref} moved during the commit")
+        self._repo.references.create(self._ref, oid, force=True)
+        return oid
+
+    def is_signed(self, commit_id: str) -> bool:
+        """Whether the commit carries a signature header."""
+        commit = self._commit_at(commit_id)
+        return commit.gpg_signature[0] is not None
 
     def _patch_listings(self, new_head: str, changed: Mapping[str, tuple[bool, Any] | None]) -> None:
         """Carry the cached listings over to our own new commit instead of re-reading them."""

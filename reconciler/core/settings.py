@@ -59,6 +59,10 @@ class Settings(BaseModel):
         description="A pass creating more objects than this adds them in one import commit.",
     )
     resync_seconds: int = Field(default=300, ge=5)
+    push_window_seconds: float = Field(
+        default=10.0, ge=0,
+        description="A remote is pushed once its oldest unpushed commit is this old.",
+    )
 
     @field_validator("namespace_pattern", "preview_namespace_pattern")
     @classmethod
@@ -78,7 +82,7 @@ class Settings(BaseModel):
         """Hash of the settings that change rendered bytes (not author, branch, timing)."""
         relevant = self.model_dump(
             mode="json", exclude={"branch", "author_name", "author_email", "import_batch",
-                                  "resync_seconds"}
+                                  "resync_seconds", "push_window_seconds"}
         )
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from reconciler.core.history import CommitInfo
@@ -38,3 +39,44 @@ class ConfigRepo(Protocol):
 
     def flush(self) -> None:
         """Make committed work visible to others (update a work tree, push, ...)."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """How a push went: ``rejected`` holds the server's reason when it refused."""
+
+    ok: bool
+    pushed: str | None = None
+    rejected: str | None = None
+
+
+@dataclass(frozen=True)
+class ForeignChange:
+    """A commit on the remote, not made by the reconciler, that touched these paths."""
+
+    commit: CommitInfo
+    paths: tuple[str, ...]
+
+
+class RemoteConfigRepo(ConfigRepo, Protocol):
+    """A ConfigRepo that is a local mirror of a remote branch."""
+
+    url: str
+
+    def fetch(self) -> str | None:
+        """Fetch the remote branch; return its head (None when it does not exist yet)."""
+
+    def pending(self) -> list[CommitInfo]:
+        """Local commits not yet on the remote branch, oldest first."""
+
+    def push(self) -> PushResult:
+        """Push the local branch (never forced); the remote may refuse."""
+
+    def remote_head(self) -> str | None:
+        """The remote branch's head as last fetched."""
+
+    def reset_to_remote(self) -> None:
+        """Point the local branch at the fetched remote head, dropping pending commits."""
+
+    def foreign_changes(self, old: str | None, new: str | None) -> list[ForeignChange]:
+        """Commits in old..new not made by the reconciler, with the paths they touched."""

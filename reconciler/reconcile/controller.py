@@ -22,6 +22,7 @@ from reconciler.ports.cluster import Cluster, RawObject
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.ports.metrics import Metrics, NoMetrics
 from reconciler.reconcile import queries
+from reconciler.reconcile.delivery import Delivery
 from reconciler.reconcile.engine import Reconciler
 from reconciler.reconcile.informer import Informer
 from reconciler.reconcile.workqueue import WorkQueue
@@ -37,12 +38,13 @@ class Controller:
 
     def __init__(self, *, cluster: Cluster, engine: Reconciler, repo: ConfigRepo,
                  clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
-                 watch_timeout: int = 300) -> None:
+                 watch_timeout: int = 300, delivery: Delivery | None = None) -> None:
         self._cluster = cluster
         self._engine = engine
         self._repo = repo
         self._clock = clock
         self._metrics = metrics or NoMetrics()
+        self.delivery = delivery
         self.queue: WorkQueue[ObjectKey] = WorkQueue()
         self.informers = {
             kind: Informer(cluster=cluster, plural=plural, watch_timeout=watch_timeout,
@@ -79,6 +81,8 @@ class Controller:
                 self.process(key)
             if not len(self.queue):
                 self._repo.flush()
+            if self.delivery is not None and self.delivery.due():
+                self.deliver()
         self.queue.close()
 
     def run_once(self, attempts: int = 3) -> bool:
@@ -91,12 +95,30 @@ class Controller:
             key = self.queue.get(timeout=1.0)
             if key is None:
                 continue
-            if not self.process(key):
+            if not self.process(key, requeue=False):  # retried here, a bounded number of times
                 tries[key] = tries.get(key, 0) + 1
                 if tries[key] < attempts:
                     self.queue.retry(key)
         self._metrics.synced(self._clock())
+        if self.delivery is not None:
+            self.deliver()
+            while len(self.queue):  # a moved remote re-queued objects: converge again
+                key = self.queue.get(timeout=1.0)
+                if key is not None and not self.process(key):
+                    break
+            self.deliver()
         return not self.failures
+
+    def deliver(self) -> None:
+        """Push what is pending (re-queueing objects if the remote moved)."""
+        assert self.delivery is not None
+        report = self.delivery.deliver()
+        if report.error:
+            self._metrics.git_error()
+            log.error("delivery: %s", report.error)
+            self.failures[ObjectKey("Remote", "push")] = report.error
+        else:
+            self.failures.pop(ObjectKey("Remote", "push"), None)
 
     def resync(self) -> None:
         """Queue every known object again (periodic full resync)."""
@@ -114,7 +136,7 @@ class Controller:
                 if name not in known:
                     self.queue.add(ObjectKey(kind, name))
 
-    def process(self, key: ObjectKey) -> bool:
+    def process(self, key: ObjectKey, *, requeue: bool = True) -> bool:
         """Reconcile one key, with metrics and backoff bookkeeping; True on success."""
         started = time.monotonic()
         try:
@@ -129,7 +151,7 @@ class Controller:
         if ok:
             self.queue.forget(key)
             self.failures.pop(key, None)
-        else:
+        elif requeue:
             self.queue.retry(key)
         return ok
 
@@ -210,6 +232,8 @@ class Controller:
     def _count(self, outcome: Outcome) -> None:
         if outcome.result == Result.COMMITTED:
             self._metrics.committed()
+            if self.delivery is not None:
+                self.delivery.committed()
         elif outcome.reason == Reason.GIT_ERROR:
             self._metrics.git_error()
 

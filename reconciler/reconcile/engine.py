@@ -68,6 +68,11 @@ class Reconciler:
         self._in_sync: dict[ObjectKey, tuple[str, str]] = {}
         self._pool: dict[str, pool.PoolEntry] | None = None
 
+    def invalidate(self) -> None:
+        """Forget every cache (the branch was reset underneath us)."""
+        self._in_sync.clear()
+        self._pool = None
+
     # -- one object -----------------------------------------------------------------------
 
     def apply(self, obj: Resource) -> Outcome:

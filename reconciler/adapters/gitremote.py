@@ -1,0 +1,243 @@
+"""A config repo that is a local bare mirror of a remote branch (pygit2 transports).
+
+One mirror per remote in the state directory, fetched incrementally — never a fresh
+clone per change. Pushes are plain fast-forward updates of the target branch: never
+forced. A server-side rejection is detected through libgit2's ``push_update_reference``
+callback (``Remote.push`` raises nothing for it). Only the reconciler's own branches
+(``reconciler/...``) may be force-pushed, and only through ``push_branch``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from reconciler.adapters.gitrepo import GitConfigRepo, commit_info
+from reconciler.adapters.signing import Signer
+from reconciler.core import errors, messages
+from reconciler.core.history import CommitInfo
+from reconciler.ports.configrepo import ForeignChange, PushResult
+
+log = logging.getLogger(__name__)
+REMOTE = "origin"
+OWN_BRANCH_PREFIX = "reconciler/"
+URL_SCHEMES = ("ssh://", "https://", "http://", "git://", "file://")
+
+
+def is_url(text: str) -> bool:
+    """Whether ``--repo`` names a remote (scp-like ``user@host:path`` included)."""
+    return text.startswith(URL_SCHEMES) or bool(re.match(r"^[\w.-]+@[\w.-]+:", text))
+
+
+def redact(url: str) -> str:
+    """The URL without any user:password part, for logs and messages."""
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to authenticate to the remote. ``repr`` never shows secrets."""
+
+    ssh_key: Path | None = None
+    ssh_user: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    known_hosts: Path | None = None
+
+
+class _Callbacks(pygit2.RemoteCallbacks):
+    """Credentials, host-key policy and push results for one operation."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self._creds = credentials
+        self._attempts = 0
+        self.rejected: dict[str, str] = {}
+
+    def credentials(self, url: str, username_from_url: str | None, allowed_types: Any) -> Any:
+        self._attempts += 1
+        if self._attempts > 2:  # libgit2 would replay the same credentials many times
+            raise pygit2.GitError(f"authentication to {redact(url)} failed")
+        creds = self._creds
+        if allowed_types & pygit2.enums.CredentialType.SSH_KEY and creds.ssh_key is not None:
+            public = creds.ssh_key.with_name(creds.ssh_key.name + ".pub")
+            return pygit2.Keypair(creds.ssh_user or username_from_url or "git",
+                                  str(public) if public.exists() else None,
+                                  str(creds.ssh_key), "")
+        if allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT and creds.password:
+            return pygit2.UserPass(creds.username or username_from_url or "x-access-token",
+                                   creds.password)
+        raise pygit2.GitError(f"no usable credentials for {redact(url)}")
+
+    def certificate_check(self, certificate: Any, valid: bool, host: bytes | str) -> bool:
+        if self._creds.known_hosts is not None:
+            return valid  # libgit2 checked the host key against our known_hosts
+        return True if certificate is None else valid  # TLS: libgit2's own verification
+
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message is not None:
+            self.rejected[refname] = message
+
+
+class MirrorConfigRepo(GitConfigRepo):
+    """The target branch of a remote repository, through a local bare mirror."""
+
+    def __init__(self, repo: pygit2.Repository, *, url: str, credentials: Credentials,
+                 branch: str, author_name: str, author_email: str,
+                 signer: Signer | None = None) -> None:
+        super().__init__(repo, branch=branch, author_name=author_name,
+                         author_email=author_email, signer=signer)
+        self.url = url
+        self._credentials = credentials
+        self._tracking = f"refs/remotes/{REMOTE}/{branch}"
+        self._author_email = author_email
+
+    @classmethod
+    def open_mirror(cls, url: str, state_dir: Path, *, credentials: Credentials, branch: str,
+                    author_name: str, author_email: str,
+                    signer: Signer | None = None) -> MirrorConfigRepo:
+        """Open (or create) the mirror of ``url`` under ``state_dir`` and fetch."""
+        digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", redact(url).rstrip("/").rsplit("/", 1)[-1])
+        path = state_dir / "mirrors" / f"{name.removesuffix('.git')}-{digest}.git"
+        try:
+            if (path / "HEAD").exists():
+                repo = pygit2.Repository(str(path))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                repo = pygit2.init_repository(str(path), bare=True, initial_head=branch)
+            if REMOTE not in repo.remotes.names():
+                repo.remotes.create(REMOTE, url, f"+refs/heads/*:refs/remotes/{REMOTE}/*")
+            elif repo.remotes[REMOTE].url != url:
+                repo.remotes.set_url(REMOTE, url)
+        except (pygit2.GitError, OSError) as exc:
+            raise errors.RepoError(f"{path}: cannot open mirror: {exc}") from exc
+        mirror = cls(repo, url=url, credentials=credentials, branch=branch,
+                     author_name=author_name, author_email=author_email, signer=signer)
+        mirror.fetch()
+        mirror.catch_up()
+        return mirror
+
+    # -- remote operations ----------------------------------------------------------------
+
+    def fetch(self) -> str | None:
+        """Fetch the target branch; return the remote head (None when it does not exist)."""
+        callbacks = _Callbacks(self._credentials)
+        try:
+            self._repo.remotes[REMOTE].fetch(
+                [f"+refs/heads/{self.branch}:{self._tracking}"], callbacks=callbacks)
+        except pygit2.GitError as exc:
+            text = str(exc)
+            if "couldn't find remote ref" in text:
+                return None  # the branch does not exist yet: our first push creates it
+            raise errors.RepoError(f"fetch from {redact(self.url)} failed: {text}") from exc
+        return self.remote_head()
+
+    def remote_head(self) -> str | None:
+        """The remote branch's head as last fetched."""
+        ref = self._repo.references.get(self._tracking)
+        return str(ref.target) if ref is not None else None
+
+    def catch_up(self) -> None:
+        """Fast-forward the local branch to the remote when we have nothing pending."""
+        remote = self.remote_head()
+        local = self.head()
+        if remote is None or remote == local:
+            return
+        if local is None or self._repo.descendant_of(remote, local):
+            self._repo.references.create(self._ref, pygit2.Oid(hex=remote), force=True)
+
+    def pending(self) -> list[CommitInfo]:
+        """Local commits not on the remote branch, oldest first."""
+        head = self.head()
+        if head is None:
+            return []
+        walker = self._repo.walk(head, pygit2.enums.SortMode.TOPOLOGICAL
+                                 | pygit2.enums.SortMode.REVERSE)
+        remote = self.remote_head()
+        if remote is not None:
+            walker.hide(remote)
+        return [commit_info(c) for c in walker]
+
+    def push(self) -> PushResult:
+        """Fast-forward the remote branch to ours. Never forced."""
+        head = self.head()
+        if head is None:
+            return PushResult(True)
+        refspec = f"refs/heads/{self.branch}:refs/heads/{self.branch}"
+        result = self._push([refspec])
+        if result.ok:
+            self._repo.references.create(self._tracking, pygit2.Oid(hex=head), force=True)
+            return PushResult(True, pushed=head)
+        return result
+
+    def push_branch(self, branch: str, commit: str | None) -> PushResult:
+        """Force-push (or delete, with None) one of the reconciler's own branches."""
+        if not branch.startswith(OWN_BRANCH_PREFIX):
+            raise errors.UnsafeWriteError(f"refusing to force-push {branch}: not ours")
+        if commit is None:
+            return self._push([f":refs/heads/{branch}"])
+        self._repo.references.create(f"refs/heads/{branch}", pygit2.Oid(hex=commit), force=True)
+        return self._push([f"+refs/heads/{branch}:refs/heads/{branch}"])
+
+    def _push(self, refspecs: list[str]) -> PushResult:
+        callbacks = _Callbacks(self._credentials)
+        try:
+            self._repo.remotes[REMOTE].push(refspecs, callbacks=callbacks)
+        except pygit2.GitError as exc:
+            text = str(exc)
+            if "non-fastforward" in text or "not present locally" in text or "fast-forward" in text:
+                return PushResult(False, rejected=text)
+            raise errors.RepoError(f"push to {redact(self.url)} failed: {text}") from exc
+        if callbacks.rejected:
+            return PushResult(False, rejected="; ".join(
+                f"{ref}: {why}" for ref, why in callbacks.rejected.items()))
+        return PushResult(True)
+
+    def reset_to_remote(self) -> None:
+        """Point the local branch at the fetched remote head (pending commits dropped)."""
+        remote = self.remote_head()
+        if remote is None:
+            self._repo.references.delete(self._ref)
+        else:
+            self._repo.references.create(self._ref, pygit2.Oid(hex=remote), force=True)
+        self._builders.clear()
+
+    def foreign_changes(self, old: str | None, new: str | None) -> list[ForeignChange]:
+        """Commits in old..new not made by the reconciler, with the paths they touched."""
+        if new is None or new == old:
+            return []
+        walker = self._repo.walk(new, pygit2.enums.SortMode.TOPOLOGICAL)
+        if old is not None:
+            walker.hide(old)
+        out: list[ForeignChange] = []
+        for commit in walker:
+            info = commit_info(commit)
+            ours = (info.author_email == self._author_email
+                    and messages.trailer_values(info.message, messages.TRAILER_OBJECT))
+            if ours:
+                continue
+            parent = commit.parents[0].tree if commit.parents else None
+            diff = commit.tree.diff_to_tree(parent, swap=True) if parent is not None \
+                else commit.tree.diff_to_tree(swap=True)
+            deltas = list(diff.deltas)
+            paths = tuple(sorted({d.new_file.path for d in deltas}
+                                 | {d.old_file.path for d in deltas}))
+            out.append(ForeignChange(info, paths))
+        return out
+
+    def commits_since(self, old: str | None) -> list[CommitInfo]:
+        """Commits on the local branch after ``old``, newest first."""
+        head = self.head()
+        if head is None:
+            return []
+        walker = self._repo.walk(head, pygit2.enums.SortMode.TOPOLOGICAL)
+        if old is not None:
+            walker.hide(old)
+        return [commit_info(c) for c in walker]
