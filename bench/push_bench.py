@@ -31,12 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from commit_bench import make_customer  # noqa: E402
+from commit_bench import make_customer
 
-from reconciler.app import Target, wire  # noqa: E402
-from reconciler.core.render.customers import render_customer  # noqa: E402
-from reconciler.core.settings import Settings  # noqa: E402
-from reconciler.core.sources import Parsed  # noqa: E402
+from reconciler.app import Target, wire
+from reconciler.core.render.customers import render_customer
+from reconciler.core.settings import Settings
+from reconciler.core.sources import Parsed
 
 
 def free_port() -> int:
@@ -122,7 +122,8 @@ def main() -> int:
             out["burst_to_all_pushed_s"] = round(burst, 3)
             out["pushes"] = wiring.delivery.pushes - pushes_before
             out["ours_ms_per_change"] = round(burst * 1000 / args.changes, 3)
-            log = git("--git-dir", str(root / "config.git"), "log", "--format=%(trailers:key=Reconciler-Action,valueonly)")
+            log = git("--git-dir", str(root / "config.git"), "log",
+                      "--format=%(trailers:key=Reconciler-Action,valueonly)")
             out["commits_on_remote"] = sum(1 for line in log.splitlines() if line.strip() == "update")
 
             samples = [clone_commit_push(url, root, i, settings) for i in range(args.cli_samples)]
