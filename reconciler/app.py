@@ -17,6 +17,7 @@ from pathlib import Path
 
 import reconciler
 from reconciler.adapters import filesource
+from reconciler.adapters.forges.factory import forge_for
 from reconciler.adapters.gitremote import Credentials, MirrorConfigRepo, is_url
 from reconciler.adapters.gitrepo import GitConfigRepo
 from reconciler.adapters.kube import KubeCluster, api_client
@@ -24,14 +25,16 @@ from reconciler.adapters.observability import HealthServer, PrometheusMetrics
 from reconciler.adapters.scheduler import Scheduler
 from reconciler.adapters.signing import Signer, signer_from_spec
 from reconciler.core import crdgen, errors, messages, plan, yamlio
-from reconciler.core.models import ObjectKey
-from reconciler.core.render import common
+from reconciler.core.models import Customer, ObjectKey
+from reconciler.core.render import common, pool
 from reconciler.core.settings import Settings, SettingsError, load_settings
 from reconciler.core.sources import Parsed, Refusal
+from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.controller import Controller
 from reconciler.reconcile.delivery import Delivery, DeliveryReport
 from reconciler.reconcile.election import Elector
-from reconciler.reconcile.engine import PassReport, Reconciler, render
+from reconciler.reconcile.engine import ObjectReconciler, PassReport, Reconciler, render
+from reconciler.reconcile.pullrequests import PullRequestReconciler
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +114,21 @@ def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Par
     parsed = read_sources(paths)
     written: list[Path] = []
     refusals = list(parsed.refusals)
+    entries = []
+    directories = []
     for obj in parsed.objects:
         problem = common.namespace_problem(obj, settings)
         if problem:
             refusals.append(Refusal(str(obj.key), problem, obj.key))
             continue
-        rendered = render(obj, settings)
+        directories.append(render(obj, settings))
+        if isinstance(obj, Customer) and not obj.spec.suspend:
+            entry = pool.pool_entry(obj, settings)
+            if entry is not None:
+                entries.append(entry)
+    if any(obj.kind == "Customer" for obj in parsed.objects):
+        directories.append(pool.render_pool(entries, settings))
+    for rendered in directories:
         for rel, data in rendered.files.items():
             target = out / rendered.directory / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +158,18 @@ class Target:
     credentials: Credentials = field(default_factory=Credentials)
     signer: Signer | None = None
     push_window: float | None = None
+    mode: str = "direct"
+    forge: ForgeOptions | None = None
+
+
+@dataclass(frozen=True)
+class ForgeOptions:
+    """Which forge opens the pull requests (``--mode pr``)."""
+
+    kind: str
+    api_url: str
+    repository: str
+    token: str | None = field(default=None, repr=False)
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
@@ -156,6 +180,8 @@ def default_state_dir(environ: Mapping[str, str]) -> Path:
 def target_from(*, repo: str, state_dir: Path | None, ssh_key: Path | None,
                 ssh_user: str | None, known_hosts: Path | None, username: str | None,
                 token_file: Path | None, sign: str | None, push_window: float | None,
+                mode: str = "direct", forge: str | None = None, forge_url: str | None = None,
+                forge_repo: str | None = None, forge_token_file: Path | None = None,
                 environ: dict[str, str] | None = None) -> Target:
     """A Target from command-line values; secrets from files or RECONCILER_GIT_* variables."""
     env = dict(os.environ if environ is None else environ)
@@ -173,8 +199,22 @@ def target_from(*, repo: str, state_dir: Path | None, ssh_key: Path | None,
                               username=username or env.get("RECONCILER_GIT_USERNAME"),
                               password=password, known_hosts=known_hosts)
     signer = signer_from_spec(sign) if sign else None
+    forge_options = None
+    if forge is not None:
+        if not forge_url or not forge_repo:
+            raise errors.UserInputError("--forge needs --forge-url and --forge-repo")
+        forge_token = env.get("RECONCILER_FORGE_TOKEN")
+        if forge_token_file is not None:
+            try:
+                forge_token = forge_token_file.read_text().strip()
+            except OSError as exc:
+                raise errors.UserInputError(f"{forge_token_file}: {exc.strerror}") from exc
+        forge_options = ForgeOptions(forge, forge_url, forge_repo, forge_token)
+    if mode == "pr" and not is_url(repo):
+        raise errors.UserInputError("--mode pr needs --repo to be a remote URL")
     return Target(repo=repo, state_dir=(state_dir or default_state_dir(env)).expanduser(),
-                  credentials=credentials, signer=signer, push_window=push_window)
+                  credentials=credentials, signer=signer, push_window=push_window, mode=mode,
+                  forge=forge_options)
 
 
 @dataclass
@@ -182,7 +222,7 @@ class Wiring:
     """The adapters and logic of one run, built once."""
 
     repo: GitConfigRepo
-    engine: Reconciler
+    engine: ObjectReconciler
     delivery: Delivery | None
 
 
@@ -203,6 +243,8 @@ def wire(target: Target | Path, settings: Settings,
         target.repo, target.state_dir, credentials=target.credentials, branch=settings.branch,
         author_name=settings.author_name, author_email=settings.author_email,
         signer=target.signer)
+    if target.mode == "pr":
+        return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None)
     if mirror.head() is None:
         seed(mirror)  # an empty remote: the first push creates the branch
     engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
@@ -221,16 +263,39 @@ def wire(target: Target | Path, settings: Settings,
     return Wiring(mirror, engine, delivery)
 
 
+def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
+                            settings: Settings) -> PullRequestReconciler:
+    """PR mode: every object change as its own branch and pull request."""
+    if target.forge is None:
+        raise errors.UserInputError("--mode pr needs --forge, --forge-url and --forge-repo")
+    if mirror.remote_head() is None:
+        raise errors.UserInputError(
+            f"--mode pr: branch {settings.branch} does not exist on the remote yet; "
+            "create it first (reconciler init, then push), so pull requests have a base")
+    if not target.forge.token:
+        raise errors.UserInputError("--mode pr needs a forge token: --forge-token-file or "
+                                    "$RECONCILER_FORGE_TOKEN")
+    forge = forge_for(target.forge.kind, target.forge.api_url, target.forge.repository,
+                      target.forge.token)
+
+    def make_engine(view: ConfigRepo) -> Reconciler:
+        return Reconciler(repo=view, settings=settings, version=VERSION)
+
+    return PullRequestReconciler(store=mirror, forge=forge, settings=settings, version=VERSION,
+                                 base_branch=settings.branch, make_engine=make_engine)
+
+
 def local_reconciler(repo_path: Path, settings: Settings) -> tuple[GitConfigRepo, Reconciler]:
     """The reconciler wired to a local repository."""
     wiring = wire(repo_path, settings)
+    assert isinstance(wiring.engine, Reconciler)  # a local path is always direct mode
     return wiring.repo, wiring.engine
 
 
 def run_once(sources: Sequence[Path], target: Target | Path,
              settings: Settings) -> tuple[PassReport, DeliveryReport | None]:
     """One local-mode pass, then (for a remote) one delivery of every commit made."""
-    holder: list[Reconciler] = []
+    holder: list[ObjectReconciler] = []
 
     def again(_keys: list[ObjectKey]) -> None:
         holder[0].sync(read_sources(sources))
@@ -247,7 +312,7 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     """Local mode: reconcile now, on every change of the sources, and every resync period;
     push (for a remote) once the oldest unpushed commit is ``push_window`` old."""
     last: list[object] = [None]
-    holder: list[Reconciler] = []
+    holder: list[ObjectReconciler] = []
 
     def again(_keys: list[ObjectKey]) -> None:
         holder[0].sync(read_sources(sources))

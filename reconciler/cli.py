@@ -62,7 +62,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
 
-    p = command("run", _run, "reconcile resources into the config repo")
+    _add_run_arguments(command("run", _run, "reconcile resources into the config repo"))
+
+    p = command("status", _status, "per-object status, from the resources and the repo")
+    p.add_argument("--source", type=Path, action="append", required=True)
+    p.add_argument("--repo", type=Path, required=True)
+    p.add_argument("--branch")
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
+    p = command("history", _history, "audit trail of one object from commit trailers")
+    p.add_argument("object", help="customer/NAME or preview/NAME")
+    p.add_argument("--repo", type=Path, required=True)
+    p.add_argument("--branch")
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
+    p = command("crds", _crds, "write the CustomResourceDefinitions generated from the models")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = command("init", _init, "create a config repo seeded from repo-layout/")
+    p.add_argument("--repo", type=Path, required=True)
+    p.add_argument("--branch")
+    return parser
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, action="append", required=True,
                    help="'kubernetes' to watch the cluster, or a directory (or file) of "
                         "resource manifests; repeatable")
@@ -91,29 +114,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--git-token-file", type=Path,
                    help="file holding the HTTPS token or password (or $RECONCILER_GIT_TOKEN)")
     p.add_argument("--sign", help="sign every commit: ssh:KEYFILE or gpg:KEYID")
+    p.add_argument("--mode", choices=["direct", "pr"], default="direct",
+                   help="direct: commit to the target branch; pr: one branch and pull request "
+                        "per object change")
+    p.add_argument("--forge", choices=["github", "gitlab", "gitea"], help="forge for --mode pr")
+    p.add_argument("--forge-url", help="forge API base URL, e.g. https://api.github.com")
+    p.add_argument("--forge-repo", help="owner/name (GitLab: project path or id)")
+    p.add_argument("--forge-token-file", type=Path,
+                   help="file with the forge API token (or $RECONCILER_FORGE_TOKEN)")
     p.add_argument("--push-window", type=float,
                    help="seconds an unpushed commit may wait for others to share its push "
                         "(default: push_window_seconds, 10)")
-
-    p = command("status", _status, "per-object status, from the resources and the repo")
-    p.add_argument("--source", type=Path, action="append", required=True)
-    p.add_argument("--repo", type=Path, required=True)
-    p.add_argument("--branch")
-    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
-
-    p = command("history", _history, "audit trail of one object from commit trailers")
-    p.add_argument("object", help="customer/NAME or preview/NAME")
-    p.add_argument("--repo", type=Path, required=True)
-    p.add_argument("--branch")
-    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
-
-    p = command("crds", _crds, "write the CustomResourceDefinitions generated from the models")
-    p.add_argument("--out", type=Path, required=True)
-
-    p = command("init", _init, "create a config repo seeded from repo-layout/")
-    p.add_argument("--repo", type=Path, required=True)
-    p.add_argument("--branch")
-    return parser
 
 
 def _configure_logging(verbose: bool, log_format: str) -> None:
@@ -161,7 +172,9 @@ def _target(args: argparse.Namespace) -> app.Target:
     return app.target_from(
         repo=args.repo, state_dir=args.state_dir, ssh_key=args.ssh_key, ssh_user=args.ssh_user,
         known_hosts=args.known_hosts, username=args.git_username,
-        token_file=args.git_token_file, sign=args.sign, push_window=args.push_window)
+        token_file=args.git_token_file, sign=args.sign, push_window=args.push_window,
+        mode=args.mode, forge=args.forge, forge_url=args.forge_url, forge_repo=args.forge_repo,
+        forge_token_file=args.forge_token_file)
 
 
 def _run(args: argparse.Namespace) -> int:

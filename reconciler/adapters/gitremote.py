@@ -54,9 +54,10 @@ class Credentials:
 class _Callbacks(pygit2.RemoteCallbacks):
     """Credentials, host-key policy and push results for one operation."""
 
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: Credentials, *, tls: bool = False) -> None:
         super().__init__()
         self._creds = credentials
+        self._tls = tls
         self._attempts = 0
         self.rejected: dict[str, str] = {}
 
@@ -76,9 +77,10 @@ class _Callbacks(pygit2.RemoteCallbacks):
         raise pygit2.GitError(f"no usable credentials for {redact(url)}")
 
     def certificate_check(self, certificate: Any, valid: bool, host: bytes | str) -> bool:
-        if self._creds.known_hosts is not None:
-            return valid  # libgit2 checked the host key against our known_hosts
-        return True if certificate is None else valid  # TLS: libgit2's own verification
+        # pygit2 always passes certificate=None: only the URL tells TLS from SSH
+        if self._tls or self._creds.known_hosts is not None:
+            return valid  # libgit2 verified the TLS chain, or the host key against known_hosts
+        return True  # SSH without --known-hosts: the host key is not pinned
 
     def push_update_reference(self, refname: str, message: str | None) -> None:
         if message is not None:
@@ -128,7 +130,7 @@ class MirrorConfigRepo(GitConfigRepo):
 
     def fetch(self) -> str | None:
         """Fetch the target branch; return the remote head (None when it does not exist)."""
-        callbacks = _Callbacks(self._credentials)
+        callbacks = _Callbacks(self._credentials, tls=self.url.startswith("https://"))
         try:
             self._repo.remotes[REMOTE].fetch(
                 [f"+refs/heads/{self.branch}:{self._tracking}"], callbacks=callbacks)
@@ -177,6 +179,17 @@ class MirrorConfigRepo(GitConfigRepo):
             return PushResult(True, pushed=head)
         return result
 
+    def branch_view(self, branch: str, base: str | None) -> GitConfigRepo:
+        """A config repo on local ``branch`` of this mirror, reset to ``base``."""
+        ref = f"refs/heads/{branch}"
+        if base is None:
+            if ref in self._repo.references:
+                self._repo.references.delete(ref)
+        else:
+            self._repo.references.create(ref, pygit2.Oid(hex=base), force=True)
+        return GitConfigRepo(self._repo, branch=branch, author_name=self._author[0],
+                             author_email=self._author[1], signer=self.signer)
+
     def push_branch(self, branch: str, commit: str | None) -> PushResult:
         """Force-push (or delete, with None) one of the reconciler's own branches."""
         if not branch.startswith(OWN_BRANCH_PREFIX):
@@ -187,7 +200,7 @@ class MirrorConfigRepo(GitConfigRepo):
         return self._push([f"+refs/heads/{branch}:refs/heads/{branch}"])
 
     def _push(self, refspecs: list[str]) -> PushResult:
-        callbacks = _Callbacks(self._credentials)
+        callbacks = _Callbacks(self._credentials, tls=self.url.startswith("https://"))
         try:
             self._repo.remotes[REMOTE].push(refspecs, callbacks=callbacks)
         except pygit2.GitError as exc:

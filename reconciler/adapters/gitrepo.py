@@ -55,7 +55,9 @@ class GitConfigRepo:
         """Open the repository at ``path``; with ``create`` make a bare one when missing."""
         path = Path(path)
         try:
-            discovered = pygit2.discover_repository(str(path)) if path.exists() else None
+            # only PATH itself, never an enclosing repository found by walking up
+            is_repo = (path / ".git").exists() or (path / "HEAD").is_file()
+            discovered = str(path) if is_repo else None
             if discovered is None:
                 if not create:
                     raise errors.UserInputError(f"{path}: not a Git repository")

@@ -30,6 +30,13 @@ def desired_conditions(outcome: Outcome) -> list[tuple[str, str, str, str]]:
             (COMMITTED, "True", reason, message),
             (STALLED, "False", "Reconciling", "the spec renders"),
         ]
+    if outcome.result == Result.PROPOSED:
+        return [
+            (READY, "False", reason, f"awaiting review: {outcome.pull_request_url}"),
+            (RENDERED, "True", "Rendered", "rendered into a pull request"),
+            (COMMITTED, "False", reason, f"{message} ({outcome.pull_request_url})"),
+            (STALLED, "False", "Reconciling", "the spec renders"),
+        ]
     if outcome.result == Result.SKIPPED and outcome.reason == Reason.SUSPENDED:
         return [(READY, "True", reason, message)]
     if outcome.result == Result.REFUSED:
@@ -76,6 +83,14 @@ def status_for(previous: Mapping[str, Any] | None, outcome: Outcome, generation:
         status["observedGeneration"] = generation
     if outcome.commit:
         status["lastCommit"] = outcome.commit
-    if outcome.result in (Result.COMMITTED, Result.UNCHANGED) and rendered_path:
+    if outcome.result in (Result.COMMITTED, Result.UNCHANGED, Result.PROPOSED) and rendered_path:
         status["renderedPath"] = rendered_path
+    if outcome.pull_request_url:
+        status["pullRequest"] = {"url": outcome.pull_request_url,
+                                 "number": outcome.pull_request_number,
+                                 "state": "open" if outcome.result == Result.PROPOSED
+                                 else "closed"}
+    elif outcome.result in (Result.COMMITTED, Result.UNCHANGED) and "pullRequest" in status:
+        status["pullRequest"] = {**status["pullRequest"], "state": "merged"
+                                 if outcome.result == Result.UNCHANGED else "closed"}
     return status

@@ -15,6 +15,7 @@ class Result(StrEnum):
     """What happened to the object."""
 
     COMMITTED = "committed"
+    PROPOSED = "proposed"  # in a pull request awaiting review
     UNCHANGED = "unchanged"
     SKIPPED = "skipped"
     REFUSED = "refused"
@@ -35,6 +36,9 @@ class Reason(StrEnum):
     NOT_OWNED = "NotOwned"
     REMOVAL_HELD = "RemovalHeld"
     GIT_ERROR = "GitError"
+    PULL_REQUEST_OPEN = "PullRequestOpen"
+    PULL_REQUEST_CLOSED = "PullRequestClosed"
+    FORGE_ERROR = "ForgeError"
     UNSAFE_PATH = "UnsafePath"
 
 
@@ -47,6 +51,8 @@ class Outcome:
     reason: Reason
     message: str
     commit: str | None = None
+    pull_request_url: str | None = None
+    pull_request_number: int | None = None
 
     @property
     def ok(self) -> bool:

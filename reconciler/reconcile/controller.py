@@ -23,7 +23,7 @@ from reconciler.ports.configrepo import ConfigRepo
 from reconciler.ports.metrics import Metrics, NoMetrics
 from reconciler.reconcile import queries
 from reconciler.reconcile.delivery import Delivery
-from reconciler.reconcile.engine import Reconciler
+from reconciler.reconcile.engine import ObjectReconciler
 from reconciler.reconcile.informer import Informer
 from reconciler.reconcile.workqueue import WorkQueue
 
@@ -36,7 +36,7 @@ COMPONENT = "gitops-reconciler"
 class Controller:
     """Watches both kinds and reconciles each changed object through the Reconciler."""
 
-    def __init__(self, *, cluster: Cluster, engine: Reconciler, repo: ConfigRepo,
+    def __init__(self, *, cluster: Cluster, engine: ObjectReconciler, repo: ConfigRepo,
                  clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
                  watch_timeout: int = 300, delivery: Delivery | None = None) -> None:
         self._cluster = cluster
@@ -184,9 +184,14 @@ class Controller:
             self._remember_commit(key, outcome.commit)
             self._event(raw, "Normal", outcome.reason.value,
                         f"committed {outcome.commit[:12]}: {outcome.message}")
-        elif outcome.result == Result.UNCHANGED:
+        elif outcome.result == Result.UNCHANGED and outcome.commit is None:
             outcome = Outcome(key, outcome.result, outcome.reason, outcome.message,
-                              self._known_commit(key))
+                              self._known_commit(key), outcome.pull_request_url,
+                              outcome.pull_request_number)
+        elif outcome.result == Result.PROPOSED and outcome.pull_request_url != \
+                ((raw.get("status") or {}).get("pullRequest") or {}).get("url"):
+            self._event(raw, "Normal", outcome.reason.value,
+                        f"{outcome.message}: {outcome.pull_request_url}")
         self._write_status(raw, outcome, parsed.metadata.generation, key.directory,
                            warn=not outcome.ok)
         if not outcome.ok:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from reconciler.core import errors, messages, plan
 from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
@@ -37,7 +38,7 @@ class PassReport:
     @property
     def commits(self) -> list[str]:
         """Ids of the commits made, in order."""
-        return [o.commit for o in self.outcomes if o.commit]
+        return list(dict.fromkeys(o.commit for o in self.outcomes if o.commit))
 
 
 def render(obj: Resource, settings: Settings) -> common.RenderedDir:
@@ -55,6 +56,22 @@ class _Plan:
     changes: plan.ChangeSet
     existed: dict[str, bool]
     input_hash: str | None
+
+
+class ObjectReconciler(Protocol):
+    """What the controller and local mode drive: direct commits or pull requests."""
+
+    def apply(self, obj: Resource) -> Outcome:
+        """Converge one object."""
+
+    def remove(self, key: ObjectKey) -> Outcome:
+        """Remove one object's directory."""
+
+    def sync(self, parsed: Parsed) -> PassReport:
+        """A full pass."""
+
+    def invalidate(self) -> None:
+        """Drop caches."""
 
 
 class Reconciler:
@@ -142,9 +159,7 @@ class Reconciler:
         else:
             action = "update" if record.spec != spec_data(obj) else "rerender"
         generation = _generation(obj, record, action)
-        if generation != obj.metadata.generation:  # local mode: count spec changes ourselves
-            obj = obj.model_copy(update={"metadata": obj.metadata.model_copy(
-                update={"generation": generation})})
+        obj = _with_generation(obj, generation)
         rendered = render(obj, self._settings)
         changes = plan.plan_directory(rendered, current).merged(pool_changes)
         if changes.empty:
@@ -177,12 +192,20 @@ class Reconciler:
     # -- the connection pool --------------------------------------------------------------
 
     def _current_pool(self) -> dict[str, pool.PoolEntry]:
-        """The pool entries the repo holds now (read once, then kept up to date)."""
+        """The pool entries the repo holds now (read once, then kept up to date).
+
+        From the pool's source record; when that is missing (deleted by hand, first run
+        after an upgrade), from the tenants' own source records, so that one Customer's
+        commit never drops every other tenant's database from the pool.
+        """
         if self._pool is None:
             record = self._record(common.POOL_DIRECTORY)
-            self._pool = {}
-            for name in record.databases if record else ():
-                self._pool[name] = pool.entry_for(name, self._settings)
+            if record is not None:
+                names = list(record.databases)
+            else:
+                names = [name for name in self._repo.list_directories("tenants")
+                         if _has_database(self._record(f"tenants/{name}"))]
+            self._pool = {name: pool.entry_for(name, self._settings) for name in names}
         return self._pool
 
     def _pool_change(self, name: str, entry: pool.PoolEntry | None) -> plan.ChangeSet:
@@ -237,16 +260,22 @@ class Reconciler:
         return [o for o in map(self.remove, absent) if o.result != Result.UNCHANGED]
 
     def _fix_pool(self, parsed: Parsed, held: set[ObjectKey]) -> list[Outcome]:
-        """Repair the pool when it disagrees with the Customers (settings change, hand edit)."""
+        """Repair the pool when it disagrees with the Customers (settings change, hand edit).
+
+        Entries of Customers the pass did not act on (invalid, suspended, or in a file that
+        could not be read) are kept as they are: nothing is lost for a bad input.
+        """
         current = self._current_pool()
-        desired = {name: e for name, e in current.items() if ObjectKey("Customer", name) in held}
+        acted = {o.key for o in parsed.objects
+                 if not o.spec.suspend and not common.namespace_problem(o, self._settings)}
+        desired = {name: e for name, e in current.items()
+                   if parsed.incomplete or (ObjectKey("Customer", name) not in acted
+                   and (ObjectKey("Customer", name) in held
+                        or any(o.key == ObjectKey("Customer", name) for o in parsed.objects)))}
         for obj in parsed.objects:
-            entry = _pool_entry(obj, self._settings)
+            entry = _pool_entry(obj, self._settings) if obj.key in acted else None
             if entry is not None:
                 desired[entry.name] = entry
-        record = self._record(common.POOL_DIRECTORY)
-        if record and record.input_hash == pool.pool_input_hash(desired.values(), self._settings):
-            return []
         changes = self._pool_changes_for(desired)
         self._pool = desired
         if changes.empty:
@@ -268,7 +297,8 @@ class Reconciler:
         """Add many new objects in one commit (the first import of a large fleet)."""
         changes = plan.ChangeSet()
         planned: list[tuple[Resource, str]] = []
-        for obj in new:
+        for original in new:
+            obj = _with_generation(original, _generation(original, None, "create"))
             rendered = render(obj, self._settings)
             changes = changes.merged(plan.plan_directory(rendered, {}))
             planned.append((obj, rendered.input_hash))
@@ -294,6 +324,14 @@ class Reconciler:
                 for o in new]
 
 
+def _with_generation(obj: Resource, generation: int | None) -> Resource:
+    """``obj`` carrying ``generation`` (local mode counts spec changes itself)."""
+    if generation == obj.metadata.generation:
+        return obj
+    return obj.model_copy(update={"metadata": obj.metadata.model_copy(
+        update={"generation": generation})})
+
+
 def _generation(obj: Resource, record: common.SourceRecord | None, action: str) -> int | None:
     """The generation to record: the resource's own, or in local mode (where files carry
     none) the previous one plus one for every spec change."""
@@ -301,6 +339,13 @@ def _generation(obj: Resource, record: common.SourceRecord | None, action: str) 
         return obj.metadata.generation
     base = record.generation if record and record.generation else 0
     return base + 1 if action in ("create", "update") else (base or None)
+
+
+def _has_database(record: common.SourceRecord | None) -> bool:
+    if record is None or record.kind != "Customer" or not record.spec:
+        return False
+    features = record.spec.get("features") or {}
+    return bool((features.get("database") or {}).get("enabled"))
 
 
 def _pool_entry(obj: Resource, settings: Settings) -> pool.PoolEntry | None:

@@ -24,7 +24,7 @@ class StatusRow:
     kind: str
     name: str
     valid: bool
-    state: str  # InSync, OutOfSync, NotRendered, Invalid, Suspended, Orphaned
+    state: str  # InSync, OutOfSync, NotRendered, Invalid, Suspended, Orphaned, NotOwned
     message: str
     last_commit: str | None
     path: str | None
@@ -60,9 +60,14 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed) -> list[
         for name in repo.list_directories(top):
             key = ObjectKey(kind, name)
             if key not in seen:
-                rows.append(StatusRow(kind, name, True, "Orphaned",
-                                      "directory has no resource; the next run removes it",
-                                      last.get(key), key.directory))
+                raw = repo.read_file(f"{key.directory}/{common.SOURCE_FILE}")
+                record = common.parse_source_record(raw) if raw is not None else None
+                ours = record is not None and record.kind == kind and record.name == name
+                rows.append(StatusRow(
+                    kind, name, True, "Orphaned" if ours else "NotOwned",
+                    "directory has no resource; the next run removes it" if ours
+                    else "directory was not made by the reconciler; it is left alone",
+                    last.get(key), key.directory))
     return sorted(rows, key=lambda r: (r.kind, r.name))
 
 

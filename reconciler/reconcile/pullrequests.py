@@ -1,0 +1,141 @@
+"""Pull-request mode: each object change goes to its own branch and pull request.
+
+The branch ``reconciler/<kind>/<name>`` always holds exactly one commit: the object's
+rendering on top of the target branch's current head (re-rendered, never rebased), so a
+PR never conflicts with what merged before it. Only these branches are force-pushed.
+When the change becomes a no-op against the target (merged, or reverted in the spec) the
+PR is closed and the branch deleted; a merged PR counts as committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from reconciler.core import errors, messages
+from reconciler.core.models import DIRECTORIES, ObjectKey, Resource
+from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.settings import Settings
+from reconciler.core.sources import Parsed
+from reconciler.ports.configrepo import ConfigRepo, PushResult
+from reconciler.ports.forge import Forge, ForgeError, PullRequestSpec
+from reconciler.reconcile.engine import PassReport, Reconciler
+
+log = logging.getLogger(__name__)
+LABELS = ("gitops-reconciler",)
+
+
+def branch_for(key: ObjectKey) -> str:
+    """The object's own branch."""
+    return f"reconciler/{key.kind.lower()}/{key.name}"
+
+
+class BranchStore(Protocol):
+    """What PR mode needs from the mirror, beyond the ConfigRepo port."""
+
+    def fetch(self) -> str | None:
+        """Fetch the target branch; return its head."""
+
+    def branch_view(self, branch: str, base: str | None) -> ConfigRepo:
+        """A ConfigRepo on ``branch``, reset to ``base``."""
+
+    def push_branch(self, branch: str, commit: str | None) -> PushResult:
+        """Force-push (or delete with None) one of our own branches."""
+
+
+class PullRequestReconciler:
+    """apply/remove/sync with the Reconciler's interface, delivering through pull requests."""
+
+    def __init__(self, *, store: BranchStore, forge: Forge, settings: Settings, version: str,
+                 base_branch: str, make_engine: Callable[[ConfigRepo], Reconciler]) -> None:
+        self._store = store
+        self._forge = forge
+        self._settings = settings
+        self._version = version
+        self._base_branch = base_branch
+        self._make_engine = make_engine
+        self._pushed: dict[str, str] = {}  # branch -> tree of the commit last pushed
+
+    def invalidate(self) -> None:
+        """Nothing cached across objects."""
+
+    def apply(self, obj: Resource) -> Outcome:
+        """Propose ``obj``'s change as a pull request (or close it when it is a no-op)."""
+        return self._propose(obj.key, lambda engine: engine.apply(obj))
+
+    def remove(self, key: ObjectKey) -> Outcome:
+        """Propose the removal of ``key``'s directory as a pull request."""
+        return self._propose(key, lambda engine: engine.remove(key))
+
+    def sync(self, parsed: Parsed) -> PassReport:
+        """Local-mode pass: one proposal per object, removals for vanished objects."""
+        report = PassReport()
+        report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
+                            for r in parsed.refusals]
+        for obj in parsed.objects:
+            report.outcomes.append(self.apply(obj))
+        held = {r.key for r in parsed.refusals if r.key is not None}
+        wanted = {o.key for o in parsed.objects}
+        base = self._store.fetch()
+        view = self._store.branch_view(self._base_branch, base)
+        if not parsed.incomplete:
+            for kind, top in DIRECTORIES.items():
+                for name in view.list_directories(top):
+                    key = ObjectKey(kind, name)
+                    if key not in wanted and key not in held:
+                        report.outcomes.append(self.remove(key))
+        return report
+
+    def _propose(self, key: ObjectKey, change: Callable[[Reconciler], Outcome]) -> Outcome:
+        branch = branch_for(key)
+        try:
+            base = self._store.fetch()
+            view = self._store.branch_view(branch, base)
+            outcome = change(self._make_engine(view))
+            if outcome.result != Result.COMMITTED or not outcome.commit:
+                return self._settle(key, branch, outcome)
+            tree = view.tree_id("") or ""
+            if self._pushed.get(branch) != tree:
+                result = self._store.push_branch(branch, outcome.commit)
+                if not result.ok:
+                    return Outcome(key, Result.FAILED, Reason.GIT_ERROR,
+                                   f"{key}: push of {branch} refused: {result.rejected}")
+                self._pushed[branch] = tree
+            commit = next(iter(view.log(limit=1)))
+            pr = self._forge.open_pull_request(PullRequestSpec(
+                head_branch=branch, base_branch=self._base_branch,
+                title=commit.subject, body=_body(commit.message, key),
+                labels=(*LABELS, key.kind.lower())))
+        except ForgeError as exc:
+            return Outcome(key, Result.FAILED, Reason.FORGE_ERROR, f"{key}: {exc}")
+        except errors.ReconcilerError as exc:
+            return Outcome(key, Result.FAILED, Reason.GIT_ERROR, f"{key}: {exc}")
+        return Outcome(key, Result.PROPOSED, Reason.PULL_REQUEST_OPEN, outcome.message,
+                       None, pr.url, pr.number)
+
+    def _settle(self, key: ObjectKey, branch: str, outcome: Outcome) -> Outcome:
+        """No change against the target: close a leftover PR and delete its branch."""
+        if outcome.result != Result.UNCHANGED:
+            return outcome
+        existing = self._forge.find_open_pull_request(branch, self._base_branch)
+        if existing is not None:
+            self._forge.close_pull_request(existing.number)
+            self._store.push_branch(branch, None)
+            self._pushed.pop(branch, None)
+            log.info("closed %s: nothing left to change", existing.url,
+                     extra={"object": str(key)})
+            return Outcome(key, Result.UNCHANGED, Reason.PULL_REQUEST_CLOSED,
+                           f"{key}: no change left; closed {existing.url}", None,
+                           existing.url, existing.number)
+        return outcome
+
+
+def _body(message: str, key: ObjectKey) -> str:
+    _, _, rest = message.partition("\n\n")
+    trailers = "\n".join(f"{k}: {v}" for k, v in messages.parse_trailers(message))
+    body = rest.rsplit("\n\n", 1)[0] if trailers else rest
+    return (f"Proposed by gitops-reconciler for `{key}`.\n\n{body.strip()}\n\n"
+            f"```\n{trailers}\n```\n\nMerge to apply; close to reject (the reconciler reopens "
+            f"it while the resource still asks for this change).\n")
+
