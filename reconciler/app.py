@@ -25,11 +25,14 @@ from reconciler.adapters.observability import HealthServer, PrometheusMetrics
 from reconciler.adapters.scheduler import Scheduler
 from reconciler.adapters.signing import Signer, signer_from_spec
 from reconciler.core import crdgen, errors, messages, plan, yamlio
-from reconciler.core.models import Customer, ObjectKey
+from reconciler.core import sources as sources_core
+from reconciler.core.models import PLURALS, Customer, ObjectKey, Resource
+from reconciler.core.outcomes import Outcome
 from reconciler.core.render import common, pool
 from reconciler.core.settings import Settings, SettingsError, load_settings
 from reconciler.core.sources import Parsed, Refusal
 from reconciler.ports.configrepo import ConfigRepo
+from reconciler.reconcile import rollback as rollback_logic
 from reconciler.reconcile.controller import Controller
 from reconciler.reconcile.delivery import Delivery, DeliveryReport
 from reconciler.reconcile.election import Elector
@@ -227,16 +230,17 @@ class Wiring:
 
 
 def wire(target: Target | Path, settings: Settings,
-         on_rebase: Callable[[list[ObjectKey]], None] | None = None) -> Wiring:
+         on_rebase: Callable[[list[ObjectKey]], None] | None = None, *,
+         create: bool = True) -> Wiring:
     """Build the config repo (local or mirrored), the Reconciler and, for a remote, Delivery."""
     if isinstance(target, Path):
         target = Target(str(target))
     if not is_url(target.repo):
         repo = GitConfigRepo.open(Path(target.repo), branch=settings.branch,
                                   author_name=settings.author_name,
-                                  author_email=settings.author_email, create=True,
+                                  author_email=settings.author_email, create=create,
                                   signer=target.signer)
-        if repo.head() is None:
+        if repo.head() is None and create:
             seed(repo)
         return Wiring(repo, Reconciler(repo=repo, settings=settings, version=VERSION), None)
     mirror = MirrorConfigRepo.open_mirror(
@@ -400,3 +404,71 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
         elector.release()
     health.stop()
     return 0
+
+
+def find_object(sources: Sequence[Path], key: ObjectKey) -> Resource:
+    """The valid resource ``key`` among the manifests under ``sources``."""
+    parsed = read_sources(sources)
+    for obj in parsed.objects:
+        if obj.key == key:
+            return obj
+    for refusal in parsed.refusals:
+        if refusal.key == key:
+            raise errors.UserInputError(str(refusal))
+    raise errors.UserInputError(f"{key}: no such resource under {', '.join(map(str, sources))}")
+
+
+def resync(sources: Sequence[Path], target: Target, settings: Settings,
+           key: ObjectKey) -> tuple[Outcome, DeliveryReport | None]:
+    """``reconciler resync``: write ``key``'s rendering even over a human's change."""
+    wiring = wire(target, settings)
+    outcome = wiring.engine.apply(find_object(sources, key), force=True)
+    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
+    return outcome, delivered
+
+
+def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
+             spec_source: str | None, kubeconfig: str | None,
+             context: str | None) -> tuple[Outcome, DeliveryReport | None, str | None]:
+    """``reconciler rollback``: restore ``key``'s files (and with a source, its spec)."""
+    wiring = wire(target, settings)
+    if isinstance(wiring.engine, PullRequestReconciler):
+        outcome = wiring.engine.propose(
+            key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION))
+    else:
+        outcome = rollback_logic.rollback(wiring.repo, key, point, version=VERSION)
+    if not outcome.ok:
+        return outcome, None, None
+    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
+    note = None
+    if spec_source is not None:
+        point_commit = rollback_logic.resolve_point(wiring.repo, key, point)
+        spec = rollback_logic.spec_at(wiring.repo, key, point_commit)
+        if spec is None:
+            raise errors.UserInputError(f"{key}: {point} recorded no spec to restore")
+        note = restore_spec(spec_source, key, spec, kubeconfig=kubeconfig, context=context)
+    return outcome, delivered, note
+
+
+def restore_spec(source: str, key: ObjectKey, spec: dict[str, object], *,
+                 kubeconfig: str | None, context: str | None) -> str:
+    """Set the resource's spec back (in the cluster, or in its manifest file)."""
+    if source == "kubernetes":
+        cluster = KubeCluster(api_client(kubeconfig, context))
+        plural = PLURALS[key.kind]
+        raw = cluster.get_object(plural, key.name)
+        if raw is None:
+            raise errors.UserInputError(f"{key}: not found in the cluster")
+        cluster.replace_spec(plural, key.name, spec, str(raw["metadata"]["resourceVersion"]))
+        return f"{key}: spec restored in the cluster"
+    for path in filesource.manifest_files(Path(source)):
+        parsed = sources_core.parse_text(str(path), path.read_bytes())
+        if any(o.key == key for o in parsed.objects):
+            docs = [d for d in yamlio.load_documents(path.read_bytes()) if d is not None]
+            if len(docs) != 1:
+                raise errors.UserInputError(
+                    f"{path}: holds {len(docs)} documents; restore the spec of {key} by hand")
+            docs[0]["spec"] = spec
+            path.write_text(yamlio.dump_document(docs[0]))
+            return f"{key}: spec restored in {path}"
+    raise errors.UserInputError(f"{key}: no manifest under {source}")

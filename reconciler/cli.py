@@ -22,8 +22,10 @@ from reconciler.core.models import ObjectKey
 from reconciler.core.outcomes import Result
 from reconciler.core.settings import Settings
 from reconciler.reconcile import queries
+from reconciler.reconcile import rollback as rollback_logic
 from reconciler.reconcile.delivery import DeliveryReport
 from reconciler.reconcile.engine import PassReport
+from reconciler.reconcile.ownership import Ownership
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -66,15 +68,38 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("status", _status, "per-object status, from the resources and the repo")
     p.add_argument("--source", type=Path, action="append", required=True)
-    p.add_argument("--repo", type=Path, required=True)
-    p.add_argument("--branch")
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    _add_target_arguments(p)
 
-    p = command("history", _history, "audit trail of one object from commit trailers")
+    p = command("history", _history, "audit trail of one object: reconciler commits, human "
+                "reverts and edits, rollbacks, merges")
     p.add_argument("object", help="customer/NAME or preview/NAME")
-    p.add_argument("--repo", type=Path, required=True)
-    p.add_argument("--branch")
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    _add_target_arguments(p)
+
+    p = command("diff", _diff, "rendered difference of one object between two generations "
+                "or commits")
+    p.add_argument("object", help="customer/NAME or preview/NAME")
+    p.add_argument("a", help="generation number or commit")
+    p.add_argument("b", help="generation number or commit")
+    _add_target_arguments(p)
+
+    p = command("resync", _resync, "write an object's rendering now, even over a human's "
+                "revert or edit of its files")
+    p.add_argument("object", help="customer/NAME or preview/NAME")
+    p.add_argument("--source", type=Path, action="append", required=True)
+    _add_target_arguments(p)
+
+    p = command("rollback", _rollback, "restore an object's rendered files to a generation "
+                "or commit, as one new commit")
+    p.add_argument("object", help="customer/NAME or preview/NAME")
+    p.add_argument("--to", required=True, help="generation number or commit")
+    p.add_argument("--spec", metavar="SOURCE",
+                   help="also set the resource's spec back: 'kubernetes' or the manifest "
+                        "directory")
+    p.add_argument("--kubeconfig")
+    p.add_argument("--context")
+    _add_target_arguments(p)
 
     p = command("crds", _crds, "write the CustomResourceDefinitions generated from the models")
     p.add_argument("--out", type=Path, required=True)
@@ -98,11 +123,15 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--identity", help="leader election identity (default: host-pid)")
     p.add_argument("--health-port", type=int, default=8080,
                    help="port of /healthz, /readyz and /metrics (kubernetes source)")
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
+    _add_target_arguments(p)
+
+
+def _add_target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo", required=True,
                    help="config repo: a local path (created if missing) or a remote URL "
                         "(ssh://, https://, http://, git://, file://) mirrored in --state-dir")
     p.add_argument("--branch", help="target branch (default: main)")
-    p.add_argument("--once", action="store_true", help="one pass, then exit")
     p.add_argument("--state-dir", type=Path,
                    help="where remote mirrors live (default: $RECONCILER_STATE_DIR or "
                         "~/.local/state/gitops-reconciler)")
@@ -209,9 +238,16 @@ def _print_delivery(delivered: DeliveryReport) -> None:
                  if delivered.rebases else ""))
 
 
+def _key(text: str) -> ObjectKey:
+    try:
+        return ObjectKey.parse(text)
+    except ValueError as exc:
+        raise errors.UserInputError(str(exc)) from exc
+
+
 def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    repo = app.open_repo(args.repo, settings, create=False)
+    repo = app.wire(_target(args), settings, create=False).repo
     rows = queries.object_status(repo, settings, app.read_sources(args.source))
     if args.output == "json":
         print(json.dumps([r.__dict__ for r in rows], indent=2))
@@ -222,28 +258,54 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    try:
-        key = ObjectKey.parse(args.object)
-    except ValueError as exc:
-        raise errors.UserInputError(str(exc)) from exc
+    key = _key(args.object)
     settings = _settings(args)
-    repo = app.open_repo(args.repo, settings, create=False)
-    entries = list(queries.history(repo, key))
+    wiring = app.wire(_target(args), settings, create=False)
+    ownership = Ownership(repo=wiring.repo, author_email=settings.author_email)
     records: list[dict[str, str]] = [{
         "date": _iso(e.commit.time, e.commit.offset_minutes),
         "commit": e.commit.id,
-        "action": e.action,
+        "who": f"{e.commit.author_name} <{e.commit.author_email}>",
+        "kind": e.kind,
         "generation": str(e.generation or "-"),
-        "author": f"{e.commit.author_name} <{e.commit.author_email}>",
+        "detail": e.detail,
         "subject": e.commit.subject,
-    } for e in entries]
+    } for e in rollback_logic.audit(wiring.repo, key, ownership)]
     if args.output == "json":
         print(json.dumps(records, indent=2))
     else:
-        _table(["DATE", "COMMIT", "GEN", "ACTION", "SUBJECT"],
-               [[r["date"], r["commit"][:12], r["generation"], r["action"],
+        _table(["DATE", "COMMIT", "GEN", "KIND", "WHO", "SUBJECT"],
+               [[r["date"], r["commit"][:12], r["generation"], r["kind"], r["who"],
                  r["subject"]] for r in records])
     return EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    key = _key(args.object)
+    repo = app.wire(_target(args), _settings(args), create=False).repo
+    sys.stdout.write(rollback_logic.diff(repo, key, args.a, args.b))
+    return EXIT_OK
+
+
+def _resync(args: argparse.Namespace) -> int:
+    outcome, delivered = app.resync(args.source, _target(args), _settings(args), _key(args.object))
+    print(f"{outcome.result.value}: {outcome.message}")
+    if delivered is not None:
+        _print_delivery(delivered)
+    return EXIT_OK if outcome.ok and (delivered is None or not delivered.error) else EXIT_REFUSED
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    outcome, delivered, note = app.rollback(
+        _target(args), _settings(args), _key(args.object), args.to, spec_source=args.spec,
+        kubeconfig=args.kubeconfig, context=args.context)
+    where = outcome.pull_request_url or (outcome.commit or "")[:12]
+    print(f"{outcome.result.value}: {outcome.message} {where}".rstrip())
+    if delivered is not None:
+        _print_delivery(delivered)
+    if note:
+        print(note)
+    return EXIT_OK if outcome.ok and (delivered is None or not delivered.error) else EXIT_REFUSED
 
 
 def _crds(args: argparse.Namespace) -> int:

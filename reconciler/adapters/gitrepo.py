@@ -144,6 +144,65 @@ class GitConfigRepo:
         blob = self._repo.get(entry[1])
         return blob.data if isinstance(blob, pygit2.Blob) else None
 
+    # -- history ------------------------------------------------------------------------
+
+    def resolve(self, revision: str) -> str | None:
+        """The commit a revision (id, abbreviated id, ref) names, or None."""
+        try:
+            obj = self._repo.revparse_single(revision)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        commit = obj.peel(pygit2.Commit) if not isinstance(obj, pygit2.Commit) else obj
+        return str(commit.id)
+
+    def tree_id_at(self, commit_id: str, path: str) -> str | None:
+        """The tree id of directory ``path`` in ``commit_id`` (None when absent)."""
+        tree = self._commit_at(commit_id).tree
+        try:
+            entry = tree[path]
+        except KeyError:
+            return None
+        return str(entry.id) if entry.type_str == "tree" else None
+
+    def files_at(self, commit_id: str, directory: str) -> dict[str, bytes]:
+        """Files directly in ``directory`` at ``commit_id``: name -> bytes."""
+        tree_id = self.tree_id_at(commit_id, directory)
+        if tree_id is None:
+            return {}
+        tree = self._repo.get(tree_id)
+        out: dict[str, bytes] = {}
+        for entry in tree if isinstance(tree, pygit2.Tree) else []:
+            blob = self._repo.get(entry.id)
+            if isinstance(blob, pygit2.Blob):
+                out[str(entry.name)] = blob.data
+        return out
+
+    def commits_touching(self, path: str, since: str | None = None,
+                         limit: int | None = None) -> list[CommitInfo]:
+        """Commits after ``since`` (newest first) whose first-parent diff changes ``path``."""
+        head = self.head()
+        if head is None:
+            return []
+        walker = self._repo.walk(head, pygit2.enums.SortMode.TOPOLOGICAL
+                                 | pygit2.enums.SortMode.TIME)
+        if since is not None:
+            walker.hide(since)
+        out: list[CommitInfo] = []
+        for commit in walker:
+            before = self._tree_entry_id(commit.parents[0].tree, path) if commit.parents else None
+            if self._tree_entry_id(commit.tree, path) != before:
+                out.append(commit_info(commit))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    @staticmethod
+    def _tree_entry_id(tree: pygit2.Tree, path: str) -> str | None:
+        try:
+            return str(tree[path].id)
+        except KeyError:
+            return None
+
     def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from the head, newest first (topological, then time)."""
         head = self.head()

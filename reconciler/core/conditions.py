@@ -12,6 +12,7 @@ from typing import Any
 from reconciler.core.outcomes import Outcome, Reason, Result
 
 READY, RENDERED, COMMITTED, STALLED = "Ready", "Rendered", "Committed", "Stalled"
+IN_SYNC = "InSync"
 
 
 def _iso(now: float) -> str:
@@ -28,7 +29,13 @@ def desired_conditions(outcome: Outcome) -> list[tuple[str, str, str, str]]:
             (READY, "True", reason, message),
             (RENDERED, "True", "Rendered", "rendered into the config repo"),
             (COMMITTED, "True", reason, message),
+            (IN_SYNC, "True", reason, "the config repo holds the rendering of this spec"),
             (STALLED, "False", "Reconciling", "the spec renders"),
+        ]
+    if outcome.result == Result.HELD:
+        return [
+            (READY, "False", reason, message),
+            (IN_SYNC, "False", reason, message),
         ]
     if outcome.result == Result.PROPOSED:
         return [
@@ -67,7 +74,7 @@ def merge_conditions(previous: Sequence[Mapping[str, Any]],
         if generation is not None:
             entry["observedGeneration"] = generation
         by_type[ctype] = entry
-    order = [READY, RENDERED, COMMITTED, STALLED]
+    order = [READY, RENDERED, COMMITTED, IN_SYNC, STALLED]
     return sorted(by_type.values(), key=lambda c: (order.index(c["type"])
                                                     if c["type"] in order else 99, c["type"]))
 

@@ -19,6 +19,10 @@ TRAILER_UID = "Reconciler-UID"
 TRAILER_SPEC_HASH = "Reconciler-Spec-Hash"
 TRAILER_VERSION = "Reconciler-Version"
 TRAILER_ACTION = "Reconciler-Action"
+TRAILER_SUPERSEDES = "Reconciler-Supersedes"
+TRAILER_ROLLBACK_TO = "Reconciler-Rollback-To"
+#: actions whose commits express the resource's spec (a rollback expresses a person's choice)
+OWN_ACTIONS = frozenset({"create", "update", "rerender", "restore", "import", "delete"})
 
 FEATURE_NAMES = ("database", "scheduler", "webhooks")
 
@@ -34,6 +38,7 @@ class ObjectChange:
     generation: int | None = None
     uid: str | None = None
     spec_hash: str | None = None
+    supersedes: str | None = None  # a human's commit this change overrides
 
 
 def flatten(data: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
@@ -113,6 +118,8 @@ def phrases_for(change: ObjectChange) -> list[str]:
     """Everything worth saying about one object change."""
     if change.action == "delete":
         return ["removed"]
+    if change.action == "restore":
+        return ["restored the rendered files"]
     if change.action == "create" or change.old_spec is None:
         return [f"created ({describe_creation(change.key, change.new_spec or {})})"]
     phrases = describe_update(change.old_spec, change.new_spec or {})
@@ -136,6 +143,8 @@ def trailers_for(change: ObjectChange, version: str) -> list[tuple[str, str]]:
         out.append((TRAILER_UID, change.uid))
     if change.spec_hash:
         out.append((TRAILER_SPEC_HASH, change.spec_hash))
+    if change.supersedes:
+        out.append((TRAILER_SUPERSEDES, change.supersedes))
     out.append((TRAILER_VERSION, version))
     return out
 
@@ -163,6 +172,8 @@ def object_message(change: ObjectChange, files: Sequence[str], extra: Sequence[s
                    version: str) -> str:
     """The full message of one object's commit."""
     body = [f"- {p}" for p in phrases_for(change)]
+    if change.supersedes:
+        body.append(f"- supersedes {change.supersedes[:12]}, a change made in Git by hand")
     body += list(extra)
     if files:
         body += ["", "Files:", *files]

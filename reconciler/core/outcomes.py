@@ -16,6 +16,7 @@ class Result(StrEnum):
 
     COMMITTED = "committed"
     PROPOSED = "proposed"  # in a pull request awaiting review
+    HELD = "held"  # a human's change to the object's files stands
     UNCHANGED = "unchanged"
     SKIPPED = "skipped"
     REFUSED = "refused"
@@ -36,6 +37,9 @@ class Reason(StrEnum):
     NOT_OWNED = "NotOwned"
     REMOVAL_HELD = "RemovalHeld"
     GIT_ERROR = "GitError"
+    REVERTED_IN_GIT = "RevertedInGit"
+    MODIFIED_IN_GIT = "ModifiedInGit"
+    ROLLED_BACK = "RolledBack"
     PULL_REQUEST_OPEN = "PullRequestOpen"
     PULL_REQUEST_CLOSED = "PullRequestClosed"
     FORGE_ERROR = "ForgeError"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -59,6 +59,10 @@ class Settings(BaseModel):
         description="A pass creating more objects than this adds them in one import commit.",
     )
     resync_seconds: int = Field(default=300, ge=5)
+    human_change_policy: Literal["report", "overwrite"] = Field(
+        default="report",
+        description="What to do when a human reverted or edited an object's files.",
+    )
     push_window_seconds: float = Field(
         default=10.0, ge=0,
         description="A remote is pushed once its oldest unpushed commit is this old.",
@@ -82,7 +86,8 @@ class Settings(BaseModel):
         """Hash of the settings that change rendered bytes (not author, branch, timing)."""
         relevant = self.model_dump(
             mode="json", exclude={"branch", "author_name", "author_email", "import_batch",
-                                  "resync_seconds", "push_window_seconds"}
+                                  "resync_seconds", "push_window_seconds",
+                                  "human_change_policy"}
         )
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -40,6 +40,19 @@ class ConfigRepo(Protocol):
     def flush(self) -> None:
         """Make committed work visible to others (update a work tree, push, ...)."""
 
+    def resolve(self, revision: str) -> str | None:
+        """The commit a revision names, or None."""
+
+    def tree_id_at(self, commit_id: str, path: str) -> str | None:
+        """The tree id of directory ``path`` in a commit."""
+
+    def files_at(self, commit_id: str, directory: str) -> dict[str, bytes]:
+        """Files directly in ``directory`` at a commit."""
+
+    def commits_touching(self, path: str, since: str | None = None,
+                         limit: int | None = None) -> list[CommitInfo]:
+        """Commits after ``since``, newest first, that change ``path``."""
+
 
 @dataclass(frozen=True)
 class PushResult:

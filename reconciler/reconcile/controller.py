@@ -98,6 +98,9 @@ class Controller:
             if not self.process(key, requeue=False):  # retried here, a bounded number of times
                 tries[key] = tries.get(key, 0) + 1
                 if tries[key] < attempts:
+                    # no watch runs here: re-read the object our own writes (finalizer,
+                    # status) moved on, or the retry carries a stale resourceVersion (409)
+                    self.informers[key.kind].refresh(key.name)
                     self.queue.retry(key)
         self._metrics.synced(self._clock())
         if self.delivery is not None:

@@ -18,8 +18,12 @@ from reconciler.core.render import common, customers, pool, previews
 from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed
 from reconciler.ports.configrepo import ConfigRepo
+from reconciler.reconcile.ownership import Ownership
 
 log = logging.getLogger(__name__)
+
+POLICY_ANNOTATION = "reconciler.ahoi.dev/on-human-change"
+RESYNC_ANNOTATION = "reconciler.ahoi.dev/resync"
 
 OWNED_PREFIXES = {"Customer": ("tenants/", common.POOL_DIRECTORY), "Preview": ("previews/",)}
 
@@ -38,7 +42,8 @@ class PassReport:
     @property
     def commits(self) -> list[str]:
         """Ids of the commits made, in order."""
-        return list(dict.fromkeys(o.commit for o in self.outcomes if o.commit))
+        return list(dict.fromkeys(o.commit for o in self.outcomes
+                                  if o.commit and o.result == Result.COMMITTED))
 
 
 def render(obj: Resource, settings: Settings) -> common.RenderedDir:
@@ -61,8 +66,8 @@ class _Plan:
 class ObjectReconciler(Protocol):
     """What the controller and local mode drive: direct commits or pull requests."""
 
-    def apply(self, obj: Resource) -> Outcome:
-        """Converge one object."""
+    def apply(self, obj: Resource, *, force: bool = False) -> Outcome:
+        """Converge one object (``force``: even over a human's change)."""
 
     def remove(self, key: ObjectKey) -> Outcome:
         """Remove one object's directory."""
@@ -84,16 +89,26 @@ class Reconciler:
         # key -> (input hash, tree id) last seen in sync; rebuilt from the repo when missing
         self._in_sync: dict[ObjectKey, tuple[str, str]] = {}
         self._pool: dict[str, pool.PoolEntry] | None = None
+        self.ownership = Ownership(repo=repo, author_email=settings.author_email)
+        # key -> (input hash, tree id, outcome) of objects whose files a human changed
+        self._held: dict[ObjectKey, tuple[str, str, Outcome]] = {}
 
     def invalidate(self) -> None:
         """Forget every cache (the branch was reset underneath us)."""
         self._in_sync.clear()
+        self._held.clear()
         self._pool = None
+        self.ownership.reset()
 
     # -- one object -----------------------------------------------------------------------
 
-    def apply(self, obj: Resource) -> Outcome:
-        """Make the config repo hold ``obj``'s rendering; commit only when something changed."""
+    def apply(self, obj: Resource, *, force: bool = False) -> Outcome:
+        """Make the config repo hold ``obj``'s rendering; commit only when something changed.
+
+        A human's revert or edit of the object's files stands while the spec is unchanged
+        (policy ``report``): the outcome is HELD and names the commit. ``force`` (an
+        explicit resync) or policy ``overwrite`` restores the rendering anyway.
+        """
         key = obj.key
         if obj.spec.suspend:
             return Outcome(key, Result.SKIPPED, Reason.SUSPENDED, "spec.suspend is true")
@@ -101,9 +116,11 @@ class Reconciler:
         if problem:
             return Outcome(key, Result.REFUSED, Reason.INVALID_SPEC, f"{key}: {problem}")
         try:
-            planned = self._plan_apply(obj)
+            planned = self._plan_apply(obj, force)
             if planned is None:
                 return Outcome(key, Result.UNCHANGED, Reason.UP_TO_DATE, "config repo up to date")
+            if isinstance(planned, Outcome):
+                return planned
             files = messages.file_lines(list(planned.changes.writes), sorted(planned.changes.deletes),
                                         planned.existed)
             extra = self._pool_lines(planned.changes)
@@ -113,6 +130,7 @@ class Reconciler:
             self._pool = None  # re-read on next use: the repo may not hold what we planned
             return _failure(key, exc)
         self._remember(key, planned.input_hash)
+        self.ownership.recorded(key, commit)
         reason = {"create": Reason.CREATED, "update": Reason.UPDATED}.get(
             planned.change.action, Reason.RERENDERED)
         return Outcome(key, Result.COMMITTED, reason, messages.subject_for(planned.change), commit)
@@ -140,25 +158,44 @@ class Reconciler:
             self._pool = None
             return _failure(key, exc)
         self._in_sync.pop(key, None)
+        self._held.pop(key, None)
+        self.ownership.recorded(key, commit)
         return Outcome(key, Result.COMMITTED, Reason.REMOVED, f"{key}: removed", commit)
 
-    def _plan_apply(self, obj: Resource) -> _Plan | None:
+    def _plan_apply(self, obj: Resource, force: bool) -> _Plan | Outcome | None:
         key = obj.key
         input_hash = common.object_input_hash(obj, self._settings)
         tree_id = self._repo.tree_id(key.directory)
-        if tree_id is not None and self._in_sync.get(key) == (input_hash, tree_id):
+        if not force and tree_id is not None and self._in_sync.get(key) == (input_hash, tree_id):
             return None
+        held = self._held.get(key)
+        if not force and held is not None and held[:2] == (input_hash, tree_id):
+            return held[2]
+        self._held.pop(key, None)
         record = self._record(key.directory) if tree_id is not None else None
+        human = self.ownership.human_change(key)
+        if human is not None and not force and self._policy(obj) == "report" \
+                and self.ownership.spec_at_own(key) == spec_data(obj):
+            outcome = Outcome(
+                key, Result.HELD, human.reason,
+                f"{key}: {human.describe()}; not overwritten while the spec is unchanged "
+                f"(annotate {RESYNC_ANNOTATION} or run `reconciler resync {key}` to restore)",
+                human.commit.id)
+            self._held[key] = (input_hash, tree_id or "", outcome)
+            return outcome
         pool_changes = self._pool_change(key.name, _pool_entry(obj, self._settings))
-        if record is not None and record.input_hash == input_hash and pool_changes.empty:
+        if human is None and record is not None and record.input_hash == input_hash \
+                and pool_changes.empty:
             self._in_sync[key] = (input_hash, tree_id or "")
             return None
         current = self._repo.list_files(key.directory)
         if record is None:
             action = "create" if not current else "update"
+        elif record.spec != spec_data(obj):
+            action = "update"
         else:
-            action = "update" if record.spec != spec_data(obj) else "rerender"
-        generation = _generation(obj, record, action)
+            action = "restore" if human is not None else "rerender"
+        generation = _generation(obj, record or self.ownership.record_at_own(key), action)
         obj = _with_generation(obj, generation)
         rendered = render(obj, self._settings)
         changes = plan.plan_directory(rendered, current).merged(pool_changes)
@@ -167,12 +204,22 @@ class Reconciler:
             return None
         change = messages.ObjectChange(
             key, action, record.spec if record else None, spec_data(obj),
-            generation, obj.metadata.uid, common.spec_hash(obj))
+            generation, obj.metadata.uid, common.spec_hash(obj),
+            human.commit.id if human is not None else None)
         existed = {f"{key.directory}/{name}": True for name in current}
         if not pool_changes.empty:
             pool_files = self._repo.list_files(common.POOL_DIRECTORY)
             existed.update({f"{common.POOL_DIRECTORY}/{n}": True for n in pool_files})
         return _Plan(change, changes, existed, input_hash)
+
+    def _policy(self, obj: Resource) -> str:
+        value = obj.metadata.annotations.get(POLICY_ANNOTATION)
+        return value if value in ("report", "overwrite") else self._settings.human_change_policy
+
+    @property
+    def held_keys(self) -> set[ObjectKey]:
+        """Objects whose files a human changed and that are left as the human made them."""
+        return set(self._held)
 
     def _record(self, directory: str) -> common.SourceRecord | None:
         raw = self._repo.read_file(f"{directory}/{common.SOURCE_FILE}")
@@ -239,6 +286,8 @@ class Reconciler:
         held = {r.key for r in parsed.refusals if r.key is not None}
         new = [o for o in parsed.objects if self._repo.tree_id(o.key.directory) is None
                and not o.spec.suspend and not common.namespace_problem(o, self._settings)]
+        if len(new) > self._settings.import_batch:  # never re-import what a human removed
+            new = [o for o in new if self.ownership.last_own(o.key) is None]
         if len(new) > self._settings.import_batch:
             report.outcomes += self._import(new)
         for obj in parsed.objects:
@@ -267,7 +316,8 @@ class Reconciler:
         """
         current = self._current_pool()
         acted = {o.key for o in parsed.objects
-                 if not o.spec.suspend and not common.namespace_problem(o, self._settings)}
+                 if not o.spec.suspend and not common.namespace_problem(o, self._settings)
+                 and o.key not in self._held}
         desired = {name: e for name, e in current.items()
                    if parsed.incomplete or (ObjectKey("Customer", name) not in acted
                    and (ObjectKey("Customer", name) in held

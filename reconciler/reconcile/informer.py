@@ -44,6 +44,19 @@ class Informer:
         with self._lock:
             return list(self._cache)
 
+    def refresh(self, name: str) -> None:
+        """Read one object again into the cache (when no watch keeps it current)."""
+        try:
+            raw = self._cluster.get_object(self.plural, name)
+        except errors.ReconcilerError as exc:
+            log.warning("could not read %s/%s again: %s", self.plural, name, exc)
+            return
+        with self._lock:
+            if raw is None:
+                self._cache.pop(name, None)
+            else:
+                self._cache[name] = raw
+
     def relist(self) -> None:
         """List everything, replace the cache and report what changed."""
         items, resource_version = self._cluster.list_objects(self.plural)

@@ -60,13 +60,13 @@ class PullRequestReconciler:
     def invalidate(self) -> None:
         """Nothing cached across objects."""
 
-    def apply(self, obj: Resource) -> Outcome:
+    def apply(self, obj: Resource, *, force: bool = False) -> Outcome:
         """Propose ``obj``'s change as a pull request (or close it when it is a no-op)."""
-        return self._propose(obj.key, lambda engine: engine.apply(obj))
+        return self.propose(obj.key, lambda view: self._make_engine(view).apply(obj, force=force))
 
     def remove(self, key: ObjectKey) -> Outcome:
         """Propose the removal of ``key``'s directory as a pull request."""
-        return self._propose(key, lambda engine: engine.remove(key))
+        return self.propose(key, lambda view: self._make_engine(view).remove(key))
 
     def sync(self, parsed: Parsed) -> PassReport:
         """Local-mode pass: one proposal per object, removals for vanished objects."""
@@ -87,12 +87,13 @@ class PullRequestReconciler:
                         report.outcomes.append(self.remove(key))
         return report
 
-    def _propose(self, key: ObjectKey, change: Callable[[Reconciler], Outcome]) -> Outcome:
+    def propose(self, key: ObjectKey, change: Callable[[ConfigRepo], Outcome]) -> Outcome:
+        """Make ``change`` on ``key``'s branch (reset to the target head) and open its PR."""
         branch = branch_for(key)
         try:
             base = self._store.fetch()
             view = self._store.branch_view(branch, base)
-            outcome = change(self._make_engine(view))
+            outcome = change(view)
             if outcome.result != Result.COMMITTED or not outcome.commit:
                 return self._settle(key, branch, outcome)
             tree = view.tree_id("") or ""

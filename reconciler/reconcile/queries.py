@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from reconciler.core import messages
 from reconciler.core.history import HistoryEntry, object_history
-from reconciler.core.models import DIRECTORIES, ObjectKey
+from reconciler.core.models import DIRECTORIES, ObjectKey, spec_data
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed
 from reconciler.ports.configrepo import ConfigRepo
+from reconciler.reconcile.ownership import Ownership
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class StatusRow:
     kind: str
     name: str
     valid: bool
-    state: str  # InSync, OutOfSync, NotRendered, Invalid, Suspended, Orphaned, NotOwned
+    state: str  # InSync, OutOfSync, NotRendered, Invalid, Suspended, Orphaned, NotOwned,
+    # RevertedInGit, ModifiedInGit, RolledBack
     message: str
     last_commit: str | None
     path: str | None
@@ -33,6 +35,7 @@ class StatusRow:
 def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed) -> list[StatusRow]:
     """Status of every object in ``parsed`` plus directories with no resource (orphans)."""
     last = last_commits(repo)
+    ownership = Ownership(repo=repo, author_email=settings.author_email)
     rows: list[StatusRow] = []
     seen: set[ObjectKey] = set()
     for obj in parsed.objects:
@@ -40,7 +43,10 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed) -> list[
         seen.add(key)
         raw = repo.read_file(f"{key.directory}/{common.SOURCE_FILE}")
         record = common.parse_source_record(raw) if raw is not None else None
-        if obj.spec.suspend:
+        human = ownership.human_change(key)
+        if human is not None and ownership.spec_at_own(key) == spec_data(obj):
+            state, message = human.reason.value, human.describe()
+        elif obj.spec.suspend:
             state, message = "Suspended", "spec.suspend is true: no changes are written"
         elif record is None:
             state, message = "NotRendered", "not in the config repo yet"

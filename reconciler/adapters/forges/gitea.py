@@ -142,7 +142,7 @@ class GiteaForge:
                 return raw_pull
         found = self._find_open(spec.head_branch, spec.base_branch)
         if found is None:
-            raise forge.ForgeError(
+            raise http.ForgeRaceError(
                 f"Gitea at {self._client.host} says a pull request from {spec.head_branch} "
                 f"already exists, but none is open into {spec.base_branch}") from exc
         return found

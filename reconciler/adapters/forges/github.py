@@ -100,7 +100,7 @@ class GitHubForge:
                     raise
                 raw_pull = self._find_open(spec.head_branch, spec.base_branch)
                 if raw_pull is None:
-                    raise forge.ForgeError(
+                    raise http.ForgeRaceError(
                         f"GitHub at {self._client.host} says a pull request from "
                         f"{spec.head_branch} already exists, but none is open into "
                         f"{spec.base_branch}") from exc
@@ -128,13 +128,17 @@ class GitHubForge:
                                         "base": base_branch, "per_page": PER_PAGE}
         for page in self._client.iter_pages(self._pulls, params=params):
             for raw_pull in cast(list[RawPull], page):
-                if (raw_pull.get("state") == "open"
-                        and raw_pull.get("head", {}).get("ref") == head_branch
-                        and raw_pull.get("base", {}).get("ref") == base_branch
-                        and raw_pull.get("head", {}).get("label", f"{self._owner}:{head_branch}")
-                        == f"{self._owner}:{head_branch}"):
+                if self._is_for(raw_pull, head_branch, base_branch):
                     return raw_pull
         return None
+
+    def _is_for(self, raw_pull: RawPull, head_branch: str, base_branch: str) -> bool:
+        head = raw_pull.get("head", {})
+        # ``head.label`` is "owner:branch" with the owner's own casing; a fork's differs
+        owner = head.get("label", self._owner).partition(":")[0]
+        return (raw_pull.get("state") == "open" and head.get("ref") == head_branch
+                and raw_pull.get("base", {}).get("ref") == base_branch
+                and owner.lower() == self._owner.lower())
 
     def _bring_up_to_date(self, raw_pull: RawPull, spec: forge.PullRequestSpec) -> forge.PullRequest:
         """Patch only what differs: an unchanged pull request costs no write."""

@@ -33,6 +33,7 @@ import urllib.parse
 from typing import Any, TypedDict, cast
 
 from reconciler.adapters.forges import http
+from reconciler.core import errors
 from reconciler.ports import forge
 
 PER_PAGE = 100
@@ -124,7 +125,7 @@ class GitLabForge:
                 return raw_mr
         found = self._find_open(spec.head_branch, spec.base_branch)
         if found is None:
-            raise forge.ForgeError(
+            raise http.ForgeRaceError(
                 f"GitLab at {self._client.host} says a merge request from {spec.head_branch} "
                 f"already exists, but none is open into {spec.base_branch}") from exc
         return found
@@ -154,7 +155,7 @@ def _is_for(raw_mr: RawMergeRequest, head_branch: str, base_branch: str) -> bool
 def _comma_separated(labels: tuple[str, ...]) -> str:
     for label in labels:
         if "," in label:
-            raise forge.ForgeError(f"GitLab label names cannot contain a comma: {label!r}")
+            raise errors.UserInputError(f"GitLab label names cannot contain a comma: {label!r}")
     return ",".join(dict.fromkeys(labels))
 
 

@@ -24,6 +24,13 @@ What is retried, and how long we wait, as each host documents it:
 A wait longer than ``RetryPolicy.max_rate_limit_wait`` is not slept through: the call fails at
 once with ``ForgeRateLimitedError(retry_after=...)`` so the caller can requeue the work.
 
+Errors: 401 and a 403 that is not a rate limit -> ``ForgeAuthError``; 404 -> ``ForgeNotFoundError``;
+rate limits still in force -> ``ForgeRateLimitedError``; 5xx and network errors still failing ->
+``ForgeUnavailableError``; any other 4xx -> ``ForgeRequestError`` (permanent, with status and the
+host's message, which drivers inspect for "already exists"); an answer that is not the API's
+-> ``ForgeProtocolError``. Messages name the forge, host, method and path, never the token (a
+host echoing it back is redacted too).
+
 Pagination follows ``Link: <...>; rel="next"`` (RFC 8288; GitHub, GitLab and Gitea all send it)
 and GitLab's ``X-Next-Page``. A next link pointing at another origin is never requested with the
 token: only its ``page`` number is reused against our own API URL (Gitea builds links from its
@@ -78,6 +85,16 @@ class ForgeRequestError(forge.ForgeError, errors.PermanentError):
         self.host_message = host_message
 
 
+class ForgeProtocolError(forge.ForgeError, errors.PermanentError):
+    """The host answered something that is not its documented API (an HTML login page from a
+    proxy, a next-page link to another host, endless pages)."""
+
+
+class ForgeRaceError(forge.ForgeError, errors.TemporaryError):
+    """The host's state changed between two calls (it said "already exists", then showed none
+    open): reading again later will settle it."""
+
+
 @dataclass(frozen=True)
 class _RateLimit:
     wait: float | None  # None: the host said "rate limited" but not for how long
@@ -129,13 +146,13 @@ class ForgeClient:
             response = self.request("GET", url, params=query)
             page = self._decode(response, "GET", path)
             if not isinstance(page, list):
-                raise forge.ForgeError(self._where("GET", path) + ": expected a JSON list")
+                raise ForgeProtocolError(self._where("GET", path) + ": expected a JSON list")
             yield page
             following = self._next_page(response, url, query)
             if following is None:
                 return
             url, query = following
-        raise forge.ForgeError(self._where("GET", path) + f": more than {max_pages} pages")
+        raise ForgeProtocolError(self._where("GET", path) + f": more than {max_pages} pages")
 
     def request(self, method: str, path: str, *, params: Mapping[str, str | int] | None = None,
                 json_body: Mapping[str, Any] | None = None) -> requests.Response:
@@ -156,7 +173,7 @@ class ForgeClient:
                 self._sleep(self._backoff(attempt))
                 continue
             except requests.RequestException as exc:
-                raise forge.ForgeError(self._where(method, shown) + f": {type(exc).__name__}") from exc
+                raise ForgeProtocolError(self._where(method, shown) + f": {type(exc).__name__}") from exc
             log.debug("%s %s -> %s", method, shown, response.status_code)
             if response.ok:
                 return response
@@ -228,7 +245,7 @@ class ForgeClient:
         if path.startswith(("http://", "https://")):
             parsed = urllib.parse.urlsplit(path)
             if (parsed.scheme, parsed.netloc) != self._origin:
-                raise forge.ForgeError(f"{self.forge_name}: refusing to send the token to "
+                raise ForgeProtocolError(f"{self.forge_name}: refusing to send the token to "
                                        f"{parsed.scheme}://{parsed.netloc}")
             return path
         return self.base_url + path
@@ -243,7 +260,7 @@ class ForgeClient:
             page = urllib.parse.parse_qs(parsed.query).get("page")
             if page:
                 return url, {**query, "page": page[0]}
-            raise forge.ForgeError(f"{self.forge_name}: next page link points at another host")
+            raise ForgeProtocolError(f"{self.forge_name}: next page link points at another host")
         next_page = response.headers.get("X-Next-Page", "").strip()
         if next_page:
             return url, {**query, "page": next_page}
@@ -255,7 +272,7 @@ class ForgeClient:
         try:
             return response.json()
         except ValueError:
-            raise forge.ForgeError(self._where(method, path) + ": answer is not JSON") from None
+            raise ForgeProtocolError(self._where(method, path) + ": answer is not JSON") from None
 
     def _host_message(self, response: requests.Response) -> str:
         """The host's own error text (JSON ``message``/``error``/``errors`` or plain text)."""

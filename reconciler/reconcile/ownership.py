@@ -1,0 +1,111 @@
+"""Who last changed an object's directory: the reconciler for that object, or someone else.
+
+A human's ``git revert``, hand edit or ``reconciler rollback`` of an object's files is found
+by comparing the directory at the head with the directory at the reconciler's own last
+commit for that object (from trailers), then naming the newest commit in between that
+touched it. Costs one history walk at start, then a tree lookup per check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core import messages
+from reconciler.core.history import CommitInfo
+from reconciler.core.models import ObjectKey
+from reconciler.core.outcomes import Reason
+from reconciler.core.render import common
+from reconciler.ports.configrepo import ConfigRepo
+
+
+@dataclass(frozen=True)
+class HumanChange:
+    """The newest foreign commit that changed an object's directory after our last one."""
+
+    reason: Reason
+    commit: CommitInfo
+    since: str  # the reconciler's last own commit for the object
+
+    def describe(self) -> str:
+        """One line naming the commit and its author."""
+        what = {Reason.REVERTED_IN_GIT: "reverted", Reason.ROLLED_BACK: "rolled back"}.get(
+            self.reason, "modified")
+        return (f"{what} in Git by {self.commit.author_name} <{self.commit.author_email}> "
+                f"in {self.commit.id[:12]} ({self.commit.subject})")
+
+
+def classify(commit: CommitInfo) -> Reason:
+    """Why a foreign commit changed the files: revert, rollback or edit."""
+    if messages.trailer_values(commit.message, messages.TRAILER_ACTION) == ["rollback"]:
+        return Reason.ROLLED_BACK
+    if commit.subject.startswith('Revert "') or "This reverts commit" in commit.message:
+        return Reason.REVERTED_IN_GIT
+    return Reason.MODIFIED_IN_GIT
+
+
+class Ownership:
+    """Tracks the reconciler's last own commit per object."""
+
+    def __init__(self, *, repo: ConfigRepo, author_email: str) -> None:
+        self._repo = repo
+        self._email = author_email
+        self._last: dict[ObjectKey, str] | None = None
+
+    def reset(self) -> None:
+        """Forget the index (the branch was reset)."""
+        self._last = None
+
+    def _index(self) -> dict[ObjectKey, str]:
+        if self._last is None:
+            self._last = {}
+            for commit in self._repo.log():
+                if not self.is_own(commit):
+                    continue
+                for value in messages.trailer_values(commit.message, messages.TRAILER_OBJECT):
+                    try:
+                        self._last.setdefault(ObjectKey.parse(value), commit.id)
+                    except ValueError:
+                        continue
+        return self._last
+
+    def is_own(self, commit: CommitInfo) -> bool:
+        """Whether the reconciler made ``commit`` to express a resource's spec."""
+        actions = messages.trailer_values(commit.message, messages.TRAILER_ACTION)
+        return commit.author_email == self._email and bool(actions) \
+            and actions[0] in messages.OWN_ACTIONS
+
+    def recorded(self, key: ObjectKey, commit: str) -> None:
+        """We just committed ``commit`` for ``key``."""
+        if self._last is not None:
+            self._last[key] = commit
+
+    def last_own(self, key: ObjectKey) -> str | None:
+        """The reconciler's last own commit for ``key``."""
+        return self._index().get(key)
+
+    def human_change(self, key: ObjectKey) -> HumanChange | None:
+        """The foreign change standing on ``key``'s directory, if any."""
+        ours = self.last_own(key)
+        if ours is None:
+            return None
+        if self._repo.tree_id(key.directory) == self._repo.tree_id_at(ours, key.directory):
+            return None
+        touching = [c for c in self._repo.commits_touching(key.directory, since=ours)
+                    if not self.is_own(c)]
+        if not touching:
+            return None
+        return HumanChange(classify(touching[0]), touching[0], ours)
+
+    def record_at_own(self, key: ObjectKey) -> common.SourceRecord | None:
+        """The source record of the reconciler's last own commit for ``key``."""
+        ours = self.last_own(key)
+        if ours is None:
+            return None
+        raw = self._repo.files_at(ours, key.directory).get(common.SOURCE_FILE)
+        return common.parse_source_record(raw) if raw is not None else None
+
+    def spec_at_own(self, key: ObjectKey) -> dict[str, Any] | None:
+        """The spec the reconciler last rendered for ``key`` (from its source record)."""
+        record = self.record_at_own(key)
+        return dict(record.spec) if record and record.spec is not None else None

@@ -1,0 +1,125 @@
+"""Rollback, diff and the full audit trail of one object.
+
+``rollback`` restores an object's rendered files to a past generation or commit as one
+new commit touching only its directory (git revert semantics, with trailers saying what
+was rolled back). Like a human's revert, a rollback stands until the spec changes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from reconciler.core import errors, messages, plan
+from reconciler.core.history import CommitInfo
+from reconciler.core.models import ObjectKey
+from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.render import common
+from reconciler.ports.configrepo import ConfigRepo
+from reconciler.reconcile.ownership import Ownership, classify
+
+
+def resolve_point(repo: ConfigRepo, key: ObjectKey, point: str) -> str:
+    """A generation number (the reconciler's commit that rendered it) or a commit."""
+    if point.isdigit() and len(point) < 7:
+        for commit in repo.log():
+            values = dict(messages.parse_trailers(commit.message))
+            if values.get(messages.TRAILER_OBJECT) == str(key) and \
+                    values.get(messages.TRAILER_GENERATION) == point and \
+                    values.get(messages.TRAILER_ACTION) in messages.OWN_ACTIONS:
+                return commit.id
+        raise errors.UserInputError(f"{key}: no commit rendered generation {point}")
+    resolved = repo.resolve(point)
+    if resolved is None:
+        raise errors.UserInputError(f"{point!r} is neither a generation nor a commit")
+    return resolved
+
+
+def rollback(repo: ConfigRepo, key: ObjectKey, point: str, *, version: str) -> Outcome:
+    """Commit ``key``'s directory as it was at ``point``."""
+    target = resolve_point(repo, key, point)
+    wanted = repo.files_at(target, key.directory)
+    current = repo.list_files(key.directory)
+    writes = {f"{key.directory}/{name}": data for name, data in wanted.items()
+              if current.get(name) != plan.git_blob_id(data)}
+    deletes = frozenset(f"{key.directory}/{name}" for name in current if name not in wanted)
+    changes = plan.ChangeSet(writes, deletes).confined_to((key.directory,))
+    if changes.empty:
+        return Outcome(key, Result.UNCHANGED, Reason.UP_TO_DATE,
+                       f"{key}: already as at {target[:12]}")
+    raw = wanted.get(common.SOURCE_FILE)
+    record = common.parse_source_record(raw) if raw is not None else None
+    generation = record.generation if record else None
+    label = f"generation {generation}" if generation is not None else "no directory"
+    subject = f"{key}: roll back to {label} ({target[:12]})"
+    body = [f"- restores {key.directory}/ as it was in {target[:12]}",
+            "- stands until the resource's spec changes (or `reconciler resync`)", "",
+            "Files:", *messages.file_lines(list(writes), sorted(deletes),
+                                           {p: True for p in writes if p.rsplit('/', 1)[1]
+                                            in current})]
+    trailers = [(messages.TRAILER_OBJECT, str(key)), (messages.TRAILER_ACTION, "rollback")]
+    if generation is not None:
+        trailers.append((messages.TRAILER_GENERATION, str(generation)))
+    trailers += [(messages.TRAILER_ROLLBACK_TO, target), (messages.TRAILER_VERSION, version)]
+    commit = repo.commit(changes, messages.build_message(subject, body, trailers))
+    return Outcome(key, Result.COMMITTED, Reason.ROLLED_BACK, subject, commit)
+
+
+def spec_at(repo: ConfigRepo, key: ObjectKey, commit: str) -> dict[str, object] | None:
+    """The spec recorded in ``key``'s source record at ``commit``."""
+    raw = repo.files_at(commit, key.directory).get(common.SOURCE_FILE)
+    record = common.parse_source_record(raw) if raw is not None else None
+    return dict(record.spec) if record and record.spec is not None else None
+
+
+def diff(repo: ConfigRepo, key: ObjectKey, a: str, b: str) -> str:
+    """Unified diff of ``key``'s rendered files between two generations or commits."""
+    left, right = resolve_point(repo, key, a), resolve_point(repo, key, b)
+    before, after = repo.files_at(left, key.directory), repo.files_at(right, key.directory)
+    out: list[str] = []
+    for name in sorted(set(before) | set(after)):
+        old = before.get(name, b"").decode("utf-8", "replace").splitlines(keepends=True)
+        new = after.get(name, b"").decode("utf-8", "replace").splitlines(keepends=True)
+        out += difflib.unified_diff(old, new, f"a/{key.directory}/{name}",
+                                    f"b/{key.directory}/{name}")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One step of an object's story."""
+
+    commit: CommitInfo
+    kind: str  # reconciler, revert, edit, rollback, import, pull-request merge
+    generation: int | None
+    detail: str
+
+
+def audit(repo: ConfigRepo, key: ObjectKey, ownership: Ownership) -> list[AuditEntry]:
+    """Every commit that changed ``key``'s directory or names it, newest first, with who/why."""
+    touching = {c.id: c for c in repo.commits_touching(key.directory)}
+    entries: list[AuditEntry] = []
+    for commit in repo.log():
+        values = messages.parse_trailers(commit.message)
+        named = any(k == messages.TRAILER_OBJECT and v == str(key) for k, v in values)
+        if commit.id not in touching and not named:
+            continue
+        trailers = dict(values)
+        action = trailers.get(messages.TRAILER_ACTION)
+        gen = trailers.get(messages.TRAILER_GENERATION)
+        if ownership.is_own(commit) and named:
+            kind = "import" if action == "import" else "reconciler"
+            detail = action or "update"
+            if trailers.get(messages.TRAILER_SUPERSEDES):
+                detail += f", supersedes {trailers[messages.TRAILER_SUPERSEDES][:12]}"
+        elif action == "rollback" and named:
+            kind, detail = "rollback", f"to {trailers.get(messages.TRAILER_ROLLBACK_TO, '?')[:12]}"
+        elif len(commit.parents) > 1:
+            kind, detail = "merge", "merged (pull request or branch)"
+        else:
+            reason = classify(commit)
+            kind = {Reason.REVERTED_IN_GIT: "revert"}.get(reason, "edit")
+            detail = "by hand"
+        entries.append(AuditEntry(commit, kind, int(gen) if gen and gen.isdigit() else None,
+                                  detail))
+    return entries
