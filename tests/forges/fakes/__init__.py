@@ -1,0 +1,1 @@
+"""Loopback fakes of the GitHub, GitLab and Gitea REST APIs the forge drivers talk to."""
