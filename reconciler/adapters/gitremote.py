@@ -87,6 +87,22 @@ class _Callbacks(pygit2.RemoteCallbacks):
             self.rejected[refname] = message
 
 
+def _use_known_hosts(known_hosts: Path, state_dir: Path) -> None:
+    """libgit2 checks SSH host keys against <homedir>/.ssh/known_hosts: give it ours.
+
+    The home directory is a process-wide libgit2 setting; the reconciler talks to one
+    remote per process, so it points at a private copy under the state directory.
+    """
+    try:
+        text = known_hosts.read_text()
+    except OSError as exc:
+        raise errors.UserInputError(f"--known-hosts {known_hosts}: {exc.strerror}") from exc
+    home = state_dir / "ssh-home"
+    (home / ".ssh").mkdir(parents=True, exist_ok=True)
+    (home / ".ssh" / "known_hosts").write_text(text)
+    pygit2.settings.homedir = str(home)
+
+
 class MirrorConfigRepo(GitConfigRepo):
     """The target branch of a remote repository, through a local bare mirror."""
 
@@ -120,6 +136,8 @@ class MirrorConfigRepo(GitConfigRepo):
                 repo.remotes.set_url(REMOTE, url)
         except (pygit2.GitError, OSError) as exc:
             raise errors.RepoError(f"{path}: cannot open mirror: {exc}") from exc
+        if credentials.known_hosts is not None:
+            _use_known_hosts(credentials.known_hosts, state_dir)
         mirror = cls(repo, url=url, credentials=credentials, branch=branch,
                      author_name=author_name, author_email=author_email, signer=signer)
         mirror.fetch()
