@@ -358,12 +358,13 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
     repo = wiring.repo
     metrics = PrometheusMetrics()
     controller = Controller(cluster=cluster, engine=wiring.engine, repo=repo, metrics=metrics,
-                            delivery=wiring.delivery)
+                            delivery=wiring.delivery,
+                            orphan_grace_seconds=settings.orphan_grace_seconds)
     controllers.append(controller)
     if once:
         ok = controller.run_once()
         repo.flush()
-        for key, message in sorted(controller.failures.items()):
+        for key, message in sorted({**controller.failures, **controller.refused}.items()):
             log.error("%s", message, extra={"object": str(key)})
         return 0 if ok else 1
     stop, lost = threading.Event(), threading.Event()
@@ -387,6 +388,10 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
                 return 0
     scheduler = Scheduler(background=True)
     scheduler.every(settings.resync_seconds, controller.resync, name="resync")
+    scheduler.every(settings.expiry_check_seconds, lambda: controller.schedule("expire-previews"),
+                    name="expire-previews")
+    scheduler.every(settings.applied_check_seconds, lambda: controller.schedule("applied"),
+                    name="applied")
     scheduler.start()
     worker = threading.Thread(target=controller.run, args=(stop,), daemon=True,
                               name="controller")

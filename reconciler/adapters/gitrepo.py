@@ -155,6 +155,15 @@ class GitConfigRepo:
         commit = obj.peel(pygit2.Commit) if not isinstance(obj, pygit2.Commit) else obj
         return str(commit.id)
 
+    def contains(self, commit_id: str, revision: str) -> bool:
+        """Whether ``revision`` is ``commit_id`` or a descendant of it (False if unknown)."""
+        if commit_id == revision:
+            return True
+        try:
+            return bool(self._repo.descendant_of(revision, commit_id))
+        except (pygit2.GitError, KeyError, ValueError):
+            return False
+
     def tree_id_at(self, commit_id: str, path: str) -> str | None:
         """The tree id of directory ``path`` in ``commit_id`` (None when absent)."""
         tree = self._commit_at(commit_id).tree

@@ -146,6 +146,36 @@ class KubeCluster:
             raise _translate(exc, f"update {plural}/{name} finalizers") from exc
         return raw
 
+    def remove_annotation(self, plural: str, name: str, annotation: str) -> None:
+        """Drop one annotation with a merge patch (null deletes the key)."""
+        body = {"metadata": {"annotations": {annotation: None}}}
+        try:
+            self._custom.patch_cluster_custom_object(GROUP, VERSION, plural, name, body)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            error = _translate(exc, f"annotate {plural}/{name}")
+            if not isinstance(error, errors.NotFoundError):
+                raise error from exc
+
+    def list_any(self, group: str, version: str, plural: str) -> list[RawObject]:
+        """Objects of ``group/version/plural`` in every namespace; [] when not served."""
+        try:
+            raw: RawObject = self._custom.list_cluster_custom_object(group, version, plural)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            error = _translate(exc, f"list {plural}.{group}")
+            if isinstance(error, errors.NotFoundError):
+                return []
+            raise error from exc
+        return list(raw.get("items", []))
+
+    def delete_object(self, plural: str, name: str) -> None:
+        """Delete a Customer or Preview (its finalizers still run)."""
+        try:
+            self._custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            error = _translate(exc, f"delete {plural}/{name}")
+            if not isinstance(error, errors.NotFoundError):
+                raise error from exc
+
     def replace_spec(self, plural: str, name: str, spec: Mapping[str, Any],
                      resource_version: str) -> RawObject:
         """Replace the spec, guarded by ``resource_version``."""

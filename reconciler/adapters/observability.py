@@ -34,6 +34,9 @@ class PrometheusMetrics:
         self._git_errors = Counter("reconciler_git_errors_total",
                                    "Failed reads or writes of the config repo",
                                    registry=self.registry)
+        self._orphans = Gauge("reconciler_orphan_directories",
+                              "Directories in the config repo with no resource",
+                              registry=self.registry)
         self._synced = Gauge("reconciler_last_successful_sync_timestamp_seconds",
                              "When the last full sync finished", registry=self.registry)
 
@@ -57,6 +60,10 @@ class PrometheusMetrics:
     def synced(self, now: float) -> None:
         """A full sync finished."""
         self._synced.set(now)
+
+    def orphans(self, count: int) -> None:
+        """Directories with no resource."""
+        self._orphans.set(count)
 
 
 class HealthServer:

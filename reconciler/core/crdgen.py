@@ -23,8 +23,9 @@ NAME_RULE = {
 }
 # mirrors models.is_valid_branch, which pydantic enforces
 BRANCH_RULE = {
-    "rule": "!self.matches('(\\\\.\\\\.|@\\\\{|//|[ ~^:?*\\\\[\\\\\\\\])') "
-            "&& !self.startsWith('/') && !self.startsWith('-') && !self.startsWith('.') "
+    "rule": "!self.matches('(\\\\.\\\\.|@\\\\{|//|[\\\\x00-\\\\x20~^:?*\\\\[\\\\\\\\\\\\x7f])') "
+            "&& !self.matches('^@$') && !self.startsWith('/') && !self.startsWith('-') "
+            "&& !self.startsWith('.') "
             "&& !self.endsWith('/') && !self.endsWith('.') && !self.endsWith('.lock') "
             "&& !self.contains('/.')",
     "message": "spec.branch must be a valid git branch name",
@@ -57,6 +58,8 @@ SPECS: dict[str, dict[str, Any]] = {
 
 COMMON_COLUMNS = [
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+    {"name": "Applied", "type": "string",
+     "jsonPath": '.status.conditions[?(@.type=="Applied")].status'},
     {"name": "Commit", "type": "string", "jsonPath": ".status.lastCommit"},
     {"name": "Path", "type": "string", "jsonPath": ".status.renderedPath", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

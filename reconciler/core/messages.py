@@ -58,7 +58,7 @@ def _fmt(value: Any) -> str:
         return "unset"
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value)
+    text = " ".join(str(value).split())  # free text (displayName) never spans lines
     return text[:7] if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text) else text
 
 
@@ -128,7 +128,7 @@ def phrases_for(change: ObjectChange) -> list[str]:
 
 def subject_for(change: ObjectChange) -> str:
     """``customer/acme: scheduler 2 -> 4 workers``, shortened to fit a subject line."""
-    subject = f"{change.key}: {'; '.join(phrases_for(change))}"
+    subject = " ".join(f"{change.key}: {'; '.join(phrases_for(change))}".split())
     if len(subject) <= SUBJECT_MAX:
         return subject
     return subject[: SUBJECT_MAX - 1].rsplit(" ", 1)[0] + " …"

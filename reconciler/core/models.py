@@ -31,7 +31,7 @@ DnsLabel = Annotated[str, Field(pattern=names.DNS1123_LABEL.pattern, max_length=
 class _Spec(BaseModel):
     """Base of every spec part: unknown fields are errors, so typos never pass silently."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DatabaseFeature(_Spec):

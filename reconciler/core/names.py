@@ -20,12 +20,12 @@ class UnsafePathError(ValueError):
 
 def is_dns1123_label(value: str) -> bool:
     """Return whether ``value`` is a valid Kubernetes DNS-1123 label."""
-    return len(value) <= DNS1123_LABEL_MAX and bool(DNS1123_LABEL.match(value))
+    return len(value) <= DNS1123_LABEL_MAX and bool(DNS1123_LABEL.fullmatch(value))
 
 
 def is_dns1123_subdomain(value: str) -> bool:
     """Return whether ``value`` is a valid DNS-1123 subdomain (e.g. a host name)."""
-    return len(value) <= 253 and bool(DNS1123_SUBDOMAIN.match(value))
+    return len(value) <= 253 and bool(DNS1123_SUBDOMAIN.fullmatch(value))
 
 
 def confined_path(prefix: str, relative: str) -> str:

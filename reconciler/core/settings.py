@@ -63,6 +63,13 @@ class Settings(BaseModel):
         default="report",
         description="What to do when a human reverted or edited an object's files.",
     )
+    orphan_grace_seconds: float = Field(
+        default=0, ge=0,
+        description="In the cluster, how long a directory with no resource is only reported "
+                    "before it is pruned.",
+    )
+    expiry_check_seconds: float = Field(default=60, ge=1)
+    applied_check_seconds: float = Field(default=30, ge=1)
     push_window_seconds: float = Field(
         default=10.0, ge=0,
         description="A remote is pushed once its oldest unpushed commit is this old.",
@@ -73,6 +80,13 @@ class Settings(BaseModel):
     def _pattern_has_name(cls, value: str) -> str:
         if "{name}" not in value or not names.is_dns1123_label(value.replace("{name}", "x")):
             raise ValueError("must contain {name} and form a DNS-1123 label")
+        return value
+
+    @field_validator("platform_namespace", "ingress_namespace")
+    @classmethod
+    def _namespace_is_a_label(cls, value: str) -> str:
+        if not names.is_dns1123_label(value):
+            raise ValueError(f"{value!r} is not a valid namespace name")
         return value
 
     @field_validator("domain")
@@ -87,7 +101,8 @@ class Settings(BaseModel):
         relevant = self.model_dump(
             mode="json", exclude={"branch", "author_name", "author_email", "import_batch",
                                   "resync_seconds", "push_window_seconds",
-                                  "human_change_policy"}
+                                  "human_change_policy", "orphan_grace_seconds",
+                                  "expiry_check_seconds", "applied_check_seconds"}
         )
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -111,7 +126,10 @@ def load_settings(config_text: str | None, environ: Mapping[str, str]) -> Settin
         if loaded is not None and not isinstance(loaded, dict):
             raise SettingsError("config file must be a mapping of setting names to values")
         data.update(loaded or {})
-    images = dict(data.get("images") or {})
+    raw_images = data.get("images") or {}
+    if not isinstance(raw_images, dict):
+        raise SettingsError("setting images: must be a mapping of image names to references")
+    images = dict(raw_images)
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue

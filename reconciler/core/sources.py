@@ -26,7 +26,12 @@ class Refusal:
     key: ObjectKey | None = None  # known when the document named a valid kind and name
 
     def __str__(self) -> str:
-        return f"{self.origin}: {self.message}"
+        return one_line(f"{self.origin}: {self.message}")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped, so a hostile input cannot add lines."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,11 @@ class Parsed:
 
     objects: Sequence[Resource]
     refusals: Sequence[Refusal]
+    #: the file the objects came from (set by parse_text; combine() leaves it empty)
     #: True when some file could not be read as YAML at all: its objects are unknown, so
     #: nothing may be removed on the strength of their absence.
     incomplete: bool = False
+    origin: str = ""
 
 
 def parse_text(origin: str, text: str | bytes) -> Parsed:
@@ -48,7 +55,8 @@ def parse_text(origin: str, text: str | bytes) -> Parsed:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return Parsed((), (Refusal(origin, f"invalid YAML{where}: {problem}"),), incomplete=True)
+        return Parsed((), (Refusal(origin, f"invalid YAML{where}: {problem}"),), incomplete=True,
+                      origin=origin)
     objects: list[Resource] = []
     refusals: list[Refusal] = []
     for index, doc in enumerate(docs):
@@ -58,7 +66,7 @@ def parse_text(origin: str, text: str | bytes) -> Parsed:
             refusals.append(result)
         else:
             objects.append(result)
-    return Parsed(objects, refusals)
+    return Parsed(objects, refusals, origin=origin)
 
 
 def parse_document(origin: str, doc: Any) -> Resource | Refusal:
@@ -69,7 +77,8 @@ def parse_document(origin: str, doc: Any) -> Resource | Refusal:
     if kind not in KINDS or api_version != API_VERSION:
         return Refusal(
             origin,
-            f"unknown kind {api_version}/{kind}: expected Customer or Preview in {API_VERSION}",
+            one_line(f"unknown kind {api_version}/{kind}: expected Customer or Preview in "
+                     f"{API_VERSION}"),
         )
     metadata = doc.get("metadata")
     raw_name = metadata.get("name") if isinstance(metadata, dict) else None
@@ -83,7 +92,7 @@ def parse_document(origin: str, doc: Any) -> Resource | Refusal:
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
         key = _safe_key(kind, raw_name)
-        return Refusal(origin, f"{label}: {field}: {msg}{suffix}", key)
+        return Refusal(origin, one_line(f"{label}: {field}: {msg}{suffix}"), key)
     return obj
 
 
@@ -101,13 +110,17 @@ def combine(results: Iterable[Parsed]) -> Parsed:
     objects = [o for r in results for o in r.objects]
     refusals = [f for r in results for f in r.refusals]
     counts = Counter(o.key for o in objects)
+    origins: dict[ObjectKey, list[str]] = {}
+    for result in results:
+        for obj in result.objects:
+            origins.setdefault(obj.key, []).append(result.origin)
     kept: list[Resource] = []
     for obj in objects:
         if counts[obj.key] > 1:
+            where = ", ".join(dict.fromkeys(origins.get(obj.key, [])))
             refusals.append(Refusal(
-                str(obj.key), f"duplicate name: {counts[obj.key]} documents define {obj.key}",
-                obj.key,
-            ))
+                where or str(obj.key),
+                f"duplicate name: {counts[obj.key]} documents define {obj.key}", obj.key))
         else:
             kept.append(obj)
     unique_refusals = list(dict.fromkeys(refusals))

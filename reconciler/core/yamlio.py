@@ -60,9 +60,12 @@ class _UnsupportedValueError(Exception):
     """The fast layout does not handle this value; PyYAML writes the whole document."""
 
 
+_LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
+
+
 @functools.lru_cache(maxsize=65536)
 def _str_scalar(value: str) -> str:
-    if len(value) > 1024:
+    if len(value) > 1024 or any(b in value for b in _LINE_BREAKS):
         raise _UnsupportedValueError
     text: str = yaml.dump(value, Dumper=_Dumper, allow_unicode=True, width=_WIDTH)
     text = text.removesuffix("\n...\n").rstrip("\n")
@@ -84,7 +87,8 @@ def _scalar(value: Any) -> str:
 
 
 def _mapping_lines(mapping: Mapping[str, Any], indent: str, out: list[str]) -> None:
-    if not all(isinstance(k, str) and len(k) < 100 for k in mapping):
+    # libyaml writes keys over 128 bytes as complex keys ("? key"): leave those to it
+    if not all(isinstance(k, str) and len(k.encode()) < 100 for k in mapping):
         raise _UnsupportedValueError
     for key in sorted(mapping):
         value = mapping[key]

@@ -40,6 +40,15 @@ class Cluster(Protocol):
                        resource_version: str) -> RawObject:
         """Replace metadata.finalizers, guarded by ``resource_version`` (409 on conflict)."""
 
+    def remove_annotation(self, plural: str, name: str, annotation: str) -> None:
+        """Drop one annotation (no error when it is already gone)."""
+
+    def list_any(self, group: str, version: str, plural: str) -> list[RawObject]:
+        """Objects of any namespaced kind in all namespaces; [] when the kind is not served."""
+
+    def delete_object(self, plural: str, name: str) -> None:
+        """Delete a Customer or Preview (finalizers still apply)."""
+
     def replace_spec(self, plural: str, name: str, spec: Mapping[str, Any],
                      resource_version: str) -> RawObject:
         """Replace the spec, guarded by ``resource_version``."""

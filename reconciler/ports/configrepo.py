@@ -46,6 +46,9 @@ class ConfigRepo(Protocol):
     def tree_id_at(self, commit_id: str, path: str) -> str | None:
         """The tree id of directory ``path`` in a commit."""
 
+    def contains(self, commit_id: str, revision: str) -> bool:
+        """Whether ``revision`` includes ``commit_id``."""
+
     def files_at(self, commit_id: str, directory: str) -> dict[str, bytes]:
         """Files directly in ``directory`` at a commit."""
 

@@ -23,6 +23,9 @@ class Metrics(Protocol):
     def synced(self, now: float) -> None:
         """A full resync finished at ``now``."""
 
+    def orphans(self, count: int) -> None:
+        """Directories with no resource."""
+
 
 class NoMetrics:
     """Metrics that go nowhere (local mode, tests)."""
@@ -40,4 +43,7 @@ class NoMetrics:
         """Ignored."""
 
     def synced(self, now: float) -> None:
+        """Ignored."""
+
+    def orphans(self, count: int) -> None:
         """Ignored."""

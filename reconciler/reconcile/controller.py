@@ -9,13 +9,14 @@ The rendering and writing path is the same Reconciler as local mode.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.core import conditions, errors, sources
+from reconciler.core import applied, conditions, errors, expiry, sources
 from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.ports.cluster import Cluster, RawObject
@@ -23,13 +24,14 @@ from reconciler.ports.configrepo import ConfigRepo
 from reconciler.ports.metrics import Metrics, NoMetrics
 from reconciler.reconcile import queries
 from reconciler.reconcile.delivery import Delivery
-from reconciler.reconcile.engine import ObjectReconciler
+from reconciler.reconcile.engine import RESYNC_ANNOTATION, ObjectReconciler
 from reconciler.reconcile.informer import Informer
 from reconciler.reconcile.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 FINALIZER = "reconciler.ahoi.dev/finalizer"
+TASK = "Task"  # queue keys of periodic tasks: ObjectKey(TASK, "applied")
 COMPONENT = "gitops-reconciler"
 
 
@@ -38,8 +40,11 @@ class Controller:
 
     def __init__(self, *, cluster: Cluster, engine: ObjectReconciler, repo: ConfigRepo,
                  clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
-                 watch_timeout: int = 300, delivery: Delivery | None = None) -> None:
+                 watch_timeout: int = 300, delivery: Delivery | None = None,
+                 orphan_grace_seconds: float = 0.0) -> None:
         self._cluster = cluster
+        self._orphan_grace = orphan_grace_seconds
+        self._orphan_since: dict[ObjectKey, float] = {}
         self._engine = engine
         self._repo = repo
         self._clock = clock
@@ -53,6 +58,8 @@ class Controller:
         }
         self._last_commit: dict[ObjectKey, str] | None = None
         self.failures: dict[ObjectKey, str] = {}
+        #: objects whose spec can never render (Stalled) until someone changes them
+        self.refused: dict[ObjectKey, str] = {}
 
     def _enqueuer(self, kind: str) -> Callable[[str], None]:
         def enqueue(name: str) -> None:
@@ -110,7 +117,7 @@ class Controller:
                 if key is not None and not self.process(key):
                     break
             self.deliver()
-        return not self.failures
+        return not self.failures and not self.refused
 
     def deliver(self) -> None:
         """Push what is pending (re-queueing objects if the remote moved)."""
@@ -132,22 +139,98 @@ class Controller:
         self._metrics.synced(self._clock())
 
     def enqueue_orphans(self) -> None:
-        """Queue directories whose object no longer exists (deleted while we were down)."""
+        """Queue directories whose object no longer exists (deleted while we were down).
+
+        A safety valve holds the pruning when it would remove more than half of a kind's
+        directories at once (a deleted CRD or a wrong cluster looks exactly like that).
+        """
+        total = 0
         for kind, top in DIRECTORIES.items():
             known = set(self.informers[kind].names())
-            for name in self._repo.list_directories(top):
-                if name not in known:
-                    self.queue.add(ObjectKey(kind, name))
+            present = self._repo.list_directories(top)
+            orphans = [name for name in present if name not in known]
+            total += len(orphans)
+            if len(orphans) > 3 and len(orphans) * 2 > len(present):
+                log.error("%d of %d %s directories have no resource: not pruning them "
+                          "(is the CRD installed, is this the right cluster?)",
+                          len(orphans), len(present), top)
+                continue
+            for name in orphans:
+                self.queue.add(ObjectKey(kind, name))
+        self._metrics.orphans(total)
+
+    # -- periodic tasks (run on the worker thread, like every write) ----------------------
+
+    def schedule(self, task: str) -> None:
+        """Queue a periodic task: ``expire-previews`` or ``applied``."""
+        self.queue.add(ObjectKey(TASK, task))
+
+    def _run_task(self, task: str) -> bool:
+        if task == "expire-previews":
+            self.expire_previews()
+        elif task == "applied":
+            self.check_applied()
+        return True
+
+    def expire_previews(self) -> list[str]:
+        """Delete Previews whose ttl has passed (their finalizer then removes the directory)."""
+        now, expired = self._clock(), []
+        for name in self.informers["Preview"].names():
+            raw = self.informers["Preview"].get(name)
+            if raw is None:
+                continue
+            meta, ttl = raw.get("metadata") or {}, (raw.get("spec") or {}).get("ttl")
+            created = _timestamp(meta.get("creationTimestamp"))
+            if not ttl or created is None or meta.get("deletionTimestamp"):
+                continue
+            try:
+                deadline = expiry.expires_at(created, ttl)
+            except ValueError:
+                continue
+            if now >= deadline:
+                self._event(raw, "Normal", "Expired",
+                            f"ttl {ttl} passed ({expiry.describe_left(deadline, now)}): deleting")
+                self._cluster.delete_object("previews", name)
+                expired.append(name)
+        return expired
+
+    def check_applied(self) -> None:
+        """Set the Applied condition from Argo CD Applications and Flux Kustomizations."""
+        apps = self._cluster.list_any(*applied.ARGO_APPLICATIONS)
+        kustomizations = self._cluster.list_any(*applied.FLUX_KUSTOMIZATIONS)
+        for kind, informer in self.informers.items():
+            for name in informer.names():
+                raw = informer.get(name)
+                if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
+                    continue
+                status = raw.get("status") or {}
+                key = ObjectKey(kind, name)
+                wanted = applied.applied_condition(
+                    key.directory, status.get("lastCommit"),
+                    applied.deployers(key.directory, apps, kustomizations), self._repo.contains)
+                merged = conditions.merge_conditions(
+                    status.get("conditions") or [], [(applied.APPLIED, *wanted)],
+                    (raw.get("metadata") or {}).get("generation"), self._clock())
+                if merged != (status.get("conditions") or []):
+                    self._cluster.patch_status(PLURALS[kind], name,
+                                               {**status, "conditions": merged})
 
     def process(self, key: ObjectKey, *, requeue: bool = True) -> bool:
         """Reconcile one key, with metrics and backoff bookkeeping; True on success."""
         started = time.monotonic()
         try:
-            ok, result = self.reconcile(key)
+            if key.kind == TASK:
+                ok, result = self._run_task(key.name), "task"
+            else:
+                ok, result = self.reconcile(key)
         except errors.ReconcilerError as exc:
             log.warning("reconcile failed: %s", exc, extra={"object": str(key)})
             ok, result = False, "error"
             self.failures[key] = str(exc)
+        except Exception as exc:  # a bug must not kill the worker: log it, back off, go on
+            log.exception("unexpected error reconciling %s", key, extra={"object": str(key)})
+            ok, result = False, "error"
+            self.failures[key] = f"{type(exc).__name__}: {exc}"
         finally:
             self.queue.done(key)
         self._metrics.reconciled(key.kind, result, time.monotonic() - started)
@@ -164,24 +247,34 @@ class Controller:
         """Converge one object; (succeeded, result word)."""
         raw = self.informers[key.kind].get(key.name)
         if raw is None:
+            waited = self._clock() - self._orphan_since.setdefault(key, self._clock())
+            if self._repo.tree_id(key.directory) is not None and waited < self._orphan_grace:
+                self.queue.add_after(key, self._orphan_grace - waited)
+                return True, "orphan"  # reported (metric, status); pruned after the grace
+            self._orphan_since.pop(key, None)
             outcome = self._engine.remove(key)
             self._count(outcome)
             if not outcome.ok:
                 self.failures[key] = outcome.message
             return outcome.ok, outcome.result.value
         meta = raw.get("metadata") or {}
+        self.refused.pop(key, None)
         if meta.get("deletionTimestamp"):
             return self._finalize(key, raw)
         parsed = sources.parse_document(str(key), raw)
         if isinstance(parsed, sources.Refusal):
             outcome = Outcome(key, Result.REFUSED, Reason.INVALID_SPEC, parsed.message)
+            self.refused[key] = parsed.message
             self._write_status(raw, outcome, meta.get("generation"), None, warn=True)
             return True, outcome.result.value  # permanent until the object changes
         if FINALIZER not in (meta.get("finalizers") or []):
             raw = self._cluster.set_finalizers(PLURALS[key.kind], key.name,
                                                [*(meta.get("finalizers") or []), FINALIZER],
                                                str(meta.get("resourceVersion")))
-        outcome = self._engine.apply(parsed)
+        force = RESYNC_ANNOTATION in (meta.get("annotations") or {})
+        outcome = self._engine.apply(parsed, force=force)
+        if force and outcome.ok:  # the request is served: take it off the object
+            self._cluster.remove_annotation(PLURALS[key.kind], key.name, RESYNC_ANNOTATION)
         self._count(outcome)
         if outcome.result == Result.COMMITTED and outcome.commit:
             self._remember_commit(key, outcome.commit)
@@ -196,7 +289,7 @@ class Controller:
             self._event(raw, "Normal", outcome.reason.value,
                         f"{outcome.message}: {outcome.pull_request_url}")
         self._write_status(raw, outcome, parsed.metadata.generation, key.directory,
-                           warn=not outcome.ok)
+                           warn=not outcome.ok or outcome.result == Result.HELD)
         if not outcome.ok:
             self.failures[key] = outcome.message
         return outcome.ok, outcome.result.value
@@ -253,6 +346,15 @@ class Controller:
     def _remember_commit(self, key: ObjectKey, commit: str) -> None:
         if self._last_commit is not None:
             self._last_commit[key] = commit
+
+
+def _timestamp(value: Any) -> float | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _same_status(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -92,6 +92,8 @@ class Informer:
             if event.resource_version:
                 self.resource_version = event.resource_version
             if event.type == "BOOKMARK":
+                if stop.is_set():
+                    return
                 continue
             name = event.raw_object["metadata"]["name"]
             with self._lock:

@@ -130,14 +130,18 @@ def test_built_crds_equal_crds_directory(built):
 # --- RBAC ----------------------------------------------------------------------------------
 
 def test_cluster_role_grants_exactly_the_controller_calls(built):
-    """The ClusterRole allows Customers and Previews (read, watch, patch), their status and
-    finalizers, and creating Events, and nothing more."""
+    """The ClusterRole allows Customers and Previews (read, watch, patch), deleting expired
+    Previews, their status and finalizers, reading Argo CD Applications and Flux
+    Kustomizations, and creating Events, and nothing more."""
     group = manifests.GROUP
     expected = set()
     for plural in ("customers", "previews"):
         expected |= {(group, plural, v) for v in ("get", "list", "watch", "patch", "update")}
         expected |= {(group, f"{plural}/status", v) for v in ("get", "patch", "update")}
         expected |= {(group, f"{plural}/finalizers", "update")}
+    expected.add((group, "previews", "delete"))
+    expected |= {("argoproj.io", "applications", v) for v in ("get", "list")}
+    expected |= {("kustomize.toolkit.fluxcd.io", "kustomizations", v) for v in ("get", "list")}
     for events_group in ("", "events.k8s.io"):
         expected |= {(events_group, "events", v) for v in ("create", "patch")}
     assert manifests.grants(manifests.one(built, "ClusterRole", NAME)) == expected

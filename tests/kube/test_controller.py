@@ -1,0 +1,323 @@
+"""The controller wired in-process against the fake API server, driven by the real kubectl.
+
+Covers what a platform user sees after kubectl apply/patch/delete: commits in the config
+repo (read with the git CLI), status, finalizers and Events on the object, and that no
+update is missed when a watch breaks or expires.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import app
+from reconciler.adapters.kube import KubeCluster, api_client
+from reconciler.core.models import ObjectKey
+from reconciler.reconcile.controller import Controller
+from reconciler.reconcile.engine import Reconciler
+from tests.fake_apiserver import fixtures, server
+from tests.kube.test_controller_support import (  # noqa: F401 - pytest finds fixtures by name
+    EXAMPLES,
+    FINALIZER,
+    apply,
+    commits,
+    commits_of,
+    condition,
+    customer,
+    events_for,
+    files_under,
+    get,
+    git,
+    kube_fixture,
+    wait_until,
+)
+
+
+class ObservedController(Controller):
+    """The real Controller, also noting which resourceVersion each reconcile worked from."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._seen_lock = threading.Lock()
+        self.seen: list[tuple[ObjectKey, int]] = []
+
+    def reconcile(self, key: ObjectKey) -> tuple[bool, str]:
+        raw = self.informers[key.kind].get(key.name)
+        version = int((raw or {}).get("metadata", {}).get("resourceVersion") or 0)
+        try:
+            return super().reconcile(key)
+        finally:
+            with self._seen_lock:
+                self.seen.append((key, version))
+
+    def reconciled_at_least(self, key: ObjectKey, version: int) -> bool:
+        with self._seen_lock:
+            return any(k == key and v >= version for k, v in self.seen)
+
+
+@dataclass
+class Running:
+    """A controller running on a thread, and the config repo it writes."""
+
+    controller: ObservedController
+    repo: Path
+    kubectl: fixtures.Kubectl
+
+    def wait_processed(self, kind: str, name: str) -> None:
+        """Block until a reconcile of the object's current resourceVersion has finished."""
+        raw = get(self.kubectl, kind.lower(), name)
+        assert raw is not None
+        version = int(raw["metadata"]["resourceVersion"])
+        key = ObjectKey(kind, name)
+        wait_until(lambda: self.controller.reconciled_at_least(key, version),
+                   what=f"{key} reconciled at resourceVersion {version}")
+
+
+@pytest.fixture
+def running(fake_apiserver: server.FakeApiServer, fake_kubeconfig: Path,
+            kube: fixtures.Kubectl, tmp_path: Path) -> Iterator[Running]:
+    """A Controller watching the fake API server and committing to a fresh config repo."""
+    settings = app.settings_from(None, environ={})
+    repo_path = tmp_path / "config.git"
+    repo = app.open_repo(repo_path, settings, create=True)
+    engine = Reconciler(repo=repo, settings=settings, version="test")
+    api = api_client(str(fake_kubeconfig))
+    controller = ObservedController(cluster=KubeCluster(api), engine=engine, repo=repo)
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True,
+                              name="controller-under-test")
+    thread.start()
+    try:
+        fake_apiserver.wait_for_watches(2)
+        yield Running(controller, repo_path, kube)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        api.close()
+    assert not thread.is_alive(), "the controller did not stop"
+
+
+def pool_record(repo: Path) -> str:
+    return git(repo, "show", "HEAD:platform/pgbouncer/.reconciler.json")
+
+
+def files_of_commit(repo: Path, commit: str) -> list[str]:
+    return git(repo, "show", "--name-only", "--format=", commit).split()
+
+
+def wait_commit(running: Running, key: str, count: int = 1) -> list[Any]:
+    return wait_until(lambda: len(found := commits_of(running.repo, key)) >= count and found,
+                      what=f"{count} commit(s) of {key}")
+
+
+def wait_ready(running: Running, kind: str, name: str, generation: int) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        raw = get(running.kubectl, kind, name)
+        ready = condition(raw, "Ready")
+        observed = ((raw or {}).get("status") or {}).get("observedGeneration")
+        return raw if ready.get("status") == "True" and observed == generation else None
+    return wait_until(probe, what=f"{kind}/{name} Ready at generation {generation}")
+
+
+# -- create and update ---------------------------------------------------------------------
+
+
+def test_a_new_customer_is_committed_and_reported_ready(running: Running) -> None:
+    """kubectl apply: one commit, a finalizer, Ready status pointing at it, a Normal Event."""
+    running.kubectl("apply", "--validate=false", "-f", str(EXAMPLES / "customers" / "acme.yaml"))
+    [commit] = wait_commit(running, "customer/acme")
+    assert (commit.action, commit.generation) == ("create", "1")
+    assert "tenants/acme/kustomization.yaml" in files_under(running.repo, "tenants/acme")
+    raw = wait_ready(running, "customer", "acme", 1)
+    assert raw["status"]["lastCommit"] == commit.id
+    assert raw["status"]["renderedPath"] == "tenants/acme"
+    assert FINALIZER in raw["metadata"]["finalizers"]
+    assert condition(raw, "Stalled")["status"] == "False"
+    events = events_for(running.kubectl, "acme")
+    assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Created")]
+    assert commit.id[:12] in events[0]["message"]
+
+
+def test_a_new_preview_is_committed_under_previews(running: Running) -> None:
+    """A Preview gets its own directory under previews/ and a Ready status."""
+    running.kubectl("apply", "--validate=false", "-f",
+                    str(EXAMPLES / "previews" / "billing-fix-invoices.yaml"))
+    [commit] = wait_commit(running, "preview/billing-fix-invoices")
+    raw = wait_ready(running, "preview", "billing-fix-invoices", 1)
+    assert raw["status"]["renderedPath"] == "previews/billing-fix-invoices"
+    assert raw["status"]["lastCommit"] == commit.id
+    assert files_under(running.repo, "previews/billing-fix-invoices")
+
+
+def test_a_spec_update_makes_a_new_commit_and_observed_generation_follows(
+        running: Running) -> None:
+    """kubectl patch of the spec: a second commit at generation 2, status follows to 2."""
+    apply(running.kubectl, customer("acme", {"displayName": "ACME"}))
+    wait_commit(running, "customer/acme")
+    running.kubectl("patch", "customer", "acme", "--type", "merge",
+                    "-p", '{"spec": {"features": {"scheduler": {"enabled": true, "workers": 3}}}}')
+    newest, first = wait_commit(running, "customer/acme", 2)
+    assert (first.generation, newest.generation, newest.action) == ("1", "2", "update")
+    raw = wait_ready(running, "customer", "acme", 2)
+    assert raw["status"]["lastCommit"] == newest.id
+    assert all(c["observedGeneration"] == 2 for c in raw["status"]["conditions"])
+    assert "tenants/acme/scheduler.yaml" in files_under(running.repo, "tenants/acme")
+    assert len(commits_of(running.repo, "customer/acme")) == 2
+
+
+def test_label_and_status_only_updates_make_no_commit(
+        running: Running, fake_apiserver: server.FakeApiServer) -> None:
+    """A label, an annotation or a status-only change is reconciled but commits nothing."""
+    apply(running.kubectl, customer("acme"))
+    wait_commit(running, "customer/acme")
+    wait_ready(running, "customer", "acme", 1)
+    running.wait_processed("Customer", "acme")
+    before = commits(running.repo)
+    status_path = "/apis/reconciler.ahoi.dev/v1alpha1/customers/acme/status"
+
+    def status_writes() -> int:
+        return fake_apiserver.request_counts()[("PATCH", status_path)]
+
+    writes_before = status_writes()
+    running.kubectl("label", "customer", "acme", "tier=gold")
+    running.wait_processed("Customer", "acme")
+    running.kubectl("annotate", "customer", "acme", "owner=team-a")
+    running.wait_processed("Customer", "acme")
+    running.kubectl("patch", "customer", "acme", "--subresource=status", "--type=merge",
+                    "-p", '{"status": {"note": "written by someone else"}}')
+    running.wait_processed("Customer", "acme")
+    time.sleep(1.0)  # any late commit would show up within this
+    assert commits(running.repo) == before
+    raw = get(running.kubectl, "customer", "acme")
+    assert raw is not None and raw["metadata"]["generation"] == 1
+    assert raw["status"]["observedGeneration"] == 1
+    assert raw["status"]["note"] == "written by someone else"
+    assert status_writes() == writes_before + 1, "only kubectl's own status patch"
+
+
+# -- invalid specs -------------------------------------------------------------------------
+
+
+def test_an_invalid_spec_is_stalled_and_others_are_still_committed(running: Running) -> None:
+    """workers: 0 and an unknown field: Stalled with the field named, no commit; others commit."""
+    apply(running.kubectl, customer("zero-workers",
+                                    {"features": {"scheduler": {"enabled": True, "workers": 0}}}))
+    apply(running.kubectl, customer("typo", {"dispalyName": "Typo Inc"}))
+    apply(running.kubectl, customer("fine", {"displayName": "Fine"}))
+    wait_commit(running, "customer/fine")
+    for name, field in (("zero-workers", "spec.features.scheduler.workers"),
+                        ("typo", "spec.dispalyName")):
+        raw = wait_until(lambda n=name: condition(get(running.kubectl, "customer", n),  # type: ignore[misc]
+                                                  "Stalled").get("status") == "True"
+                         and get(running.kubectl, "customer", n), what=f"{name} Stalled")
+        stalled = condition(raw, "Stalled")
+        assert stalled["reason"] == "InvalidSpec"
+        assert field in stalled["message"]
+        assert condition(raw, "Ready")["status"] == "False"
+        assert raw["status"]["observedGeneration"] == 1
+        assert "lastCommit" not in raw["status"]
+        assert commits_of(running.repo, f"customer/{name}") == []
+        assert files_under(running.repo, f"tenants/{name}") == []
+        warnings = [e for e in events_for(running.kubectl, name) if e["type"] == "Warning"]
+        assert [e["reason"] for e in warnings] == ["InvalidSpec"]
+        assert field in warnings[0]["message"]
+    wait_ready(running, "customer", "fine", 1)
+
+
+def test_fixing_an_invalid_spec_commits_and_clears_stalled(running: Running) -> None:
+    """Correcting the field makes the next generation commit and turns Stalled off."""
+    apply(running.kubectl, customer("acme", {"features": {"scheduler": {"workers": 0}}}))
+    wait_until(lambda: condition(get(running.kubectl, "customer", "acme"),
+                                 "Stalled").get("status") == "True", what="Stalled")
+    apply(running.kubectl, customer("acme", {"features": {"scheduler": {"workers": 2}}}))
+    [commit] = wait_commit(running, "customer/acme")
+    assert commit.generation == "2"
+    raw = wait_ready(running, "customer", "acme", 2)
+    assert condition(raw, "Stalled")["status"] == "False"
+
+
+# -- delete --------------------------------------------------------------------------------
+
+
+def test_delete_removes_the_directory_in_one_commit_then_releases_the_object(
+        running: Running) -> None:
+    """kubectl delete: tenants/acme and its pool entry go in one commit; the object is gone."""
+    running.kubectl("apply", "--validate=false", "-f", str(EXAMPLES / "customers" / "acme.yaml"))
+    apply(running.kubectl, customer("shop"))
+    wait_commit(running, "customer/acme")
+    wait_commit(running, "customer/shop")
+    wait_ready(running, "customer", "acme", 1)
+    assert "acme" in json.loads(pool_record(running.repo))["databases"]
+    running.kubectl("delete", "customer", "acme", "--timeout=15s")
+    assert get(running.kubectl, "customer", "acme") is None
+    removal, _ = commits_of(running.repo, "customer/acme")
+    assert removal.action == "delete"
+    assert files_under(running.repo, "tenants/acme") == []
+    assert "acme" not in json.loads(pool_record(running.repo))["databases"]
+    touched = set(files_of_commit(running.repo, removal.id))
+    assert any(p.startswith("tenants/acme/") for p in touched)
+    assert any(p.startswith("platform/pgbouncer/") for p in touched)
+    time.sleep(0.5)
+    assert [c.action for c in commits_of(running.repo, "customer/acme")] == ["delete", "create"]
+    assert files_under(running.repo, "tenants/shop")
+    assert any(e["reason"] == "Removed" for e in events_for(running.kubectl, "acme"))
+
+
+# -- watches that break --------------------------------------------------------------------
+
+
+def test_changes_made_while_a_watch_is_cut_are_not_missed(
+        running: Running, fake_apiserver: server.FakeApiServer) -> None:
+    """Watches cut mid-stream: a spec change, a create and a delete made meanwhile all land."""
+    apply(running.kubectl, customer("acme"))
+    apply(running.kubectl, customer("gone"))
+    wait_commit(running, "customer/acme")
+    wait_commit(running, "customer/gone")
+    wait_ready(running, "customer", "gone", 1)
+    assert fake_apiserver.drop_watches(abrupt=True) == 2
+    running.kubectl("patch", "customer", "acme", "--type", "merge",
+                    "-p", '{"spec": {"displayName": "changed while cut"}}')
+    apply(running.kubectl, customer("newcomer"))
+    running.kubectl("delete", "customer", "gone", "--wait=false")
+    assert fake_apiserver.open_watches < 2, "precondition: the changes happened while cut"
+    newest, _ = wait_commit(running, "customer/acme", 2)
+    assert newest.generation == "2"
+    wait_commit(running, "customer/newcomer")
+    wait_until(lambda: get(running.kubectl, "customer", "gone") is None, what="gone deleted")
+    assert files_under(running.repo, "tenants/gone") == []
+    informer = running.controller.informers["Customer"]
+    assert informer.relists == 1, "resumed from the last resourceVersion, no relist"
+
+
+def test_changes_made_before_a_410_are_found_by_listing_again(
+        running: Running, fake_apiserver: server.FakeApiServer) -> None:
+    """Watch history compacted (410 Gone on resume): the relist still finds every change."""
+    apply(running.kubectl, customer("acme"))
+    apply(running.kubectl, customer("gone"))
+    wait_commit(running, "customer/acme")
+    wait_commit(running, "customer/gone")
+    wait_ready(running, "customer", "gone", 1)
+    fake_apiserver.drop_watches(abrupt=True)
+    running.kubectl("patch", "customer", "acme", "--type", "merge",
+                    "-p", '{"spec": {"displayName": "changed before the 410"}}')
+    apply(running.kubectl, customer("newcomer"))
+    running.kubectl("delete", "customer", "gone", "--wait=false")
+    running.kubectl("patch", "customer", "gone", "--type", "merge",
+                    "-p", '{"metadata": {"finalizers": null}}')
+    assert fake_apiserver.open_watches < 2, "precondition: the changes happened while cut"
+    fake_apiserver.compact()  # resuming from before these changes now answers 410 Gone
+    newest, _ = wait_commit(running, "customer/acme", 2)
+    assert newest.generation == "2"
+    wait_commit(running, "customer/newcomer")
+    [removal, _] = wait_commit(running, "customer/gone", 2)
+    assert removal.action == "delete"
+    assert files_under(running.repo, "tenants/gone") == []
+    assert running.controller.informers["Customer"].relists >= 2, "listed again after the 410"
+    wait_ready(running, "customer", "acme", 2)
