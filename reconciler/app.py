@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from reconciler.core.render import common, pool
 from reconciler.core.settings import Settings, SettingsError, load_settings
 from reconciler.core.sources import Parsed, Refusal
 from reconciler.ports.configrepo import ConfigRepo
+from reconciler.reconcile import queries
 from reconciler.reconcile import rollback as rollback_logic
 from reconciler.reconcile.controller import Controller
 from reconciler.reconcile.delivery import Delivery, DeliveryReport
@@ -296,6 +298,14 @@ def local_reconciler(repo_path: Path, settings: Settings) -> tuple[GitConfigRepo
     return wiring.repo, wiring.engine
 
 
+def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings) -> PassReport:
+    """One pass over the manifest files; Previews past their ttl are removed."""
+    parsed = read_sources(sources)
+    deadlines = queries.preview_deadlines(wiring.repo, settings, parsed)
+    parsed, notes = queries.without_expired(parsed, deadlines, time.time())
+    return wiring.engine.sync(parsed, notes=notes)
+
+
 def run_once(sources: Sequence[Path], target: Target | Path,
              settings: Settings) -> tuple[PassReport, DeliveryReport | None]:
     """One local-mode pass, then (for a remote) one delivery of every commit made."""
@@ -306,7 +316,7 @@ def run_once(sources: Sequence[Path], target: Target | Path,
 
     wiring = wire(target, settings, on_rebase=again)
     holder.append(wiring.engine)
-    report = wiring.engine.sync(read_sources(sources))
+    report = local_pass(wiring, sources, settings)
     delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
     return report, delivered
 
@@ -328,7 +338,7 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
         snap = filesource.snapshot(list(sources))
         if force or snap != last[0]:
             last[0] = snap
-            report = wiring.engine.sync(read_sources(sources))
+            report = local_pass(wiring, sources, settings)
             on_report(report)
             if report.commits and wiring.delivery is not None:
                 wiring.delivery.committed()

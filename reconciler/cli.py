@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -248,7 +249,7 @@ def _key(text: str) -> ObjectKey:
 def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     repo = app.wire(_target(args), settings, create=False).repo
-    rows = queries.object_status(repo, settings, app.read_sources(args.source))
+    rows = queries.object_status(repo, settings, app.read_sources(args.source), time.time())
     if args.output == "json":
         print(json.dumps([r.__dict__ for r in rows], indent=2))
     else:

@@ -31,5 +31,6 @@ def describe_left(expires: float, now: float) -> str:
     days, rest = divmod(span, 86400)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
-    text = "".join(f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v) or "0m"
+    text = "".join(f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v) \
+        or f"{span}s"
     return f"expires in {text}" if seconds > 0 else f"expired {text} ago"

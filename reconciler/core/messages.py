@@ -39,6 +39,7 @@ class ObjectChange:
     uid: str | None = None
     spec_hash: str | None = None
     supersedes: str | None = None  # a human's commit this change overrides
+    note: str | None = None  # why, when the spec alone does not say (e.g. an expiry)
 
 
 def flatten(data: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
@@ -117,7 +118,7 @@ def describe_creation(key: ObjectKey, spec: Mapping[str, Any]) -> str:
 def phrases_for(change: ObjectChange) -> list[str]:
     """Everything worth saying about one object change."""
     if change.action == "delete":
-        return ["removed"]
+        return [change.note or "removed"]
     if change.action == "restore":
         return ["restored the rendered files"]
     if change.action == "create" or change.old_spec is None:

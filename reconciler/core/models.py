@@ -161,6 +161,7 @@ class ObjectMeta(BaseModel):
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     deletionTimestamp: str | None = None
+    creationTimestamp: str | None = None
     finalizers: tuple[str, ...] = ()
 
     @field_validator("name")

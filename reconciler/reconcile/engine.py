@@ -7,7 +7,7 @@ pure core, writing to the ConfigRepo port. Every outcome carries a reason.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,10 +69,11 @@ class ObjectReconciler(Protocol):
     def apply(self, obj: Resource, *, force: bool = False) -> Outcome:
         """Converge one object (``force``: even over a human's change)."""
 
-    def remove(self, key: ObjectKey) -> Outcome:
+    def remove(self, key: ObjectKey, *, note: str | None = None) -> Outcome:
         """Remove one object's directory."""
 
-    def sync(self, parsed: Parsed) -> PassReport:
+    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None
+             ) -> PassReport:
         """A full pass."""
 
     def invalidate(self) -> None:
@@ -135,8 +136,11 @@ class Reconciler:
             planned.change.action, Reason.RERENDERED)
         return Outcome(key, Result.COMMITTED, reason, messages.subject_for(planned.change), commit)
 
-    def remove(self, key: ObjectKey) -> Outcome:
-        """Remove an object's directory (and its pool entry) in one commit."""
+    def remove(self, key: ObjectKey, *, note: str | None = None) -> Outcome:
+        """Remove an object's directory (and its pool entry) in one commit.
+
+        ``note`` says why in the commit subject (e.g. ``expired (ttl 72h)``).
+        """
         try:
             current = self._repo.list_files(key.directory)
             record = self._record(key.directory)
@@ -149,7 +153,7 @@ class Reconciler:
             if key.kind == "Customer":
                 changes = changes.merged(self._pool_change(key.name, None))
             change = messages.ObjectChange(key, "delete", record.spec, None,
-                                           record.generation, record.uid)
+                                           record.generation, record.uid, note=note)
             files = messages.file_lines(list(changes.writes), sorted(changes.deletes),
                                         dict.fromkeys(changes.writes, True))
             msg = messages.object_message(change, files, self._pool_lines(changes), self._version)
@@ -278,8 +282,10 @@ class Reconciler:
 
     # -- a full pass ----------------------------------------------------------------------
 
-    def sync(self, parsed: Parsed) -> PassReport:
-        """Reconcile every object of ``parsed`` and remove what no longer has a resource."""
+    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None
+             ) -> PassReport:
+        """Reconcile every object of ``parsed`` and remove what no longer has a resource
+        (``notes`` say why, per object, in the removal commits)."""
         report = PassReport()
         report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                             for r in parsed.refusals]
@@ -292,12 +298,13 @@ class Reconciler:
             report.outcomes += self._import(new)
         for obj in parsed.objects:
             report.outcomes.append(self.apply(obj))
-        report.outcomes += self._remove_absent(parsed, held)
+        report.outcomes += self._remove_absent(parsed, held, notes or {})
         report.outcomes += self._fix_pool(parsed, held)
         self._repo.flush()
         return report
 
-    def _remove_absent(self, parsed: Parsed, held: set[ObjectKey]) -> list[Outcome]:
+    def _remove_absent(self, parsed: Parsed, held: set[ObjectKey],
+                       notes: Mapping[ObjectKey, str]) -> list[Outcome]:
         wanted = {o.key for o in parsed.objects}
         present = [ObjectKey(kind, name) for kind, top in DIRECTORIES.items()
                    for name in self._repo.list_directories(top)]
@@ -306,7 +313,8 @@ class Reconciler:
             return [Outcome(k, Result.SKIPPED, Reason.REMOVAL_HELD,
                             f"{k}: not removed because some source file could not be read")
                     for k in absent]
-        return [o for o in map(self.remove, absent) if o.result != Result.UNCHANGED]
+        removed = [self.remove(k, note=notes.get(k)) for k in absent]
+        return [o for o in removed if o.result != Result.UNCHANGED]
 
     def _fix_pool(self, parsed: Parsed, held: set[ObjectKey]) -> list[Outcome]:
         """Repair the pool when it disagrees with the Customers (settings change, hand edit).

@@ -51,6 +51,7 @@ class Ownership:
         self._repo = repo
         self._email = author_email
         self._last: dict[ObjectKey, str] | None = None
+        self._first_time: dict[ObjectKey, int] = {}
 
     def reset(self) -> None:
         """Forget the index (the branch was reset)."""
@@ -64,9 +65,11 @@ class Ownership:
                     continue
                 for value in messages.trailer_values(commit.message, messages.TRAILER_OBJECT):
                     try:
-                        self._last.setdefault(ObjectKey.parse(value), commit.id)
+                        key = ObjectKey.parse(value)
                     except ValueError:
                         continue
+                    self._last.setdefault(key, commit.id)
+                    self._first_time[key] = commit.time  # the walk goes back in time
         return self._last
 
     def is_own(self, commit: CommitInfo) -> bool:
@@ -79,6 +82,11 @@ class Ownership:
         """We just committed ``commit`` for ``key``."""
         if self._last is not None:
             self._last[key] = commit
+
+    def first_own_time(self, key: ObjectKey) -> int | None:
+        """When the reconciler first wrote ``key`` (its creation time in local mode)."""
+        self._index()
+        return self._first_time.get(key)
 
     def last_own(self, key: ObjectKey) -> str | None:
         """The reconciler's last own commit for ``key``."""

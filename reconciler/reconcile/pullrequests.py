@@ -10,7 +10,7 @@ PR is closed and the branch deleted; a merged PR counts as committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from reconciler.core import errors, messages
@@ -64,11 +64,12 @@ class PullRequestReconciler:
         """Propose ``obj``'s change as a pull request (or close it when it is a no-op)."""
         return self.propose(obj.key, lambda view: self._make_engine(view).apply(obj, force=force))
 
-    def remove(self, key: ObjectKey) -> Outcome:
+    def remove(self, key: ObjectKey, *, note: str | None = None) -> Outcome:
         """Propose the removal of ``key``'s directory as a pull request."""
-        return self.propose(key, lambda view: self._make_engine(view).remove(key))
+        return self.propose(key, lambda view: self._make_engine(view).remove(key, note=note))
 
-    def sync(self, parsed: Parsed) -> PassReport:
+    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None
+             ) -> PassReport:
         """Local-mode pass: one proposal per object, removals for vanished objects."""
         report = PassReport()
         report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
@@ -84,7 +85,7 @@ class PullRequestReconciler:
                 for name in view.list_directories(top):
                     key = ObjectKey(kind, name)
                     if key not in wanted and key not in held:
-                        report.outcomes.append(self.remove(key))
+                        report.outcomes.append(self.remove(key, note=(notes or {}).get(key)))
         return report
 
     def propose(self, key: ObjectKey, change: Callable[[ConfigRepo], Outcome]) -> Outcome:

@@ -5,12 +5,13 @@ Everything is derived from the resources and the repository itself, never hidden
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from reconciler.core import messages
+from reconciler.core import expiry, messages
 from reconciler.core.history import HistoryEntry, object_history
-from reconciler.core.models import DIRECTORIES, ObjectKey, spec_data
+from reconciler.core.models import DIRECTORIES, ObjectKey, Preview, Resource, spec_data
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed
@@ -32,30 +33,19 @@ class StatusRow:
     path: str | None
 
 
-def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed) -> list[StatusRow]:
-    """Status of every object in ``parsed`` plus directories with no resource (orphans)."""
+def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
+                  now: float | None = None) -> list[StatusRow]:
+    """Status of every object in ``parsed`` plus directories with no resource (orphans);
+    with ``now``, Previews with a ttl also tell the time left."""
     last = last_commits(repo)
     ownership = Ownership(repo=repo, author_email=settings.author_email)
+    deadlines = preview_deadlines(repo, settings, parsed) if now is not None else {}
     rows: list[StatusRow] = []
     seen: set[ObjectKey] = set()
     for obj in parsed.objects:
-        key = obj.key
-        seen.add(key)
-        raw = repo.read_file(f"{key.directory}/{common.SOURCE_FILE}")
-        record = common.parse_source_record(raw) if raw is not None else None
-        human = ownership.human_change(key)
-        if human is not None and ownership.spec_at_own(key) == spec_data(obj):
-            state, message = human.reason.value, human.describe()
-        elif obj.spec.suspend:
-            state, message = "Suspended", "spec.suspend is true: no changes are written"
-        elif record is None:
-            state, message = "NotRendered", "not in the config repo yet"
-        elif record.input_hash == common.object_input_hash(obj, settings):
-            state, message = "InSync", "config repo matches the resource"
-        else:
-            state, message = "OutOfSync", "the resource changed since the last commit"
-        rows.append(StatusRow(key.kind, key.name, True, state, message, last.get(key),
-                              key.directory if record else None))
+        seen.add(obj.key)
+        rows.append(_object_row(obj, repo, settings, ownership=ownership, last=last,
+                                deadlines=deadlines, now=now))
     for refusal in parsed.refusals:
         kind, name = (refusal.key.kind, refusal.key.name) if refusal.key else ("?", refusal.origin)
         if refusal.key:
@@ -77,6 +67,32 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed) -> list[
     return sorted(rows, key=lambda r: (r.kind, r.name))
 
 
+def _object_row(obj: Resource, repo: ConfigRepo, settings: Settings, *, ownership: Ownership,
+                last: dict[ObjectKey, str], deadlines: dict[ObjectKey, tuple[float, str]],
+                now: float | None) -> StatusRow:
+    key = obj.key
+    raw = repo.read_file(f"{key.directory}/{common.SOURCE_FILE}")
+    record = common.parse_source_record(raw) if raw is not None else None
+    human = ownership.human_change(key)
+    if human is not None and ownership.spec_at_own(key) == spec_data(obj):
+        state, message = human.reason.value, human.describe()
+    elif obj.spec.suspend:
+        state, message = "Suspended", "spec.suspend is true: no changes are written"
+    elif record is None:
+        state, message = "NotRendered", "not in the config repo yet"
+    elif record.input_hash == common.object_input_hash(obj, settings):
+        state, message = "InSync", "config repo matches the resource"
+    else:
+        state, message = "OutOfSync", "the resource changed since the last commit"
+    if now is not None and key in deadlines:
+        deadline = deadlines[key][0]
+        message += f"; {expiry.describe_left(deadline, now)}"
+        if now >= deadline:
+            state = "Expired"
+    return StatusRow(key.kind, key.name, True, state, message, last.get(key),
+                     key.directory if record else None)
+
+
 def last_commits(repo: ConfigRepo) -> dict[ObjectKey, str]:
     """The newest commit naming each object in its trailers (one walk of the history)."""
     out: dict[ObjectKey, str] = {}
@@ -93,3 +109,39 @@ def last_commits(repo: ConfigRepo) -> dict[ObjectKey, str]:
 def history(repo: ConfigRepo, key: ObjectKey) -> Iterator[HistoryEntry]:
     """The audit trail of ``key``, newest first."""
     return object_history(repo.log(), key)
+
+
+def preview_deadlines(repo: ConfigRepo, settings: Settings,
+                      parsed: Parsed) -> dict[ObjectKey, tuple[float, str]]:
+    """When each Preview with a ttl expires: (deadline, ttl).
+
+    Created at ``metadata.creationTimestamp`` when the manifest has one, else when the
+    reconciler first committed it (local files carry no creation time).
+    """
+    ownership = Ownership(repo=repo, author_email=settings.author_email)
+    out: dict[ObjectKey, tuple[float, str]] = {}
+    for obj in parsed.objects:
+        if not isinstance(obj, Preview) or not obj.spec.ttl:
+            continue
+        created = _seconds(obj.metadata.creationTimestamp) or ownership.first_own_time(obj.key)
+        if created is not None:
+            out[obj.key] = (expiry.expires_at(created, obj.spec.ttl), obj.spec.ttl)
+    return out
+
+
+def without_expired(parsed: Parsed, deadlines: dict[ObjectKey, tuple[float, str]],
+                    now: float) -> tuple[Parsed, dict[ObjectKey, str]]:
+    """``parsed`` minus expired Previews, and the note for each one's removal commit."""
+    expired = {key: f"expired (ttl {ttl})" for key, (deadline, ttl) in deadlines.items()
+               if now >= deadline}
+    kept = [o for o in parsed.objects if o.key not in expired]
+    return Parsed(kept, parsed.refusals, parsed.incomplete), expired
+
+
+def _seconds(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
