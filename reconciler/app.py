@@ -487,3 +487,27 @@ def restore_spec(source: str, key: ObjectKey, spec: dict[str, object], *,
             path.write_text(yamlio.dump_document(docs[0]))
             return f"{key}: spec restored in {path}"
     raise errors.UserInputError(f"{key}: no manifest under {source}")
+
+
+def read_deployers(paths: Sequence[Path]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """Argo CD Applications and Flux Kustomizations from YAML files (``kind: List`` too)."""
+    apps: list[dict[str, object]] = []
+    kustomizations: list[dict[str, object]] = []
+    for root in paths:
+        for path in filesource.manifest_files(root):
+            try:
+                docs = list(yamlio.load_documents(path.read_bytes()))
+            except (OSError, yamlio.YAMLError) as exc:
+                raise errors.UserInputError(f"{path}: cannot read: {exc}".splitlines()[0]) from exc
+            for doc in docs:
+                items = doc.get("items", []) if isinstance(doc, dict) and doc.get("kind") == \
+                    "List" else [doc]
+                for item in items:
+                    if not isinstance(item, dict):
+                        continue
+                    if item.get("kind") == "Application":
+                        apps.append(item)
+                    elif item.get("kind") == "Kustomization" and \
+                            str(item.get("apiVersion", "")).startswith("kustomize.toolkit"):
+                        kustomizations.append(item)
+    return apps, kustomizations

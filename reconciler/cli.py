@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("status", _status, "per-object status, from the resources and the repo")
     p.add_argument("--source", type=Path, action="append", required=True)
+    p.add_argument("--applied-from", type=Path, action="append",
+                   help="Argo CD Application / Flux Kustomization manifests (e.g. kubectl get "
+                        "-o yaml output) to tell whether each object's commit is applied")
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     _add_target_arguments(p)
 
@@ -249,9 +252,15 @@ def _key(text: str) -> ObjectKey:
 def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     repo = app.wire(_target(args), settings, create=False).repo
-    rows = queries.object_status(repo, settings, app.read_sources(args.source), time.time())
+    deployed = app.read_deployers(args.applied_from) if args.applied_from else None
+    rows = queries.object_status(repo, settings, app.read_sources(args.source), time.time(),
+                                 deployed)
     if args.output == "json":
         print(json.dumps([r.__dict__ for r in rows], indent=2))
+    elif deployed is not None:
+        _table(["KIND", "NAME", "STATE", "LAST COMMIT", "APPLIED", "MESSAGE"],
+               [[r.kind, r.name, r.state, (r.last_commit or "-")[:12],
+                 (r.applied or "-").split(" ", 1)[0], r.message] for r in rows])
     else:
         _table(["KIND", "NAME", "STATE", "LAST COMMIT", "MESSAGE"],
                [[r.kind, r.name, r.state, (r.last_commit or "-")[:12], r.message] for r in rows])

@@ -5,16 +5,18 @@ Everything is derived from the resources and the repository itself, never hidden
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from reconciler.core import expiry, messages
+from reconciler.core import applied, expiry, messages
 from reconciler.core.history import HistoryEntry, object_history
 from reconciler.core.models import DIRECTORIES, ObjectKey, Preview, Resource, spec_data
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed
+from reconciler.ports.cluster import RawObject
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.ownership import Ownership
 
@@ -31,10 +33,13 @@ class StatusRow:
     message: str
     last_commit: str | None
     path: str | None
+    applied: str | None = None  # True/False/Unknown and why, when deployers were given
 
 
 def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
-                  now: float | None = None) -> list[StatusRow]:
+                  now: float | None = None,
+                  deployed: tuple[list[RawObject], list[RawObject]] | None = None
+                  ) -> list[StatusRow]:
     """Status of every object in ``parsed`` plus directories with no resource (orphans);
     with ``now``, Previews with a ttl also tell the time left."""
     last = last_commits(repo)
@@ -44,8 +49,14 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
     seen: set[ObjectKey] = set()
     for obj in parsed.objects:
         seen.add(obj.key)
-        rows.append(_object_row(obj, repo, settings, ownership=ownership, last=last,
-                                deadlines=deadlines, now=now))
+        row = _object_row(obj, repo, settings, ownership=ownership, last=last,
+                          deadlines=deadlines, now=now)
+        if deployed is not None:
+            found = applied.deployers(obj.key.directory, *deployed)
+            status, reason, why = applied.applied_condition(
+                obj.key.directory, row.last_commit, found, repo.contains)
+            row = dataclasses.replace(row, applied=f"{status} ({reason}: {why})")
+        rows.append(row)
     for refusal in parsed.refusals:
         kind, name = (refusal.key.kind, refusal.key.name) if refusal.key else ("?", refusal.origin)
         if refusal.key:
