@@ -1,0 +1,189 @@
+"""Settings: documented defaults, the config file, RECONCILER_* variables winning over it,
+errors naming the setting, and which settings count as changing the rendered bytes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from reconciler import app
+from reconciler.core import errors
+from reconciler.core.render import customers, previews
+from reconciler.core.settings import Settings, SettingsError, load_settings
+from tests.render import samples
+
+
+def test_defaults_are_the_documented_ones():
+    """Without a file or variables the domain is example.com and the README's defaults hold."""
+    settings = load_settings(None, {})
+    assert settings == Settings()
+    assert settings.domain == "example.com"
+    assert settings.namespace_pattern == "customer-{name}"
+    assert settings.preview_namespace_pattern == "preview-{name}"
+    assert settings.platform_namespace == "platform"
+    assert settings.storage_class is None
+    assert (settings.ingress_class, settings.ingress_namespace) == ("nginx", "ingress-nginx")
+    assert settings.cluster_issuer == "letsencrypt"
+    assert (settings.database_secret, settings.pool_auth_secret) == (
+        "database-credentials", "pgbouncer-userlist")
+    assert (settings.branch, settings.import_batch, settings.resync_seconds) == ("main", 100, 300)
+
+
+def test_config_file_values_are_used():
+    """Values in the config file replace the defaults, nested images included."""
+    text = ("domain: corp.example\nstorage_class: fast-ssd\nnamespace_pattern: t-{name}\n"
+            "images:\n  scheduler: registry.corp/scheduler:2.0\nresync_seconds: 60\n")
+    settings = load_settings(text, {})
+    assert settings.domain == "corp.example"
+    assert settings.storage_class == "fast-ssd"
+    assert settings.namespace_pattern == "t-{name}"
+    assert settings.images.scheduler == "registry.corp/scheduler:2.0"
+    assert settings.images.pgbouncer == Settings().images.pgbouncer
+    assert settings.resync_seconds == 60
+
+
+def test_environment_overrides_the_file():
+    """RECONCILER_* variables win over the file; other variables are ignored."""
+    text = "domain: corp.example\nstorage_class: fast-ssd\n"
+    env = {"RECONCILER_DOMAIN": "env.example", "RECONCILER_RESYNC_SECONDS": "30",
+           "DOMAIN": "ignored.example", "HOME": "/root"}
+    settings = load_settings(text, env)
+    assert settings.domain == "env.example"
+    assert settings.storage_class == "fast-ssd"
+    assert settings.resync_seconds == 30
+
+
+def test_image_variable_sets_one_image():
+    """RECONCILER_IMAGES_PGBOUNCER sets the pool image and leaves the file's other images."""
+    text = "images:\n  pgbouncer: file/pgbouncer:1\n  webhooks: file/webhooks:1\n"
+    settings = load_settings(text, {"RECONCILER_IMAGES_PGBOUNCER": "env/pgbouncer:2"})
+    assert settings.images.pgbouncer == "env/pgbouncer:2"
+    assert settings.images.webhooks == "file/webhooks:1"
+    rendered = samples.render_pool(samples.POOL_CUSTOMERS, settings)
+    assert b"image: env/pgbouncer:2" in rendered.files["deployment.yaml"]
+
+
+@pytest.mark.parametrize(("text", "env", "setting"), [
+    pytest.param("domain: Not_A_Domain\n", {}, "domain", id="domain"),
+    pytest.param(None, {"RECONCILER_DOMAIN": "a..b"}, "domain", id="domain-env"),
+    pytest.param("namespace_pattern: tenant\n", {}, "namespace_pattern", id="pattern-without-name"),
+    pytest.param("namespace_pattern: Tenant-{name}\n", {}, "namespace_pattern", id="pattern-uppercase"),
+    pytest.param("preview_namespace_pattern: pr_{name}\n", {}, "preview_namespace_pattern",
+                 id="preview-pattern"),
+    pytest.param(None, {"RECONCILER_RESYNC_SECONDS": "soon"}, "resync_seconds", id="not-a-number"),
+    pytest.param(None, {"RECONCILER_RESYNC_SECONDS": "1"}, "resync_seconds", id="too-small"),
+    pytest.param("import_batch: 0\n", {}, "import_batch", id="import-batch-0"),
+    pytest.param("storage_class: [a]\n", {}, "storage_class", id="storage-class-list"),
+    pytest.param("images:\n  pgbouncer: 5\n", {}, "images.pgbouncer", id="image-number"),
+])
+def test_bad_value_names_the_setting(text, env, setting):
+    """A bad value is a SettingsError naming the setting, on one line."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(text, env)
+    message = str(caught.value)
+    assert message.startswith(f"setting {setting}: "), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("text", "env", "setting"), [
+    pytest.param("domian: corp.example\n", {}, "domian", id="typo"),
+    pytest.param("images:\n  pgbouncr: x/y:1\n", {}, "images.pgbouncr", id="image-typo"),
+    pytest.param(None, {"RECONCILER_IMAGES_POSTGRES": "x/y:1"}, "images.postgres", id="image-env-typo"),
+])
+def test_unknown_settings_are_rejected(text, env, setting):
+    """An unknown key in the file (or an unknown image variable) is an error naming it."""
+    with pytest.raises(SettingsError, match=f"^setting {setting}: Extra inputs are not permitted"):
+        load_settings(text, env)
+
+
+@pytest.mark.parametrize("text", ["domain: [\n", "- domain\n- example.com\n", "just words\n"])
+def test_config_that_is_not_a_mapping_is_refused(text):
+    """A config file that is not YAML, or not a mapping, is a one-line SettingsError."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(text, {})
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith("config file ")
+
+
+def test_bad_config_file_is_a_user_error_naming_the_file(tmp_path):
+    """Through the composition root, a bad file becomes a user error naming the file."""
+    config = tmp_path / "reconciler.yaml"
+    config.write_text("domain: Not_A_Domain\n")
+    with pytest.raises(errors.UserInputError, match=f"^{re.escape(str(config))}: setting domain: "):
+        app.settings_from(config, {})
+    config.write_text("domain: corp.example\n")
+    assert app.settings_from(config, {"RECONCILER_STORAGE_CLASS": "fast"}).storage_class == "fast"
+    with pytest.raises(errors.UserInputError, match=r"missing\.yaml"):
+        app.settings_from(tmp_path / "missing.yaml", {})
+
+
+@pytest.mark.parametrize(("text", "env", "setting"), [
+    pytest.param("images: 5\n", {}, "images", id="images-number"),
+    pytest.param("images: registry.corp\n", {}, "images", id="images-string"),
+    pytest.param("images: [a, b]\n", {}, "images", id="images-list"),
+    pytest.param(None, {"RECONCILER_DOMAIN": "example.com\n"}, "domain", id="domain-trailing-newline"),
+    pytest.param('namespace_pattern: "t-{name}\\n"\n', {}, "namespace_pattern",
+                 id="pattern-trailing-newline"),
+    pytest.param("platform_namespace: Shared Platform\n", {}, "platform_namespace",
+                 id="platform-namespace"),
+    pytest.param(None, {"RECONCILER_INGRESS_NAMESPACE": "ingress_nginx"}, "ingress_namespace",
+                 id="ingress-namespace"),
+])
+def test_values_that_would_break_rendering_are_refused(text, env, setting):
+    """Values that would otherwise reach rendered manifests broken (a non-mapping images,
+    a trailing newline from $(cat ...), a namespace Kubernetes rejects) are refused by name,
+    not with a traceback."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(text, env)
+    assert str(caught.value).startswith(f"setting {setting}: "), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+RENDERING = {
+    "domain": "corp.example",
+    "storage_class": "fast-ssd",
+    "namespace_pattern": "t-{name}",
+    "preview_namespace_pattern": "pr-{name}",
+    "platform_namespace": "db",
+    "ingress_class": "traefik",
+    "cluster_issuer": "internal-ca",
+    "database_secret": "pg-creds",
+    "images": {"database": "mirror/postgres"},
+}
+NOT_RENDERING = {
+    "branch": "rendered",
+    "author_name": "Someone Else",
+    "author_email": "someone@corp.example",
+    "import_batch": 7,
+    "resync_seconds": 60,
+}
+
+
+@pytest.mark.parametrize(("field", "value"), list(RENDERING.items()))
+def test_rendering_setting_changes_fingerprint_and_output(field, value):
+    """A setting that changes rendered bytes changes render_fingerprint(), so a new value
+    re-renders every object."""
+    changed = Settings.model_validate({field: value})
+    assert changed.render_fingerprint() != Settings().render_fingerprint()
+    before = render_everything(Settings())
+    after = render_everything(changed)
+    assert before != after
+
+
+@pytest.mark.parametrize(("field", "value"), list(NOT_RENDERING.items()))
+def test_non_rendering_setting_keeps_fingerprint_and_output(field, value):
+    """Author, branch and timing settings neither change the fingerprint nor the output."""
+    changed = Settings.model_validate({field: value})
+    assert changed.render_fingerprint() == Settings().render_fingerprint()
+    assert render_everything(changed) == render_everything(Settings())
+
+
+def render_everything(settings: Settings) -> dict[str, bytes]:
+    """Every file the samples render under ``settings`` (Customer, Preview and pool)."""
+    out: dict[str, bytes] = {}
+    for rendered in (customers.render_customer(samples.FULL_CUSTOMER, settings),
+                     previews.render_preview(samples.PREVIEW_DEFAULT_HOST, settings),
+                     samples.render_pool(samples.POOL_CUSTOMERS, settings)):
+        out.update({f"{rendered.directory}/{rel}": data for rel, data in rendered.files.items()})
+    return out

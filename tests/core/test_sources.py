@@ -1,0 +1,161 @@
+"""Reading resource files: bad input gets one line naming the file and the field, and every
+good object next to it is still kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.adapters import filesource
+from reconciler.core import sources
+from reconciler.core.models import ObjectKey
+
+ORIGIN = "customers/acme.yaml"
+HEAD = "apiVersion: reconciler.ahoi.dev/v1alpha1\nkind: Customer\n"
+
+
+def customer_yaml(name: str = "acme", spec: str = "") -> str:
+    """A Customer document's text with an optional indented spec block."""
+    text = f"{HEAD}metadata:\n  name: {name}\n"
+    return text + (f"spec:\n{spec}" if spec else "")
+
+
+def preview_yaml(**fields: str) -> str:
+    """A Preview document's text; fields override the valid defaults."""
+    spec = {"app": "shop", "branch": "feat/x", "commit": "ab" * 20, "image": "r.example/shop:1"}
+    spec.update(fields)
+    body = "".join(f"  {k}: {v}\n" for k, v in spec.items())
+    return ("apiVersion: reconciler.ahoi.dev/v1alpha1\nkind: Preview\n"
+            f"metadata:\n  name: shop-x\nspec:\n{body}")
+
+
+def only_refusal(parsed: sources.Parsed) -> str:
+    """The one refusal of ``parsed`` as printed, after checking it is a single line."""
+    assert not parsed.objects
+    (refusal,) = parsed.refusals
+    line = str(refusal)
+    assert "\n" not in line and "\r" not in line, line
+    assert line.startswith(f"{ORIGIN}"), line
+    return line
+
+
+def test_invalid_yaml_names_file_and_line():
+    """Invalid YAML is refused with the file and the line of the problem, and the pass is
+    marked incomplete so nothing is removed on the strength of the file's absence."""
+    text = customer_yaml(spec="  features:\n    database: {enabled: true\n  quota: {}\n")
+    parsed = sources.parse_text(ORIGIN, text)
+    line = only_refusal(parsed)
+    assert "invalid YAML at line 8" in line  # where the unclosed mapping is noticed
+    assert parsed.incomplete
+    tab = sources.parse_text(ORIGIN, f"{HEAD}metadata:\n\tname: acme\n")
+    assert "invalid YAML at line 4" in only_refusal(tab)
+
+
+def test_mapping_value_error_points_at_its_line():
+    """A stray colon is reported on the line it is on."""
+    parsed = sources.parse_text(ORIGIN, customer_yaml(name="acme: corp"))
+    assert "invalid YAML at line 4" in only_refusal(parsed)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("- apiVersion: reconciler.ahoi.dev/v1alpha1\n  kind: Customer\n", "expected a mapping"),
+    ("just some text\n", "expected a mapping"),
+    ("apiVersion: reconciler.ahoi.dev/v1alpha1\nkind: Tenant\nmetadata: {name: acme}\n",
+     "unknown kind reconciler.ahoi.dev/v1alpha1/Tenant"),
+    ("apiVersion: reconciler.ahoi.dev/v1\nkind: Customer\nmetadata: {name: acme}\n",
+     "unknown kind reconciler.ahoi.dev/v1/Customer"),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: acme}\n", "unknown kind v1/ConfigMap"),
+], ids=["list", "scalar", "unknown-kind", "unknown-version", "other-api"])
+def test_documents_that_are_not_our_resources_are_refused(text, expected):
+    """A list, a scalar, another kind or another apiVersion is refused with what it was."""
+    assert expected in only_refusal(sources.parse_text(ORIGIN, text))
+
+
+FIELD_ERRORS = [
+    pytest.param(customer_yaml(spec="  features:\n    scheduler: {enabled: true, workers: 0}\n"),
+                 "spec.features.scheduler.workers", "greater than or equal to 1", True, id="workers-0"),
+    pytest.param(customer_yaml(spec="  features:\n    database: {enabled: true, storage: lots}\n"),
+                 "spec.features.database.storage", "pattern", True, id="storage-lots"),
+    pytest.param(customer_yaml(spec="  feautres:\n    database: {enabled: true}\n"),
+                 "spec.feautres", "Extra inputs are not permitted", True, id="typo-feautres"),
+    pytest.param(customer_yaml(spec="  quota: {pods: -1}\n"), "spec.quota.pods",
+                 "greater than or equal", True, id="negative-pods"),
+    pytest.param(customer_yaml(name="Acme"), "metadata.name", "DNS-1123", False, id="name-uppercase"),
+    pytest.param(customer_yaml(name="'..'"), "metadata.name", "DNS-1123", False, id="name-dotdot"),
+    pytest.param(customer_yaml(name="acme/evil"), "metadata.name", "DNS-1123", False, id="name-slash"),
+    pytest.param(customer_yaml(name="a" * 64), "metadata.name", "at most 63", False, id="name-too-long"),
+    pytest.param(f"{HEAD}metadata: {{}}\n", "metadata.name", "Field required", False, id="no-name"),
+    pytest.param(preview_yaml(commit="b32bef0"), "spec.commit", "pattern", True, id="short-commit"),
+    pytest.param(preview_yaml(branch="'feat..x'"), "spec.branch", "not a valid git branch name", True,
+                 id="bad-branch"),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "reason", "named"), FIELD_ERRORS)
+def test_schema_violation_names_file_and_dotted_field(text, field, reason, named):
+    """A schema violation is one line with the file, the object, the dotted field path and
+    why; the object's key is known when its name is valid."""
+    parsed = sources.parse_text(ORIGIN, text)
+    line = only_refusal(parsed)
+    assert f": {field}: " in line, line
+    assert reason in line, line
+    (refusal,) = parsed.refusals
+    assert (refusal.key is not None) == named
+    assert not parsed.incomplete
+
+
+def test_more_errors_in_one_document_are_counted_not_listed():
+    """Several violations in one document still give one line, saying how many more."""
+    text = customer_yaml(spec="  features:\n    scheduler: {workers: 0}\n    database: {storage: x}\n")
+    assert "(and 1 more error)" in only_refusal(sources.parse_text(ORIGIN, text))
+
+
+def test_one_bad_document_does_not_take_its_neighbours_down():
+    """In a multi-document file the bad document is refused, named by its index, and the
+    documents before and after it are kept."""
+    text = "---\n".join([
+        customer_yaml("first"),
+        customer_yaml("second", "  features:\n    scheduler: {enabled: true, workers: 0}\n"),
+        customer_yaml("third"),
+    ])
+    parsed = sources.parse_text(ORIGIN, text)
+    assert [o.metadata.name for o in parsed.objects] == ["first", "third"]
+    (refusal,) = parsed.refusals
+    assert str(refusal).startswith(f"{ORIGIN}[1]: Customer 'second': spec.features.scheduler.workers")
+    assert refusal.key == ObjectKey("Customer", "second")
+
+
+def test_empty_documents_are_ignored():
+    """Empty documents and comment-only files are neither objects nor errors."""
+    parsed = sources.parse_text(ORIGIN, "# nothing yet\n---\n---\n")
+    assert (list(parsed.objects), list(parsed.refusals)) == ([], [])
+
+
+def test_duplicate_names_across_files_are_all_refused(tmp_path):
+    """Two files defining the same Customer are both refused (neither wins); other objects
+    and the same name of another kind are kept."""
+    (tmp_path / "a.yaml").write_text(customer_yaml("acme"))
+    (tmp_path / "b.yaml").write_text(customer_yaml("acme", "  displayName: Other\n"))
+    (tmp_path / "c.yaml").write_text(customer_yaml("other"))
+    parsed = filesource.read_sources([tmp_path])
+    assert [o.key for o in parsed.objects] == [ObjectKey("Customer", "other")]
+    assert parsed.refusals
+    assert all(r.key == ObjectKey("Customer", "acme") for r in parsed.refusals)
+    assert all("duplicate" in str(r) and "\n" not in str(r) for r in parsed.refusals)
+
+
+def test_duplicate_name_refusal_names_both_files(tmp_path):
+    """The refusal of a duplicate name tells the user which files define it."""
+    (tmp_path / "a.yaml").write_text(customer_yaml("acme"))
+    (tmp_path / "b.yaml").write_text(customer_yaml("acme"))
+    text = "\n".join(str(r) for r in filesource.read_sources([tmp_path]).refusals)
+    assert str(tmp_path / "a.yaml") in text
+    assert str(tmp_path / "b.yaml") in text
+
+
+@pytest.mark.parametrize("text", [
+    'apiVersion: reconciler.ahoi.dev/v1alpha1\nkind: "Cust\\nomer"\nmetadata: {name: acme}\n',
+    customer_yaml(spec='  "feat\\nures": {}\n'),
+], ids=["kind-with-newline", "field-with-newline"])
+def test_hostile_input_still_gets_a_one_line_refusal(text):
+    """A kind or field name containing a newline still yields a single-line refusal."""
+    only_refusal(sources.parse_text(ORIGIN, text))

@@ -1,0 +1,209 @@
+"""Canonical YAML and deterministic rendering: the fast dumper writes PyYAML's exact bytes,
+what it writes reads back to the input, and the same resource always renders the same bytes.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.core import yamlio
+from reconciler.core.models import Customer, Preview
+from reconciler.core.render import customers, pool, previews
+from reconciler.core.settings import Settings
+
+AWKWARD = [
+    "yes", "no", "on", "off", "y", "n", "Yes", "NO", "true", "False", "null", "Null", "~",
+    "1e3", "1E3", "0x10", "0o17", "017", "1_000", ".inf", "-.inf", ".nan", "-1", "+1", "1.0",
+    "12:30", "2024-01-01", "-", "--", "---", "...", ":", ": ", "a: b", "a:b", "#", "a #b", "a#b",
+    "- x", "? x", "!tag", "&anchor", "*alias", "%directive", "@at", "`tick", "|", ">", "=", "<<",
+    "'single'", '"double"', "[list]", "{map}", ",", " leading", "trailing ", "  ", "\t", "",
+    "a\nb", "\n", "ends with newline\n", "ünïcødé", "日本語", "emoji 🎉", "\x00", "\x07", "\ufeff",
+    "a\rb", "\x85", "a\u2028b", "\u2029", "é" * 70, "x" * 1023, "x" * 1025, "word " * 900,
+]
+texts = st.one_of(
+    st.sampled_from(AWKWARD),
+    st.text(max_size=20),
+    # long strings, around the fast dumper's limits (keys of 100 bytes, values of 1024 characters)
+    st.tuples(st.text(min_size=1, max_size=8), st.integers(10, 150)).map(lambda t: t[0] * t[1]),
+)
+
+
+def documents(keys: st.SearchStrategy[str], strings: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    """Nested mappings and lists of str, int, bool and None."""
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), strings)
+    values = st.recursive(
+        scalars,
+        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)),
+        max_leaves=20,
+    )
+    return st.dictionaries(keys, values, max_size=5)
+
+
+DOCUMENTS = documents(texts, texts)
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(DOCUMENTS)
+def test_fast_dumper_writes_the_reference_bytes(doc):
+    """dump_document writes exactly what PyYAML alone writes for the same document."""
+    assert yamlio.dump_document(doc) == yamlio.reference_dump_document(doc)
+
+
+@FAST
+@given(DOCUMENTS)
+def test_dumped_document_reads_back_to_the_input(doc):
+    """What dump_document writes loads back, with the safe loader, to the same data."""
+    text = yamlio.dump_document(doc)
+    assert yaml.safe_load(text) == doc
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_awkward_strings_keep_their_type_as_values_and_keys(value):
+    """Strings YAML 1.1 would read as booleans, numbers, nulls or syntax stay strings."""
+    doc = {"value": value, "list": [value, value], value: {"nested": value}}
+    text = yamlio.dump_document(doc)
+    assert yaml.safe_load(text) == doc
+    assert text == yamlio.reference_dump_document(doc)
+
+
+LINE_BREAKS_AND_LONG_KEYS = [
+    pytest.param({"é" * 70: 1}, id="non-ascii-key-over-128-bytes"),
+    pytest.param({"€" * 40: {"x": 1}}, id="nested-under-long-non-ascii-key"),
+    pytest.param({" \n": 1}, id="key-with-newline"),
+    pytest.param({"a\rb": 1}, id="key-with-carriage-return"),
+    pytest.param({"\x85": 1}, id="key-with-next-line"),
+    pytest.param({"a\u2028b": 1}, id="key-with-line-separator"),
+    pytest.param({"x": {"y": "a\u2028b"}}, id="nested-value-with-line-separator"),
+    pytest.param({"x": [{"y": "a\u2029b"}]}, id="value-in-list-with-paragraph-separator"),
+]
+
+
+@pytest.mark.parametrize("doc", LINE_BREAKS_AND_LONG_KEYS)
+def test_line_breaks_and_long_keys_are_written_like_pyyaml(doc):
+    """Keys libyaml writes as complex keys ('? key': over 128 UTF-8 bytes, or containing any
+    of YAML 1.1's line breaks) and values it breaks at U+0085/U+2028/U+2029 come out of the
+    fast dumper byte for byte as from PyYAML, and read back."""
+    text = yamlio.dump_document(doc)
+    assert text == yamlio.reference_dump_document(doc)
+    assert yaml.safe_load(text) == doc
+
+
+@FAST
+@given(DOCUMENTS, st.randoms(use_true_random=False))
+def test_dump_ignores_insertion_order(doc, rnd):
+    """A mapping dumps to the same bytes whatever order its keys were inserted in."""
+    assert yamlio.dump_document(shuffled(doc, rnd)) == yamlio.dump_document(doc)
+
+
+def test_multi_document_file_is_canonical():
+    """Several documents are joined by '---' lines with LF endings and one final newline."""
+    data = yamlio.dump_documents([{"b": 1, "a": [1, 2]}, {}, {"c": None}])
+    assert data == b"a:\n- 1\n- 2\nb: 1\n---\n{}\n---\nc: null\n"
+    assert list(yaml.safe_load_all(data)) == [{"a": [1, 2], "b": 1}, {}, {"c": None}]
+
+
+# -- deterministic rendering ---------------------------------------------------------------
+
+
+def shuffled(data: Any, rnd: random.Random) -> Any:
+    """The same data with every mapping's keys inserted in a random order."""
+    if isinstance(data, dict):
+        items = list(data.items())
+        rnd.shuffle(items)
+        return {k: shuffled(v, rnd) for k, v in items}
+    if isinstance(data, list):
+        return [shuffled(v, rnd) for v in data]
+    return data
+
+
+names = st.from_regex(r"\A[a-z]([a-z0-9-]{0,30}[a-z0-9])?\Z")
+quantities = st.from_regex(r"\A[1-9][0-9]{0,3}(\.[0-9])?(Mi|Gi|Ti)?\Z")
+customer_specs = st.fixed_dictionaries({}, optional={
+    "displayName": st.text(max_size=128),
+    "suspend": st.booleans(),
+    "features": st.fixed_dictionaries({}, optional={
+        "database": st.fixed_dictionaries({}, optional={
+            "enabled": st.booleans(), "storage": quantities,
+            "version": st.sampled_from(["14", "15", "16", "17"])}),
+        "scheduler": st.fixed_dictionaries({}, optional={
+            "enabled": st.booleans(), "workers": st.integers(1, 100)}),
+        "webhooks": st.fixed_dictionaries({}, optional={
+            "enabled": st.booleans(), "replicas": st.integers(1, 20)}),
+    }),
+    "quota": st.fixed_dictionaries({}, optional={
+        "cpu": quantities, "memory": quantities, "pods": st.integers(1, 10000)}),
+})
+preview_specs = st.fixed_dictionaries({
+    "app": names,
+    "branch": st.from_regex(r"\A[a-z]{1,8}(/[a-z0-9_-]{1,12}){0,2}\Z"),
+    "commit": st.from_regex(r"\A[0-9a-f]{40}\Z"),
+    "image": st.from_regex(r"\Aregistry\.example\.com/[a-z]{1,10}:[0-9a-f]{7}\Z"),
+}, optional={
+    "host": st.from_regex(r"\A[a-z]{1,10}\.example\.(com|net)\Z"),
+    "ttl": st.sampled_from(["72h", "7d", "90m", "1d12h"]),
+    "port": st.integers(1, 65535),
+    "suspend": st.booleans(),
+})
+metadata = st.fixed_dictionaries({"name": names}, optional={
+    "uid": st.uuids().map(str), "generation": st.integers(1, 10**6),
+    "labels": st.dictionaries(st.from_regex(r"\A[a-z]{1,10}\Z"), st.text(max_size=10), max_size=3),
+})
+SETTINGS = [Settings(), Settings(domain="apps.corp.test", storage_class="fast",
+                                 namespace_pattern="t-{name}")]
+RENDER = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@RENDER
+@given(metadata, customer_specs, st.sampled_from(SETTINGS), st.randoms(use_true_random=False))
+def test_customer_renders_the_same_bytes_whatever_the_key_order(meta, spec, cfg, rnd):
+    """A Customer renders to identical files twice over and from a document whose mappings
+    were written in another order."""
+    doc = {"apiVersion": "reconciler.ahoi.dev/v1alpha1", "kind": "Customer", "metadata": meta,
+           "spec": spec}
+    first = customers.render_customer(Customer.model_validate(doc), cfg)
+    again = customers.render_customer(Customer.model_validate(doc), cfg)
+    reordered = customers.render_customer(Customer.model_validate(shuffled(doc, rnd)), cfg)
+    assert dict(first.files) == dict(again.files) == dict(reordered.files)
+    assert first.input_hash == reordered.input_hash
+    assert_canonical(first.files)
+
+
+@RENDER
+@given(metadata, preview_specs, st.sampled_from(SETTINGS), st.randoms(use_true_random=False))
+def test_preview_renders_the_same_bytes_whatever_the_key_order(meta, spec, cfg, rnd):
+    """A Preview renders to identical files twice over and from a reordered document."""
+    doc = {"apiVersion": "reconciler.ahoi.dev/v1alpha1", "kind": "Preview", "metadata": meta,
+           "spec": spec}
+    first = previews.render_preview(Preview.model_validate(doc), cfg)
+    reordered = previews.render_preview(Preview.model_validate(shuffled(doc, rnd)), cfg)
+    assert dict(first.files) == dict(reordered.files)
+    assert_canonical(first.files)
+
+
+@RENDER
+@given(st.lists(names, unique=True, max_size=12), st.randoms(use_true_random=False))
+def test_pool_renders_the_same_bytes_whatever_the_customer_order(db_names, rnd):
+    """The pool's files depend on which Customers have a database, not on their order."""
+    cfg = Settings()
+    entries = [pool.entry_for(n, cfg) for n in db_names]
+    other = list(entries)
+    rnd.shuffle(other)
+    first = pool.render_pool(entries, cfg)
+    assert dict(first.files) == dict(pool.render_pool(other, cfg).files)
+    assert first.input_hash == pool.pool_input_hash(other, cfg)
+
+
+def assert_canonical(files: Any) -> None:
+    """Every rendered YAML file is already in canonical form: re-dumping it changes nothing."""
+    for rel, data in files.items():
+        if rel.endswith(".yaml"):
+            assert yamlio.dump_documents(list(yaml.safe_load_all(data))) == data, rel
+            assert data.endswith(b"\n") and not data.endswith(b"\n\n") and b"\r\n" not in data
