@@ -81,16 +81,21 @@ class GitConfigRepo:
         ref = self._repo.references.get(self._ref)
         return str(ref.target) if ref is not None else None
 
-    def _children(self, directory: str) -> dict[str, tuple[bool, pygit2.Oid]] | None:
+    def _children(self, directory: str, *, checked: bool = False
+                  ) -> dict[str, tuple[bool, pygit2.Oid]] | None:
         """Entries of ``directory`` at the head: name -> (is a tree, id); None when absent.
 
         Listings are cached per head commit and patched after our own commits, so a pass
         over thousands of objects reads each large tree once, not once per object.
+        ``checked``: the caller already compared the head with the cache's.
         """
-        head = self.head()
-        if head != self._index_head:
-            self._dirs.clear()
-            self._index_head = head
+        if checked:
+            head = self._index_head
+        else:
+            head = self.head()
+            if head != self._index_head:
+                self._dirs.clear()
+                self._index_head = head
         cached = self._dirs.get(directory)
         if cached is not None:
             return cached
@@ -101,7 +106,7 @@ class GitConfigRepo:
             tree = self._commit_at(head).tree
         else:
             parent, _, name = directory.rpartition("/")
-            siblings = self._children(parent)
+            siblings = self._children(parent, checked=True)
             entry = siblings.get(name) if siblings is not None else None
             if entry is None or not entry[0]:
                 return None
@@ -235,6 +240,9 @@ class GitConfigRepo:
             except names.UnsafePathError as exc:
                 raise errors.UnsafeWriteError(str(exc)) from exc
         head = self.head()
+        if head != self._index_head:  # listings of another head must not be carried over
+            self._dirs.clear()
+            self._index_head = head
         ops: dict[str, bytes | None] = dict(changes.writes)
         ops.update(dict.fromkeys(changes.deletes))
         changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
@@ -312,6 +320,9 @@ class GitConfigRepo:
                 self._apply_file(builder, at, head, data, changed)
         for name, sub_ops in nested.items():
             entry = builder.get(name)
+            if (entry is None or entry.filemode != _TREE) and \
+                    all(data is None for data in sub_ops.values()):
+                continue  # deleting below something that is not a directory: nothing to do
             sub_base = _entry_id(entry) if entry is not None and entry.filemode == _TREE else None
             sub_id = self._build(_join(at, name), sub_base, sub_ops, changed)
             if sub_id is None:
@@ -324,6 +335,10 @@ class GitConfigRepo:
         if len(builder) == 0:
             self._builders.pop(at, None)
             return None
+        return self._write_tree(at, builder)
+
+    def _write_tree(self, at: str, builder: Any) -> Any:
+        """Write a built tree; keep the builder of a large one for the next commit."""
         if isinstance(builder, looseobjects.LargeTree):
             raw = looseobjects.write_loose(Path(self._repo.path) / "objects", b"tree",
                                            builder.serialize())

@@ -77,7 +77,7 @@ class LargeTree:
 
     def serialize(self) -> bytes:
         """The tree object's content, exactly as Git would write it."""
-        return b"".join(self._chunks[key] for key in self._order)
+        return b"".join(map(self._chunks.__getitem__, self._order))
 
 
 def write_loose(objects_dir: Path, kind: bytes, content: bytes) -> bytes:

@@ -7,6 +7,7 @@ against them before anything is rendered.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -186,7 +187,7 @@ class Customer(BaseModel):
     spec: CustomerSpec = CustomerSpec()
     status: ObjectStatus | None = None
 
-    @property
+    @functools.cached_property
     def key(self) -> ObjectKey:
         """The object's platform-wide key."""
         return ObjectKey("Customer", self.metadata.name)
@@ -203,7 +204,7 @@ class Preview(BaseModel):
     spec: PreviewSpec
     status: ObjectStatus | None = None
 
-    @property
+    @functools.cached_property
     def key(self) -> ObjectKey:
         """The object's platform-wide key."""
         return ObjectKey("Preview", self.metadata.name)

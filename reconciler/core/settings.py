@@ -6,6 +6,7 @@ reads neither itself. Precedence: defaults < config file < ``RECONCILER_*`` vari
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -95,6 +96,11 @@ class Settings(BaseModel):
         if not names.is_dns1123_subdomain(value):
             raise ValueError(f"{value!r} is not a DNS name")
         return value
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """``render_fingerprint()``, computed once (settings are immutable)."""
+        return self.render_fingerprint()
 
     def render_fingerprint(self) -> str:
         """Hash of the settings that change rendered bytes (not author, branch, timing)."""

@@ -131,7 +131,7 @@ class Reconciler:
             self._pool = None  # re-read on next use: the repo may not hold what we planned
             return _failure(key, exc)
         self._remember(key, planned.input_hash)
-        self.ownership.recorded(key, commit)
+        self.ownership.recorded(key, commit, self._repo.tree_id(key.directory))
         reason = {"create": Reason.CREATED, "update": Reason.UPDATED}.get(
             planned.change.action, Reason.RERENDERED)
         return Outcome(key, Result.COMMITTED, reason, messages.subject_for(planned.change), commit)
@@ -163,7 +163,7 @@ class Reconciler:
             return _failure(key, exc)
         self._in_sync.pop(key, None)
         self._held.pop(key, None)
-        self.ownership.recorded(key, commit)
+        self.ownership.recorded(key, commit, None)
         return Outcome(key, Result.COMMITTED, Reason.REMOVED, f"{key}: removed", commit)
 
     def _plan_apply(self, obj: Resource, force: bool) -> _Plan | Outcome | None:
@@ -290,7 +290,8 @@ class Reconciler:
         report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                             for r in parsed.refusals]
         held = {r.key for r in parsed.refusals if r.key is not None}
-        new = [o for o in parsed.objects if self._repo.tree_id(o.key.directory) is None
+        new = [o for o in parsed.objects if o.key not in self._in_sync
+               and self._repo.tree_id(o.key.directory) is None
                and not o.spec.suspend and not common.namespace_problem(o, self._settings)]
         if len(new) > self._settings.import_batch:  # never re-import what a human removed
             new = [o for o in new if self.ownership.last_own(o.key) is None]

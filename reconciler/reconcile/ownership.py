@@ -52,10 +52,13 @@ class Ownership:
         self._email = author_email
         self._last: dict[ObjectKey, str] | None = None
         self._first_time: dict[ObjectKey, int] = {}
+        # key -> the directory's tree id at our last own commit (saves reading old trees)
+        self._own_tree: dict[ObjectKey, str | None] = {}
 
     def reset(self) -> None:
         """Forget the index (the branch was reset)."""
         self._last = None
+        self._own_tree.clear()
 
     def _index(self) -> dict[ObjectKey, str]:
         if self._last is None:
@@ -78,10 +81,11 @@ class Ownership:
         return commit.author_email == self._email and bool(actions) \
             and actions[0] in messages.OWN_ACTIONS
 
-    def recorded(self, key: ObjectKey, commit: str) -> None:
-        """We just committed ``commit`` for ``key``."""
+    def recorded(self, key: ObjectKey, commit: str, tree_id: str | None = None) -> None:
+        """We just committed ``commit`` for ``key`` (leaving its directory at ``tree_id``)."""
         if self._last is not None:
             self._last[key] = commit
+            self._own_tree[key] = tree_id
 
     def first_own_time(self, key: ObjectKey) -> int | None:
         """When the reconciler first wrote ``key`` (its creation time in local mode)."""
@@ -97,7 +101,9 @@ class Ownership:
         ours = self.last_own(key)
         if ours is None:
             return None
-        if self._repo.tree_id(key.directory) == self._repo.tree_id_at(ours, key.directory):
+        if key not in self._own_tree:
+            self._own_tree[key] = self._repo.tree_id_at(ours, key.directory)
+        if self._repo.tree_id(key.directory) == self._own_tree[key]:
             return None
         touching = [c for c in self._repo.commits_touching(key.directory, since=ours)
                     if not self.is_own(c)]

@@ -55,7 +55,7 @@ def digest(data: Any) -> str:
 def object_input_hash(obj: Resource, settings: Settings) -> str:
     """Hash of everything an object's rendering depends on."""
     return digest([RENDER_VERSION, obj.kind, obj.metadata.name, spec_data(obj),
-                   settings.render_fingerprint()])
+                   settings.fingerprint])
 
 
 def spec_hash(obj: Resource) -> str:

@@ -46,7 +46,7 @@ def pool_input_hash(entries: Iterable[PoolEntry], settings: Settings) -> str:
     """Hash of everything the pool's rendering depends on."""
     return common.digest([common.RENDER_VERSION, "pool",
                           [[e.name, e.host] for e in sorted(entries)],
-                          settings.render_fingerprint()])
+                          settings.fingerprint])
 
 
 def render_ini(entries: Iterable[PoolEntry]) -> bytes:
