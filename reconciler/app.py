@@ -116,7 +116,7 @@ def read_sources(paths: Sequence[Path]) -> Parsed:
 
 def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Parsed, list[Path]]:
     """``reconciler render``: write each valid object's directory under ``out``."""
-    parsed = read_sources(paths)
+    parsed = with_namespace_refusals(read_sources(paths), settings)
     written: list[Path] = []
     refusals = list(parsed.refusals)
     entries = []
@@ -298,9 +298,22 @@ def local_reconciler(repo_path: Path, settings: Settings) -> tuple[GitConfigRepo
     return wiring.repo, wiring.engine
 
 
+def with_namespace_refusals(parsed: Parsed, settings: Settings) -> Parsed:
+    """Refuse, naming the file, objects whose namespace these settings make too long."""
+    kept, refusals = [], list(parsed.refusals)
+    for obj in parsed.objects:
+        problem = common.namespace_problem(obj, settings)
+        if problem:
+            refusals.append(Refusal(parsed.origins.get(obj.key, str(obj.key)),
+                                    f"{obj.kind} {obj.metadata.name!r}: {problem}", obj.key))
+        else:
+            kept.append(obj)
+    return Parsed(kept, refusals, parsed.incomplete, origins=parsed.origins)
+
+
 def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings) -> PassReport:
     """One pass over the manifest files; Previews past their ttl are removed."""
-    parsed = read_sources(sources)
+    parsed = with_namespace_refusals(read_sources(sources), settings)
     deadlines = queries.preview_deadlines(wiring.repo, settings, parsed)
     parsed, notes = queries.without_expired(parsed, deadlines, time.time())
     return wiring.engine.sync(parsed, notes=notes)

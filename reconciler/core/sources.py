@@ -7,8 +7,8 @@ one line naming the file, the object (when known) and the field.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -45,6 +45,8 @@ class Parsed:
     #: nothing may be removed on the strength of their absence.
     incomplete: bool = False
     origin: str = ""
+    #: where each object was defined (combine() fills it from the per-file results)
+    origins: Mapping[ObjectKey, str] = field(default_factory=dict)
 
 
 def parse_text(origin: str, text: str | bytes) -> Parsed:
@@ -124,4 +126,5 @@ def combine(results: Iterable[Parsed]) -> Parsed:
         else:
             kept.append(obj)
     unique_refusals = list(dict.fromkeys(refusals))
-    return Parsed(kept, unique_refusals, any(r.incomplete for r in results))
+    files_of = {key: ", ".join(dict.fromkeys(files)) for key, files in origins.items()}
+    return Parsed(kept, unique_refusals, any(r.incomplete for r in results), origins=files_of)

@@ -112,7 +112,7 @@ class Reconciler:
         """
         key = obj.key
         if obj.spec.suspend:
-            return Outcome(key, Result.SKIPPED, Reason.SUSPENDED, "spec.suspend is true")
+            return Outcome(key, Result.SKIPPED, Reason.SUSPENDED, f"{key}: spec.suspend is true")
         problem = common.namespace_problem(obj, self._settings)
         if problem:
             return Outcome(key, Result.REFUSED, Reason.INVALID_SPEC, f"{key}: {problem}")
@@ -149,6 +149,13 @@ class Reconciler:
             if record is None or record.kind != key.kind or record.name != key.name:
                 return Outcome(key, Result.SKIPPED, Reason.NOT_OWNED,
                                f"{key.directory}/ has no source record of {key}; left alone")
+            human = self.ownership.human_change(key)
+            if human is not None and self._settings.human_change_policy == "report" \
+                    and self.ownership.record_at_own(key) is None:
+                # we removed it and a human brought it back (revert of our removal)
+                return Outcome(key, Result.HELD, human.reason,
+                               f"{key}: {human.describe()}; the directory was brought back "
+                               "by hand, so it is not removed again", human.commit.id)
             changes = plan.plan_removal(key.directory, current)
             if key.kind == "Customer":
                 changes = changes.merged(self._pool_change(key.name, None))
@@ -199,7 +206,7 @@ class Reconciler:
             action = "update"
         else:
             action = "restore" if human is not None else "rerender"
-        generation = _generation(obj, record or self.ownership.record_at_own(key), action)
+        generation = _generation(obj, record, self.ownership.record_at_own(key), action)
         obj = _with_generation(obj, generation)
         rendered = render(obj, self._settings)
         changes = plan.plan_directory(rendered, current).merged(pool_changes)
@@ -295,10 +302,14 @@ class Reconciler:
                and not o.spec.suspend and not common.namespace_problem(o, self._settings)]
         if len(new) > self._settings.import_batch:  # never re-import what a human removed
             new = [o for o in new if self.ownership.last_own(o.key) is None]
+        imported: set[ObjectKey] = set()
         if len(new) > self._settings.import_batch:
-            report.outcomes += self._import(new)
+            outcomes = self._import(new)
+            report.outcomes += outcomes
+            imported = {o.key for o in outcomes if o.key is not None and o.ok}
         for obj in parsed.objects:
-            report.outcomes.append(self.apply(obj))
+            if obj.key not in imported:
+                report.outcomes.append(self.apply(obj))
         report.outcomes += self._remove_absent(parsed, held, notes or {})
         report.outcomes += self._fix_pool(parsed, held)
         self._repo.flush()
@@ -335,6 +346,9 @@ class Reconciler:
             entry = _pool_entry(obj, self._settings) if obj.key in acted else None
             if entry is not None:
                 desired[entry.name] = entry
+        if not desired and not self._repo.list_files(common.POOL_DIRECTORY):
+            self._pool = desired  # no databases and no pool (e.g. its creation was reverted)
+            return []
         changes = self._pool_changes_for(desired)
         self._pool = desired
         if changes.empty:
@@ -357,7 +371,7 @@ class Reconciler:
         changes = plan.ChangeSet()
         planned: list[tuple[Resource, str]] = []
         for original in new:
-            obj = _with_generation(original, _generation(original, None, "create"))
+            obj = _with_generation(original, _generation(original, None, None, "create"))
             rendered = render(obj, self._settings)
             changes = changes.merged(plan.plan_directory(rendered, {}))
             planned.append((obj, rendered.input_hash))
@@ -391,13 +405,23 @@ def _with_generation(obj: Resource, generation: int | None) -> Resource:
         update={"generation": generation})})
 
 
-def _generation(obj: Resource, record: common.SourceRecord | None, action: str) -> int | None:
+def _generation(obj: Resource, record: common.SourceRecord | None,
+                own: common.SourceRecord | None, action: str) -> int | None:
     """The generation to record: the resource's own, or in local mode (where files carry
-    none) the previous one plus one for every spec change."""
+    none) one more than any generation written before for every spec change.
+
+    ``record`` is what the directory holds now (a revert or rollback may have set it back),
+    ``own`` what the reconciler last wrote: numbers are never reused after a revert.
+    """
     if obj.metadata.generation is not None:
         return obj.metadata.generation
-    base = record.generation if record and record.generation else 0
-    return base + 1 if action in ("create", "update") else (base or None)
+    current = record.generation if record and record.generation else 0
+    if action not in ("create", "update"):
+        return current or None
+    if own is not None and own.spec == spec_data(obj) and own.generation:
+        return own.generation  # the spec the reconciler last rendered: same generation
+    latest = max(current, own.generation if own and own.generation else 0)
+    return latest + 1
 
 
 def _has_database(record: common.SourceRecord | None) -> bool:
