@@ -7,6 +7,7 @@ applied revision include the commit), compute the ``Applied`` condition.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,9 @@ def _flux(raw: Mapping[str, Any], directory: str) -> Deployer | None:
         return None
     status = raw.get("status") or {}
     applied = str(status.get("lastAppliedRevision") or "")
-    revision = applied.rsplit(":", 1)[-1].rsplit("@", 1)[-1] or None
+    # "main@sha1:<sha>" (Flux 2) or "main/<sha>" (before 2.0)
+    hexes = re.findall(r"[0-9a-f]{40}|[0-9a-f]{64}", applied)
+    revision = hexes[-1] if hexes else None
     ready: Mapping[str, Any] = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
     meta = raw.get("metadata") or {}
@@ -78,13 +81,13 @@ def applied_condition(directory: str, last_commit: str | None, found: list[Deplo
                 f"no Argo CD Application or Flux Kustomization deploys {directory}/")
     if last_commit is None:
         return "Unknown", "NotCommitted", "nothing committed for this object yet"
-    for deployer in found:
-        if deployer.revision and contains(last_commit, deployer.revision):
-            if deployer.healthy:
-                return ("True", "Applied", f"{deployer.kind} {deployer.name} applied "
-                        f"{deployer.revision[:12]}, which contains {last_commit[:12]}")
-            return ("False", "Unhealthy", f"{deployer.kind} {deployer.name} applied "
-                    f"{deployer.revision[:12]} but is not healthy ({deployer.detail})")
+    applying = [d for d in found if d.revision and contains(last_commit, d.revision)]
+    for deployer in sorted(applying, key=lambda d: not d.healthy):  # a healthy one wins
+        if deployer.healthy:
+            return ("True", "Applied", f"{deployer.kind} {deployer.name} applied "
+                    f"{deployer.revision}"[:200] + f", which contains {last_commit[:12]}")
+        return ("False", "Unhealthy", f"{deployer.kind} {deployer.name} applied "
+                f"{str(deployer.revision)[:12]} but is not healthy ({deployer.detail})")
     first = found[0]
     at = first.revision[:12] if first.revision else "no revision"
     return ("False", "NotYetApplied", f"{first.kind} {first.name} is at {at}, which does not "

@@ -45,6 +45,8 @@ class Controller:
         self._cluster = cluster
         self._orphan_grace = orphan_grace_seconds
         self._orphan_since: dict[ObjectKey, float] = {}
+        self._once = False
+        self._expired: dict[str, str] = {}  # preview name -> ttl, for the removal commit
         self._engine = engine
         self._repo = repo
         self._clock = clock
@@ -94,6 +96,7 @@ class Controller:
 
     def run_once(self, attempts: int = 3) -> bool:
         """List everything, reconcile until the queue is empty; True when all succeeded."""
+        self._once = True
         for informer in self.informers.values():
             informer.relist()
         self.enqueue_orphans()
@@ -191,6 +194,7 @@ class Controller:
                 self._event(raw, "Normal", "Expired",
                             f"ttl {ttl} passed ({expiry.describe_left(deadline, now)}): deleting")
                 self._cluster.delete_object("previews", name)
+                self._expired[name] = ttl
                 expired.append(name)
         return expired
 
@@ -247,9 +251,12 @@ class Controller:
         """Converge one object; (succeeded, result word)."""
         raw = self.informers[key.kind].get(key.name)
         if raw is None:
-            waited = self._clock() - self._orphan_since.setdefault(key, self._clock())
-            if self._repo.tree_id(key.directory) is not None and waited < self._orphan_grace:
-                self.queue.add_after(key, self._orphan_grace - waited)
+            now = self._clock()
+            waited = now - self._orphan_since.setdefault(key, now)
+            if self._orphan_grace > 0 and waited < self._orphan_grace \
+                    and self._repo.tree_id(key.directory) is not None:
+                if not self._once:  # a one-shot pass reports it; it cannot wait out the grace
+                    self.queue.add_after(key, self._orphan_grace - waited)
                 return True, "orphan"  # reported (metric, status); pruned after the grace
             self._orphan_since.pop(key, None)
             outcome = self._engine.remove(key)
@@ -299,7 +306,8 @@ class Controller:
         finalizers = list(meta.get("finalizers") or [])
         if FINALIZER not in finalizers:
             return True, "skipped"
-        outcome = self._engine.remove(key)
+        ttl = self._expired.get(key.name) if key.kind == "Preview" else None
+        outcome = self._engine.remove(key, note=f"expired (ttl {ttl})" if ttl else None)
         self._count(outcome)
         if not outcome.ok:
             self._event(raw, "Warning", outcome.reason.value, outcome.message)

@@ -171,7 +171,8 @@ class Reconciler:
         self._in_sync.pop(key, None)
         self._held.pop(key, None)
         self.ownership.recorded(key, commit, None)
-        return Outcome(key, Result.COMMITTED, Reason.REMOVED, f"{key}: removed", commit)
+        return Outcome(key, Result.COMMITTED, Reason.REMOVED, f"{key}: {note or 'removed'}",
+                       commit)
 
     def _plan_apply(self, obj: Resource, force: bool) -> _Plan | Outcome | None:
         key = obj.key
