@@ -25,8 +25,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+  log=.venv/pip-install.log
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+         .venv/bin/python -m pip install --disable-pip-version-check -e '.[test]'; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: pip install failed (log above, also in $log)" >&2
+    exit 1
+  fi
   .venv/bin/python -c 'import reconciler, pygit2, yaml, pydantic, apscheduler, kubernetes' 
   rm -f .venv/.installed-*; touch "$stamp"
 fi
