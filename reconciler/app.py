@@ -257,6 +257,8 @@ def wire(target: Target | Path, settings: Settings,
 
     def rebase(keys: list[ObjectKey]) -> None:
         engine.invalidate()
+        if mirror.head() is None:
+            seed(mirror)  # the remote branch is still empty: the skeleton goes first again
         if on_rebase is not None:
             on_rebase(keys)
 

@@ -197,6 +197,29 @@ class MirrorConfigRepo(GitConfigRepo):
             return PushResult(True, pushed=head)
         return result
 
+    def remote_branch_commit(self, branch: str) -> str | None:
+        """The commit ``branch`` points at on the remote (fetched if we lack it), or None."""
+        callbacks = _Callbacks(self._credentials, tls=self.url.startswith("https://"))
+        try:
+            heads = self._repo.remotes[REMOTE].list_heads(callbacks=callbacks)
+        except pygit2.GitError as exc:
+            raise errors.RepoError(f"listing {redact(self.url)} failed: {exc}") from exc
+        wanted = f"refs/heads/{branch}"
+        found = next((str(h.oid) for h in heads if h.name == wanted), None)
+        if found is not None and self._repo.get(found) is None:
+            try:
+                self._repo.remotes[REMOTE].fetch(
+                    [f"+{wanted}:refs/remotes/{REMOTE}/{branch}"],
+                    callbacks=_Callbacks(self._credentials, tls=self.url.startswith("https://")))
+            except pygit2.GitError as exc:
+                raise errors.RepoError(f"fetch of {branch} failed: {exc}") from exc
+        return found
+
+    def same_change(self, first: str, second: str) -> bool:
+        """Whether two commits hold the same tree on the same parents (time aside)."""
+        a, b = self._commit_at(first), self._commit_at(second)
+        return a.tree_id == b.tree_id and list(a.parent_ids) == list(b.parent_ids)
+
     def branch_view(self, branch: str, base: str | None) -> GitConfigRepo:
         """A config repo on local ``branch`` of this mirror, reset to ``base``."""
         ref = f"refs/heads/{branch}"

@@ -90,7 +90,10 @@ def signer_from_spec(spec: str, *, gpg_home: Path | None = None) -> Signer:
     """``ssh:KEYFILE`` or ``gpg:KEYID`` (the ``--sign`` flag) to a Signer."""
     method, _, value = spec.partition(":")
     if method == "ssh" and value:
-        return SshSigner(Path(value).expanduser())
+        key = Path(value).expanduser()
+        if not key.is_file():
+            raise errors.UserInputError(f"--sign {spec}: no such key file")
+        return SshSigner(key)
     if method == "gpg" and value:
         return GpgSigner(value, gpg_home)
     raise errors.UserInputError(f"--sign {spec!r}: expected ssh:KEYFILE or gpg:KEYID")

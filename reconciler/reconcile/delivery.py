@@ -88,7 +88,19 @@ class Delivery:
             if not pending:
                 self._first_pending = None
                 return report
-            self._check_signed([c.id for c in pending])
+            if self._unsigned([c.id for c in pending]):
+                # left by an unsigned run: make them again, signed, rather than push them
+                keys = pending_keys(self._repo)
+                self._repo.reset_to_remote()
+                self._on_rebase(keys)
+                pending = self._repo.pending()
+                unsigned = self._unsigned([c.id for c in pending])
+                if unsigned:
+                    raise errors.PermanentError(
+                        f"signing is configured but {len(unsigned)} pending commits are "
+                        f"unsigned (first {unsigned[0][:12]}): refusing to push")
+                if not pending:
+                    continue
             try:
                 result = self._repo.push()
             except errors.TemporaryError as exc:
@@ -105,9 +117,10 @@ class Delivery:
                 return report
             report.error = f"remote refused the push: {result.rejected}"
             if not self._rebase(report):
-                log.error("%s; %d commits kept locally", report.error, len(pending))
-                self._sleep(self._delay(attempt))
-                continue
+                # the remote did not move: a hook or a branch protection said no; retrying
+                # now would only repeat it. Keep the commits for the next push window.
+                report.error += f"; {len(pending)} commits kept locally for the next push"
+                return report
             self._sleep(self._delay(attempt) * random.random())
         report.error = (f"gave up after {self._max_attempts} attempts: {report.error}; "
                         f"{len(self._repo.pending())} commits kept locally for the next push")
@@ -137,14 +150,10 @@ class Delivery:
         self._on_rebase(keys)
         return True
 
-    def _check_signed(self, commits: list[str]) -> None:
+    def _unsigned(self, commits: list[str]) -> list[str]:
         if self._require_signed is None:
-            return
-        unsigned = [c for c in commits if not self._require_signed(c)]
-        if unsigned:
-            raise errors.PermanentError(
-                f"signing is configured but {len(unsigned)} pending commits are unsigned "
-                f"(first {unsigned[0][:12]}): refusing to push")
+            return []
+        return [c for c in commits if not self._require_signed(c)]
 
     def _delay(self, attempt: int) -> float:
         return float(min(self._max_delay, self._base_delay * 2 ** attempt))

@@ -43,6 +43,12 @@ class BranchStore(Protocol):
     def push_branch(self, branch: str, commit: str | None) -> PushResult:
         """Force-push (or delete with None) one of our own branches."""
 
+    def remote_branch_commit(self, branch: str) -> str | None:
+        """Where ``branch`` points on the remote, or None."""
+
+    def same_change(self, first: str, second: str) -> bool:
+        """Same tree on the same parents."""
+
 
 class PullRequestReconciler:
     """apply/remove/sync with the Reconciler's interface, delivering through pull requests."""
@@ -55,7 +61,6 @@ class PullRequestReconciler:
         self._version = version
         self._base_branch = base_branch
         self._make_engine = make_engine
-        self._pushed: dict[str, str] = {}  # branch -> tree of the commit last pushed
 
     def invalidate(self) -> None:
         """Nothing cached across objects."""
@@ -97,13 +102,13 @@ class PullRequestReconciler:
             outcome = change(view)
             if outcome.result != Result.COMMITTED or not outcome.commit:
                 return self._settle(key, branch, outcome)
-            tree = view.tree_id("") or ""
-            if self._pushed.get(branch) != tree:
+            published = self._store.remote_branch_commit(branch)
+            if published is None or not self._store.same_change(published, outcome.commit):
+                # only a real change moves the PR branch: reviews and CI stay put otherwise
                 result = self._store.push_branch(branch, outcome.commit)
                 if not result.ok:
                     return Outcome(key, Result.FAILED, Reason.GIT_ERROR,
                                    f"{key}: push of {branch} refused: {result.rejected}")
-                self._pushed[branch] = tree
             commit = next(iter(view.log(limit=1)))
             pr = self._forge.open_pull_request(PullRequestSpec(
                 head_branch=branch, base_branch=self._base_branch,
@@ -121,10 +126,11 @@ class PullRequestReconciler:
         if outcome.result != Result.UNCHANGED:
             return outcome
         existing = self._forge.find_open_pull_request(branch, self._base_branch)
+        if existing is None and self._store.remote_branch_commit(branch) is not None:
+            self._store.push_branch(branch, None)  # its PR was closed by a reviewer
         if existing is not None:
             self._forge.close_pull_request(existing.number)
             self._store.push_branch(branch, None)
-            self._pushed.pop(branch, None)
             log.info("closed %s: nothing left to change", existing.url,
                      extra={"object": str(key)})
             return Outcome(key, Result.UNCHANGED, Reason.PULL_REQUEST_CLOSED,
@@ -138,6 +144,6 @@ def _body(message: str, key: ObjectKey) -> str:
     trailers = "\n".join(f"{k}: {v}" for k, v in messages.parse_trailers(message))
     body = rest.rsplit("\n\n", 1)[0] if trailers else rest
     return (f"Proposed by gitops-reconciler for `{key}`.\n\n{body.strip()}\n\n"
-            f"```\n{trailers}\n```\n\nMerge to apply; close to reject (the reconciler reopens "
-            f"it while the resource still asks for this change).\n")
+            f"```\n{trailers}\n```\n\nMerge to apply. Closing it rejects this version: while "
+            f"the resource still asks for the change, the reconciler opens a new pull request.\n")
 

@@ -1,0 +1,1 @@
+"""Delivery to real remotes: mirrors, credentials, races with humans, outages, batching, signing."""
