@@ -44,6 +44,7 @@ class GitConfigRepo:
         self._index_head: str | None = None
         self._dirs: dict[str, dict[str, tuple[bool, pygit2.Oid]]] = {}
         self._builders: dict[str, tuple[Any, Any]] = {}
+        self._head_tree: tuple[str | None, Any] = (None, None)
         # libgit2 caches only small trees by default; the tenants/ tree is large and hot
         pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 64 << 20)
 
@@ -114,6 +115,14 @@ class GitConfigRepo:
         children = {str(e.name): (e.type_str == "tree", e.id) for e in tree}
         self._dirs[directory] = children
         return children
+
+    def _tree_of(self, commit_id: str | None) -> Any:
+        """The root tree id of a commit (remembered for the commit we made last)."""
+        if commit_id is None:
+            return None
+        if self._head_tree[0] == commit_id:
+            return self._head_tree[1]
+        return self._commit_at(commit_id).tree_id
 
     def _commit_at(self, commit_id: str) -> pygit2.Commit:
         commit = self._repo.get(commit_id)
@@ -247,7 +256,7 @@ class GitConfigRepo:
         ops.update(dict.fromkeys(changes.deletes))
         changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
         try:
-            base = self._commit_at(head).tree_id if head else None
+            base = self._tree_of(head)
             tree_id = self._build("", base, ops, changed)
             if tree_id is None:
                 tree_id = self._repo.TreeBuilder().write()
@@ -264,6 +273,7 @@ class GitConfigRepo:
                 raise errors.HeadMovedError(f"{self._ref} moved during the commit") from exc
             raise errors.RepoError(f"commit failed: {exc}") from exc
         self._patch_listings(str(oid), changed)
+        self._head_tree = (str(oid), tree_id)
         return str(oid)
 
     def _signed_commit(self, head: str | None, author: pygit2.Signature, message: str,
@@ -346,10 +356,13 @@ class GitConfigRepo:
         else:
             tree_id = builder.write()
         if len(builder) >= KEEP_BUILDER_ENTRIES:
-            written = self._repo.get(tree_id)
-            if not isinstance(builder, looseobjects.LargeTree) and isinstance(written, pygit2.Tree):
-                builder = _large_tree(written)
+            if not isinstance(builder, looseobjects.LargeTree):
+                written = self._repo.get(tree_id)
+                if isinstance(written, pygit2.Tree):
+                    builder = _large_tree(written)
             self._builders[at] = (tree_id, builder)
+        elif at == "":
+            self._builders[at] = (tree_id, builder)  # the root is on every commit's path
         return tree_id
 
     def _apply_file(self, builder: Any, at: str, name: str, data: bytes | None,

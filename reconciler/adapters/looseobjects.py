@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import os
 import tempfile
 import zlib
@@ -49,6 +50,9 @@ class LargeTree:
             key = _sort_key(name, filemode)
             self._chunks[key] = b"%o %s\x00%s" % (filemode, name.encode(), raw_id)
         self._order = sorted(self._chunks)
+        # the serialised tree and where each entry ends in it, kept for in-place patches
+        self._bytes: bytearray | None = None
+        self._ends: dict[bytes, int] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -59,8 +63,18 @@ class LargeTree:
 
     def insert(self, name: str, raw_id: bytes, filemode: int) -> None:
         """Add or replace an entry."""
-        if name in self._entries:
+        old = self._entries.get(name)
+        if old is not None and old.filemode == filemode and self._bytes is not None:
+            # the common case, a changed directory: patch its 20-byte id in place
+            key = _sort_key(name, filemode)
+            end = self._ends[key]
+            self._bytes[end - len(raw_id):end] = raw_id
+            self._entries[name] = Entry(raw_id, filemode)
+            self._chunks[key] = b"%o %s\x00%s" % (filemode, name.encode(), raw_id)
+            return
+        if old is not None:
             self.remove(name)
+        self._bytes = None
         self._entries[name] = Entry(raw_id, filemode)
         key = _sort_key(name, filemode)
         self._chunks[key] = b"%o %s\x00%s" % (filemode, name.encode(), raw_id)
@@ -71,13 +85,19 @@ class LargeTree:
         entry = self._entries.pop(name, None)
         if entry is None:
             return
+        self._bytes = None
         key = _sort_key(name, entry.filemode)
         del self._chunks[key]
         del self._order[bisect.bisect_left(self._order, key)]
 
     def serialize(self) -> bytes:
         """The tree object's content, exactly as Git would write it."""
-        return b"".join(map(self._chunks.__getitem__, self._order))
+        if self._bytes is None:
+            chunks = [self._chunks[key] for key in self._order]
+            self._bytes = bytearray(b"".join(chunks))
+            self._ends = dict(zip(self._order, itertools.accumulate(map(len, chunks)),
+                                  strict=True))
+        return bytes(self._bytes)
 
 
 def write_loose(objects_dir: Path, kind: bytes, content: bytes) -> bytes:
