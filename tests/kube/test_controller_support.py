@@ -1,8 +1,9 @@
 """Helpers shared by the controller tests (this module holds no tests).
 
-Owns: applying the generated CRDs with the real kubectl, reading objects, conditions and
-Events back through kubectl, reading the config repo through the git CLI (as a user of the
-repo would), and polling with a deadline.
+Owns: kubectl for the selected cluster (``tests.kube.clusters``), manifests of Customers and
+of the examples under the test's unique names, objects that only the reconciler refuses,
+reading objects, conditions and Events back through kubectl, reading the config repo through
+the git CLI (as a user of the repo would), and polling with a deadline.
 """
 
 from __future__ import annotations
@@ -16,23 +17,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 
 from tests.fake_apiserver import fixtures
+from tests.kube import clusters
 
 ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT / "crds"
 EXAMPLES = ROOT / "examples"
 FINALIZER = "reconciler.ahoi.dev/finalizer"
+NAMESPACE_PREFIX = "customer-"  # the default namespace pattern is customer-{name}
 T = TypeVar("T")
 
 
 @pytest.fixture(name="kube")
-def kube_fixture(kubectl: fixtures.Kubectl) -> fixtures.Kubectl:
-    """kubectl, after applying the generated Customer and Preview CRDs from ``crds/``."""
-    kubectl("apply", "--validate=false", "-f", str(CRDS))
-    kubectl("wait", "--for=condition=Established", "--timeout=5s",
-            "crd/customers.reconciler.ahoi.dev", "crd/previews.reconciler.ahoi.dev")
-    return kubectl
+def kube_fixture(cluster: clusters.Cluster) -> fixtures.Kubectl:
+    """kubectl for the selected cluster, the generated Customer and Preview CRDs applied."""
+    return cluster.kubectl
 
 
 def wait_until(probe: Callable[[], T], *, timeout: float = 10.0, what: str = "condition",
@@ -58,8 +58,52 @@ def customer(name: str, spec: dict[str, Any] | None = None,
     return json.dumps(body)
 
 
+def examples(names: dict[str, str]) -> str:
+    """The manifests ``examples/<path>`` renamed to ``names[path]``, as one kubectl List."""
+    items = []
+    for path, name in names.items():
+        raw = yaml.safe_load((EXAMPLES / path).read_text())
+        raw["metadata"]["name"] = name
+        items.append(raw)
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+@dataclass(frozen=True)
+class InvalidCustomer:
+    """A Customer the API server accepts but the reconciler refuses, and the field it names."""
+
+    name: str
+    spec: dict[str, Any]
+    field: str
+
+
+def invalid_customers(cluster: clusters.Cluster) -> list[InvalidCustomer]:
+    """Customers that reach the reconciler and are refused: schema cases first, if any.
+
+    A real API server enforces the CRD schema at kubectl apply, so ``workers: 0`` and an
+    unknown field never reach the reconciler there. The one rule only the reconciler enforces
+    is that the name fits its namespace (``customer-{name}``, at most 63 characters) while
+    the CRD allows any name up to 63; the fake validates no schema, so it gets every case.
+    """
+    # longer than the 54 characters customer-{name} leaves, within the 63 the CRD allows
+    too_long = InvalidCustomer(cluster.name("name-too-long-for-its-namespace".ljust(52, "x")),
+                               {}, "metadata.name")
+    assert len(NAMESPACE_PREFIX + too_long.name) > 63 >= len(too_long.name)
+    if cluster.real:
+        return [too_long]
+    return [InvalidCustomer(cluster.name("zero-workers"),
+                            {"features": {"scheduler": {"enabled": True, "workers": 0}}},
+                            "spec.features.scheduler.workers"),
+            InvalidCustomer(cluster.name("typo"), {"dispalyName": "Typo Inc"}, "spec.dispalyName"),
+            too_long]
+
+
 def apply(kubectl: fixtures.Kubectl, manifest: str) -> None:
-    """``kubectl apply`` a manifest from stdin (the fake server does not validate schemas)."""
+    """``kubectl apply`` a manifest from stdin, without kubectl's own schema check.
+
+    The fake serves no OpenAPI for kubectl to check against; a real API server still enforces
+    the CRD schema (and drops unknown fields instead of refusing them).
+    """
     kubectl("apply", "--validate=false", "-f", "-", input=manifest)
 
 
