@@ -1,0 +1,235 @@
+"""Composition root, part one: settings, the config repo (local or mirrored) and the
+reconcile logic wired together. The only place that knows every concrete adapter."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import reconciler
+from reconciler.adapters.forges.factory import forge_for
+from reconciler.adapters.gitremote import Credentials, MirrorConfigRepo, is_url
+from reconciler.adapters.gitrepo import GitConfigRepo
+from reconciler.adapters.signing import Signer, signer_from_spec
+from reconciler.core import errors, messages, plan
+from reconciler.core.models import ObjectKey
+from reconciler.core.settings import Settings, SettingsError, load_settings
+from reconciler.ports.configrepo import ConfigRepo
+from reconciler.reconcile.delivery import Delivery
+from reconciler.reconcile.engine import ObjectReconciler, Reconciler
+from reconciler.reconcile.pullrequests import PullRequestReconciler
+
+log = logging.getLogger(__name__)
+
+
+VERSION = reconciler.__version__
+
+
+def settings_from(config: Path | None, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the ``--config`` file and ``RECONCILER_*`` variables."""
+    text = None
+    if config is not None:
+        try:
+            text = config.read_text()
+        except OSError as exc:
+            raise errors.UserInputError(f"{config}: {exc.strerror}") from exc
+    try:
+        return load_settings(text, os.environ if environ is None else environ)
+    except SettingsError as exc:
+        raise errors.UserInputError(f"{config or 'environment'}: {exc}") from exc
+
+
+def layout_root() -> Path:
+    """The ``repo-layout/`` skeleton shipped with the project."""
+    candidates = [Path(reconciler.__file__).resolve().parents[1] / "repo-layout",
+                  Path(os.environ.get("RECONCILER_LAYOUT_DIR", "/nonexistent"))]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise errors.PermanentError("repo-layout/ not found (set RECONCILER_LAYOUT_DIR)")
+
+
+def layout_files() -> dict[str, bytes]:
+    """Every file of the skeleton, by its path in the config repo."""
+    root = layout_root()
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def open_repo(path: Path, settings: Settings, *, create: bool) -> GitConfigRepo:
+    """Open (or create and seed) the config repo at ``path``."""
+    repo = GitConfigRepo.open(path, branch=settings.branch, author_name=settings.author_name,
+                              author_email=settings.author_email, create=create)
+    if create and repo.head() is None:
+        seed(repo)
+    return repo
+
+
+def seed(repo: GitConfigRepo) -> str | None:
+    """Commit the repo-layout skeleton (only files not already there); None when nothing to add."""
+    files = {p: data for p, data in layout_files().items() if repo.read_file(p) is None}
+    if not files:
+        return None
+    msg = messages.build_message(
+        "init: config repo layout",
+        ["Skeleton from gitops-reconciler's repo-layout/: README, Argo CD ApplicationSets,",
+         "Flux Kustomizations. Rendered directories are added by later commits."],
+        [(messages.TRAILER_ACTION, "init"), (messages.TRAILER_VERSION, VERSION)])
+    commit = repo.commit(plan.ChangeSet(files), msg)
+    repo.flush()
+    return commit
+
+
+def init_repo(path: Path, settings: Settings) -> str | None:
+    """``reconciler init``: create the repo if needed and seed the skeleton."""
+    repo = GitConfigRepo.open(path, branch=settings.branch, author_name=settings.author_name,
+                              author_email=settings.author_email, create=True)
+    return seed(repo)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where commits go: a local repository path, or a remote URL mirrored in state_dir."""
+
+    repo: str
+    state_dir: Path = field(default_factory=lambda: default_state_dir(os.environ))
+    credentials: Credentials = field(default_factory=Credentials)
+    signer: Signer | None = None
+    push_window: float | None = None
+    mode: str = "direct"
+    forge: ForgeOptions | None = None
+
+
+@dataclass(frozen=True)
+class ForgeOptions:
+    """Which forge opens the pull requests (``--mode pr``)."""
+
+    kind: str
+    api_url: str
+    repository: str
+    token: str | None = field(default=None, repr=False)
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """$RECONCILER_STATE_DIR, else ~/.local/state/gitops-reconciler."""
+    return Path(environ.get("RECONCILER_STATE_DIR", "~/.local/state/gitops-reconciler")).expanduser()
+
+
+def target_from(*, repo: str, state_dir: Path | None, ssh_key: Path | None,
+                ssh_user: str | None, known_hosts: Path | None, username: str | None,
+                token_file: Path | None, sign: str | None, push_window: float | None,
+                mode: str = "direct", forge: str | None = None, forge_url: str | None = None,
+                forge_repo: str | None = None, forge_token_file: Path | None = None,
+                environ: dict[str, str] | None = None) -> Target:
+    """A Target from command-line values; secrets from files or RECONCILER_GIT_* variables."""
+    env = dict(os.environ if environ is None else environ)
+    password = env.get("RECONCILER_GIT_TOKEN") or env.get("RECONCILER_GIT_PASSWORD")
+    if token_file is not None:
+        try:
+            password = token_file.read_text().strip()
+        except OSError as exc:
+            raise errors.UserInputError(f"{token_file}: {exc.strerror}") from exc
+    key = ssh_key or (Path(env["RECONCILER_GIT_SSH_KEY"]) if env.get("RECONCILER_GIT_SSH_KEY")
+                      else None)
+    if key is not None and not key.is_file():
+        raise errors.UserInputError(f"--ssh-key {key}: no such file")
+    credentials = Credentials(ssh_key=key, ssh_user=ssh_user,
+                              username=username or env.get("RECONCILER_GIT_USERNAME"),
+                              password=password, known_hosts=known_hosts)
+    signer = signer_from_spec(sign) if sign else None
+    forge_options = None
+    if forge is not None:
+        if not forge_url or not forge_repo:
+            raise errors.UserInputError("--forge needs --forge-url and --forge-repo")
+        forge_token = env.get("RECONCILER_FORGE_TOKEN")
+        if forge_token_file is not None:
+            try:
+                forge_token = forge_token_file.read_text().strip()
+            except OSError as exc:
+                raise errors.UserInputError(f"{forge_token_file}: {exc.strerror}") from exc
+        forge_options = ForgeOptions(forge, forge_url, forge_repo, forge_token)
+    if mode == "pr" and not is_url(repo):
+        raise errors.UserInputError("--mode pr needs --repo to be a remote URL")
+    return Target(repo=repo, state_dir=(state_dir or default_state_dir(env)).expanduser(),
+                  credentials=credentials, signer=signer, push_window=push_window, mode=mode,
+                  forge=forge_options)
+
+
+@dataclass
+class Wiring:
+    """The adapters and logic of one run, built once."""
+
+    repo: GitConfigRepo
+    engine: ObjectReconciler
+    delivery: Delivery | None
+
+
+def wire(target: Target | Path, settings: Settings,
+         on_rebase: Callable[[list[ObjectKey]], None] | None = None, *,
+         create: bool = True) -> Wiring:
+    """Build the config repo (local or mirrored), the Reconciler and, for a remote, Delivery."""
+    if isinstance(target, Path):
+        target = Target(str(target))
+    if not is_url(target.repo):
+        repo = GitConfigRepo.open(Path(target.repo), branch=settings.branch,
+                                  author_name=settings.author_name,
+                                  author_email=settings.author_email, create=create,
+                                  signer=target.signer)
+        if repo.head() is None and create:
+            seed(repo)
+        return Wiring(repo, Reconciler(repo=repo, settings=settings, version=VERSION), None)
+    mirror = MirrorConfigRepo.open_mirror(
+        target.repo, target.state_dir, credentials=target.credentials, branch=settings.branch,
+        author_name=settings.author_name, author_email=settings.author_email,
+        signer=target.signer)
+    if target.mode == "pr":
+        return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None)
+    if mirror.head() is None:
+        seed(mirror)  # an empty remote: the first push creates the branch
+    engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
+
+    def rebase(keys: list[ObjectKey]) -> None:
+        engine.invalidate()
+        if mirror.head() is None:
+            seed(mirror)  # the remote branch is still empty: the skeleton goes first again
+        if on_rebase is not None:
+            on_rebase(keys)
+
+    delivery = Delivery(
+        repo=mirror, on_rebase=rebase,
+        window=settings.push_window_seconds if target.push_window is None else target.push_window,
+        require_signed=mirror.is_signed if target.signer is not None else None)
+    if mirror.pending():
+        delivery.committed()  # left over from a previous run: push them
+    return Wiring(mirror, engine, delivery)
+
+
+def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
+                            settings: Settings) -> PullRequestReconciler:
+    """PR mode: every object change as its own branch and pull request."""
+    if target.forge is None:
+        raise errors.UserInputError("--mode pr needs --forge, --forge-url and --forge-repo")
+    if mirror.remote_head() is None:
+        raise errors.UserInputError(
+            f"--mode pr: branch {settings.branch} does not exist on the remote yet; "
+            "create it first (reconciler init, then push), so pull requests have a base")
+    if not target.forge.token:
+        raise errors.UserInputError("--mode pr needs a forge token: --forge-token-file or "
+                                    "$RECONCILER_FORGE_TOKEN")
+    forge = forge_for(target.forge.kind, target.forge.api_url, target.forge.repository,
+                      target.forge.token)
+
+    def make_engine(view: ConfigRepo) -> Reconciler:
+        return Reconciler(repo=view, settings=settings, version=VERSION)
+
+    return PullRequestReconciler(store=mirror, forge=forge, settings=settings, version=VERSION,
+                                 base_branch=settings.branch, make_engine=make_engine)
+
+
+def local_reconciler(repo_path: Path, settings: Settings) -> tuple[GitConfigRepo, Reconciler]:
+    """The reconciler wired to a local repository."""
+    wiring = wire(repo_path, settings)
+    assert isinstance(wiring.engine, Reconciler)  # a local path is always direct mode
+    return wiring.repo, wiring.engine
