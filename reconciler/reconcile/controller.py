@@ -46,6 +46,7 @@ class Controller:
         self._orphan_grace = orphan_grace_seconds
         self._orphan_since: dict[ObjectKey, float] = {}
         self._once = False
+        self._warned: dict[ObjectKey, tuple[str, str, int | None]] = {}
         self._expired: dict[str, str] = {}  # preview name -> ttl, for the removal commit
         self._engine = engine
         self._repo = repo
@@ -331,7 +332,13 @@ class Controller:
             return
         name = raw["metadata"]["name"]
         self._cluster.patch_status(PLURALS[raw["kind"]], name, status)
-        if warn:
+        key = ObjectKey(raw["kind"], name)
+        said = (outcome.reason.value, outcome.message, generation)
+        if not warn:
+            self._warned.pop(key, None)
+        elif self._warned.get(key) != said:
+            # the cache may still show the status before our last patch: warn once per cause
+            self._warned[key] = said
             self._event(raw, "Warning", outcome.reason.value, outcome.message)
 
     def _event(self, raw: RawObject, event_type: str, reason: str, message: str) -> None:
