@@ -119,12 +119,17 @@ def main() -> int:
     out["git_cli_ms_median"] = round(statistics.median(theirs), 3)
     out["speedup"] = round(statistics.median(theirs) / statistics.median(ours), 1)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    if args.json:
+    print_result(out, as_json=args.json)
+    return 0
+
+
+def print_result(out: dict[str, object], *, as_json: bool) -> None:
+    """One JSON object, or one aligned ``name value`` line per figure."""
+    if as_json:
         print(json.dumps(out))
     else:
         for key, value in out.items():
             print(f"{key:24} {value}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Usage: python bench/push_bench.py --customers 1000 --changes 1000 --json
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from commit_bench import make_customer
+from commit_bench import make_customer, print_result
 
 from reconciler.app import Target, wire
 from reconciler.core.render.customers import render_customer
@@ -132,11 +131,7 @@ def main() -> int:
         finally:
             daemon.kill()
             daemon.wait()
-    if args.json:
-        print(json.dumps(out))
-    else:
-        for key, value in out.items():
-            print(f"{key:24} {value}")
+    print_result(out, as_json=args.json)
     return 0
 
 
