@@ -7,7 +7,6 @@ Argo CD, Flux and a reviewer will see.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import tempfile
 import zlib
@@ -23,35 +22,14 @@ from reconciler.adapters import looseobjects
 from reconciler.adapters.gitrepo import KEEP_BUILDER_ENTRIES, GitConfigRepo
 from reconciler.core import errors
 from reconciler.core.plan import ChangeSet, git_blob_id
+from tests.gitcli import git, git_env, human_commit
 
 BRANCH = "main"
-HUMAN = {
-    "GIT_AUTHOR_NAME": "Human",
-    "GIT_AUTHOR_EMAIL": "human@example.invalid",
-    "GIT_COMMITTER_NAME": "Human",
-    "GIT_COMMITTER_EMAIL": "human@example.invalid",
-}
 
 
 # -- the git CLI ---------------------------------------------------------------------------
 
 
-def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a git CLI call: no outer GIT_* variables, no user or system config."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(HUMAN, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
-    env.update(extra or {})
-    return env
-
-
-def git(where: Path, *args: str, stdin: bytes | str | None = None,
-        env: Mapping[str, str] | None = None) -> str:
-    """Run ``git -C where args`` and return its stripped stdout (fails the test on an error)."""
-    data = stdin.encode() if isinstance(stdin, str) else stdin
-    proc = subprocess.run(["git", "-C", str(where), *args], input=data, capture_output=True,
-                          env=git_env(env), check=False)
-    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr.decode()}"
-    return proc.stdout.decode().strip()
 
 
 def init_bare(path: Path) -> Path:
@@ -94,24 +72,6 @@ def fsck(repo: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "error" not in proc.stderr and "warning" not in proc.stderr, proc.stderr
 
-
-def human_commit(bare: Path, files: Mapping[str, bytes | None], message: str = "human edit") -> str:
-    """Commit ``files`` (None deletes) onto main with git plumbing, as another writer would."""
-    with tempfile.TemporaryDirectory() as tmp:
-        # a scratch index (and an empty work tree, which update-index insists on)
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_WORK_TREE": tmp}
-        old = git(bare, "rev-parse", BRANCH)
-        git(bare, "read-tree", BRANCH, env=env)
-        for path, data in files.items():
-            if data is None:
-                git(bare, "update-index", "--force-remove", path, env=env)
-            else:
-                blob = git(bare, "hash-object", "-w", "--stdin", stdin=data)
-                git(bare, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
-        tree = git(bare, "write-tree", env=env)
-    commit = git(bare, "commit-tree", tree, "-p", old, "-m", message)
-    git(bare, "update-ref", f"refs/heads/{BRANCH}", commit, old)
-    return commit
 
 
 def tenant_files(count: int) -> dict[str, bytes]:

@@ -6,10 +6,8 @@ bare repository in a temporary directory and the git CLI reads back what was com
 
 from __future__ import annotations
 
-import os
 import subprocess
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed, Refusal
 from reconciler.reconcile.engine import PassReport, Reconciler
+from tests.gitcli import git, human_commit
 
 BRANCH = "main"
 VERSION = "9.9.9-test"
@@ -32,36 +31,8 @@ SHA = "b32bef0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a"
 # -- the git CLI ---------------------------------------------------------------------------
 
 
-def git(where: Path, *args: str, stdin: bytes | None = None,
-        env: Mapping[str, str] | None = None) -> str:
-    """Run ``git -C where args`` without user or system config; return stripped stdout."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    full.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,
-                GIT_AUTHOR_NAME="Human", GIT_AUTHOR_EMAIL="human@example.invalid",
-                GIT_COMMITTER_NAME="Human", GIT_COMMITTER_EMAIL="human@example.invalid")
-    full.update(env or {})
-    proc = subprocess.run(["git", "-C", str(where), *args], input=stdin, capture_output=True,
-                          env=full, check=False)
-    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr.decode()}"
-    return proc.stdout.decode().strip()
 
 
-def human_commit(bare: Path, files: Mapping[str, bytes | None], message: str = "hand edit") -> str:
-    """Commit ``files`` (None deletes) onto main with the git CLI, as a person would."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_WORK_TREE": tmp}
-        old = git(bare, "rev-parse", BRANCH)
-        git(bare, "read-tree", BRANCH, env=env)
-        for path, data in files.items():
-            if data is None:
-                git(bare, "update-index", "--force-remove", path, env=env)
-            else:
-                blob = git(bare, "hash-object", "-w", "--stdin", stdin=data)
-                git(bare, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
-        tree = git(bare, "write-tree", env=env)
-    commit = git(bare, "commit-tree", tree, "-p", old, "-m", message)
-    git(bare, "update-ref", f"refs/heads/{BRANCH}", commit, old)
-    return commit
 
 
 def head(bare: Path) -> str | None:
