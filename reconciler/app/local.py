@@ -2,26 +2,28 @@
 rollback and the rest the CLI calls."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reconciler.adapters import filesource
+from reconciler.adapters.gitremote import is_url
 from reconciler.adapters.kube import KubeCluster, api_client
 from reconciler.adapters.scheduler import Scheduler
 from reconciler.app.wiring import VERSION, Target, Wiring, wire
 from reconciler.core import crdgen, errors, yamlio
+from reconciler.core import decide as decision
 from reconciler.core import sources as sources_core
-from reconciler.core.models import PLURALS, Customer, ObjectKey, Resource
+from reconciler.core.models import PLURALS, ObjectKey, Resource
 from reconciler.core.outcomes import Outcome
-from reconciler.core.render import common, pool
 from reconciler.core.settings import Settings
+from reconciler.core.snapshot import Request, Snapshot
 from reconciler.core.sources import Parsed, Refusal
-from reconciler.reconcile import queries
 from reconciler.reconcile import rollback as rollback_logic
 from reconciler.reconcile.delivery import DeliveryReport
-from reconciler.reconcile.engine import ObjectReconciler, PassReport, render
+from reconciler.reconcile.engine import PassReport, Reconciler
 from reconciler.reconcile.pullrequests import PullRequestReconciler
 
 log = logging.getLogger(__name__)
@@ -36,31 +38,22 @@ def read_sources(paths: Sequence[Path]) -> Parsed:
 
 
 def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Parsed, list[Path]]:
-    """``reconciler render``: write each valid object's directory under ``out``."""
-    parsed = with_namespace_refusals(read_sources(paths), settings)
+    """``reconciler render``: write exactly what ``run`` would commit into an empty
+    config repo (suspended and refused objects get no directory), under ``out``."""
+    parsed = read_sources(paths)
+    plan = decision.decide(Snapshot(parsed.objects, parsed.refusals, parsed.incomplete),
+                           settings, None, Request(VERSION))
     written: list[Path] = []
-    refusals = list(parsed.refusals)
-    entries = []
-    directories = []
-    for obj in parsed.objects:
-        problem = common.namespace_problem(obj, settings)
-        if problem:
-            refusals.append(Refusal(str(obj.key), problem, obj.key))
-            continue
-        directories.append(render(obj, settings))
-        if isinstance(obj, Customer) and not obj.spec.suspend:
-            entry = pool.pool_entry(obj, settings)
-            if entry is not None:
-                entries.append(entry)
-    if any(obj.kind == "Customer" for obj in parsed.objects):
-        directories.append(pool.render_pool(entries, settings))
-    for rendered in directories:
-        for rel, data in rendered.files.items():
-            target = out / rendered.directory / rel
+    for planned in plan.commits:
+        for path, data in sorted(planned.changes.writes.items()):
+            target = out / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             written.append(target)
-    return Parsed(parsed.objects, refusals, parsed.incomplete), written
+    refusals = [Refusal(str(v.key), v.message, v.key) for v in plan.refusals
+                if v.key is not None and v.key not in {r.key for r in parsed.refusals}]
+    rendered = [o for o in parsed.objects if any(o.key in c.keys for c in plan.commits)]
+    return Parsed(rendered, [*parsed.refusals, *refusals], parsed.incomplete), written
 
 
 def write_crds(out: Path) -> list[Path]:
@@ -75,60 +68,72 @@ def write_crds(out: Path) -> list[Path]:
     return paths
 
 
-def with_namespace_refusals(parsed: Parsed, settings: Settings) -> Parsed:
-    """Refuse, naming the file, objects whose namespace these settings make too long."""
-    kept, refusals = [], list(parsed.refusals)
-    for obj in parsed.objects:
-        problem = common.namespace_problem(obj, settings)
-        if problem:
-            refusals.append(Refusal(parsed.origins.get(obj.key, str(obj.key)),
-                                    f"{obj.kind} {obj.metadata.name!r}: {problem}", obj.key))
-        else:
-            kept.append(obj)
-    return Parsed(kept, refusals, parsed.incomplete, origins=parsed.origins)
-
-
-def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings) -> PassReport:
+def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings,
+               allow_removals: int = 0) -> PassReport:
     """One pass over the manifest files; Previews past their ttl are removed."""
-    parsed = with_namespace_refusals(read_sources(sources), settings)
-    deadlines = queries.preview_deadlines(wiring.repo, settings, parsed)
-    parsed, notes = queries.without_expired(parsed, deadlines, time.time())
-    return wiring.engine.sync(parsed, notes=notes)
+    del settings  # the engine was built with them
+    return wiring.engine.sync(read_sources(sources), now=time.time(),
+                              allow_removals=allow_removals)
 
 
-def run_once(sources: Sequence[Path], target: Target | Path,
-             settings: Settings) -> tuple[PassReport, DeliveryReport | None]:
-    """One local-mode pass, then (for a remote) one delivery of every commit made."""
-    holder: list[ObjectReconciler] = []
+def plan_once(sources: Sequence[Path], target: Target | Path, settings: Settings,
+              allow_removals: int = 0) -> decision.Plan:
+    """``reconciler plan``: what ``run --once`` would commit now; writes nothing.
+
+    A local repository is opened as it is (never created or seeded); a remote is only
+    fetched into its mirror.
+    """
+    parsed = read_sources(sources)
+    if isinstance(target, Path):
+        target = Target(str(target))
+    if not is_url(target.repo) and not Path(target.repo).exists():
+        # no repository yet: the plan of the first run, into an empty one
+        return decision.decide(Snapshot(parsed.objects, parsed.refusals, parsed.incomplete),
+                               settings, time.time(),
+                               Request(VERSION, allow_removals=allow_removals))
+    wiring = wire(dataclasses.replace(target, mode="direct"), settings, create=False)
+    engine = Reconciler(repo=wiring.repo, settings=settings, version=VERSION)
+    return engine.plan(parsed, now=time.time(), allow_removals=allow_removals)
+
+
+def run_once(sources: Sequence[Path], target: Target | Path, settings: Settings,
+             allow_removals: int = 0) -> tuple[PassReport, DeliveryReport | None]:
+    """One local-mode pass, then (for a remote) one delivery of every commit made; when
+    the remote moved, the same pass runs again on the new head."""
+    holder: list[Wiring] = []
 
     def again(_keys: list[ObjectKey]) -> None:
-        holder[0].sync(read_sources(sources))
+        local_pass(holder[0], sources, settings, allow_removals)
 
     wiring = wire(target, settings, on_rebase=again)
-    holder.append(wiring.engine)
-    report = local_pass(wiring, sources, settings)
+    holder.append(wiring)
+    report = local_pass(wiring, sources, settings, allow_removals)
     delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
     return report, delivered
 
 
 def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settings,
-                on_report: Callable[[PassReport], None]) -> None:
+                on_report: Callable[[PassReport], None], allow_removals: int = 0) -> None:
     """Local mode: reconcile now, on every change of the sources, and every resync period;
     push (for a remote) once the oldest unpushed commit is ``push_window`` old."""
     last: list[object] = [None]
-    holder: list[ObjectReconciler] = []
+    holder: list[Wiring] = []
 
     def again(_keys: list[ObjectKey]) -> None:
-        holder[0].sync(read_sources(sources))
+        local_pass(holder[0], sources, settings, allow_removals)
 
     wiring = wire(target, settings, on_rebase=again)
-    holder.append(wiring.engine)
+    holder.append(wiring)
 
     def sync(force: bool) -> None:
         snap = filesource.snapshot(list(sources))
         if force or snap != last[0]:
             last[0] = snap
-            report = local_pass(wiring, sources, settings)
+            try:
+                report = local_pass(wiring, sources, settings, allow_removals)
+            except errors.UserInputError as exc:  # the source vanished: remove nothing
+                log.error("%s", exc)
+                return
             on_report(report)
             if report.commits and wiring.delivery is not None:
                 wiring.delivery.committed()
@@ -156,10 +161,11 @@ def find_object(sources: Sequence[Path], key: ObjectKey) -> Resource:
 
 
 def resync(sources: Sequence[Path], target: Target, settings: Settings,
-           key: ObjectKey) -> tuple[Outcome, DeliveryReport | None]:
-    """``reconciler resync``: write ``key``'s rendering even over a human's change."""
+           key: ObjectKey, *, adopt: bool = False) -> tuple[Outcome, DeliveryReport | None]:
+    """``reconciler resync``: write ``key``'s rendering even over a human's change
+    (``adopt``: ``reconciler adopt``, take over a directory someone else made)."""
     wiring = wire(target, settings)
-    outcome = wiring.engine.apply(find_object(sources, key), force=True)
+    outcome = wiring.engine.apply(find_object(sources, key), force=not adopt, adopt=adopt)
     delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
     return outcome, delivered
 

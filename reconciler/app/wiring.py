@@ -186,7 +186,7 @@ def wire(target: Target | Path, settings: Settings,
         signer=target.signer)
     if target.mode == "pr":
         return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None)
-    if mirror.head() is None:
+    if mirror.head() is None and create:
         seed(mirror)  # an empty remote: the first push creates the branch
     engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
 

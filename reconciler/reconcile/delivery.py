@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.core import errors, messages
+from reconciler.core import errors, layout, messages
 from reconciler.core.models import ObjectKey
 from reconciler.ports.configrepo import ForeignChange, RemoteConfigRepo
 
 log = logging.getLogger(__name__)
 
-OWNED_TOPS = ("tenants/", "previews/", "platform/pgbouncer/")
+OWNED_TOPS = layout.OWNED_TOPS
 
 
 @dataclass
@@ -41,13 +41,7 @@ def pending_keys(repo: RemoteConfigRepo) -> list[ObjectKey]:
     """Objects named in the trailers of the pending commits."""
     keys: list[ObjectKey] = []
     for commit in repo.pending():
-        for value in messages.trailer_values(commit.message, messages.TRAILER_OBJECT):
-            try:
-                key = ObjectKey.parse(value)
-            except ValueError:
-                continue
-            if key not in keys:
-                keys.append(key)
+        keys += [k for k in messages.object_keys(commit.message) if k not in keys]
     return keys
 
 
