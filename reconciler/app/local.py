@@ -105,6 +105,8 @@ def run_once(sources: Sequence[Path], target: Target | Path, settings: Settings,
     def again(_keys: list[ObjectKey]) -> None:
         local_pass(holder[0], sources, settings, allow_removals)
 
+    for root in sources:  # before anything is created: a typo must write nothing
+        filesource.check_root(root)
     wiring = wire(target, settings, on_rebase=again)
     holder.append(wiring)
     report = local_pass(wiring, sources, settings, allow_removals)
@@ -118,6 +120,8 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     push (for a remote) once the oldest unpushed commit is ``push_window`` old."""
     last: list[object] = [None]
     holder: list[Wiring] = []
+    for root in sources:
+        filesource.check_root(root)
 
     def again(_keys: list[ObjectKey]) -> None:
         local_pass(holder[0], sources, settings, allow_removals)

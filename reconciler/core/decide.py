@@ -535,3 +535,25 @@ def _seconds(stamp: str | None) -> float | None:
     except ValueError:
         return None
 
+
+
+def plan_document(plan: Plan) -> dict[str, object]:
+    """The plan as plain JSON-able data (``reconciler plan -o json``)."""
+    def verdict(v: Outcome) -> dict[str, object]:
+        return {"object": str(v.key) if v.key else None, "result": v.result.value,
+                "reason": v.reason.value, "message": v.message}
+    return {
+        "commits": [{
+            "objects": [str(k) for k in c.keys], "action": c.action, "reason": c.reason.value,
+            "subject": c.subject,
+            "files": [{"path": f.path, "status": f.status, "added": f.added,
+                       "removed": f.removed} for f in c.files],
+            "guards": dict(c.guards),
+        } for c in plan.commits],
+        "refused": [verdict(v) for v in plan.refusals if v not in plan.held_removals],
+        "held": [verdict(v) for v in plan.verdicts if v.result == Result.HELD
+                 or v.reason in (Reason.REMOVAL_HELD, Reason.SOURCE_EMPTY)],
+        "skipped": [verdict(v) for v in plan.verdicts if v.result == Result.SKIPPED
+                    and v.reason not in (Reason.REMOVAL_HELD,)],
+        "unchanged": sum(1 for v in plan.verdicts if v.result == Result.UNCHANGED),
+    }
