@@ -181,9 +181,11 @@ def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
     wiring = wire(target, settings)
     if isinstance(wiring.engine, PullRequestReconciler):
         outcome = wiring.engine.propose(
-            key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION))
+            key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION,
+                                                      settings=settings))
     else:
-        outcome = rollback_logic.rollback(wiring.repo, key, point, version=VERSION)
+        outcome = rollback_logic.rollback(wiring.repo, key, point, version=VERSION,
+                                          settings=settings)
     if not outcome.ok:
         return outcome, None, None
     delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
