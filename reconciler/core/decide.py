@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from reconciler.core import expiry, guards, layout, messages, names, plan
+from reconciler.core import expiry, guards, layout, messages, names, plan, sources
 from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common, customers, pool, previews
@@ -140,7 +140,10 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
         return Outcome(key, Result.SKIPPED, Reason.SUSPENDED, f"{key}: spec.suspend is true")
     problem = common.namespace_problem(obj, settings)
     if problem:
-        return Outcome(key, Result.REFUSED, Reason.INVALID_SPEC, f"{key}: {problem}")
+        origin = state.snapshot.origins.get(key)
+        where = f"{origin}: {obj.kind} {obj.metadata.name!r}" if origin else str(key)
+        return Outcome(key, Result.REFUSED, Reason.INVALID_SPEC,
+                       sources.one_line(f"{where}: {problem}"))
     previous = directory.record.spec if directory.recorded and directory.record else None
     refusal = fleet or guards.refuse_object(obj, settings) \
         or guards.refuse_transition(obj, previous, settings)

@@ -67,6 +67,21 @@ def test_the_safety_valve_queues_none_of_the_orphans(
     assert queued == {"customer/t0", "customer/t1"}
 
 
+def test_allow_removals_confirms_the_held_orphans(
+        kube: fixtures.Kubectl, fake_kubeconfig: Path, tmp_path: Path) -> None:
+    """The same 8 orphans as above, with the controller started with ``--allow-removals 8``:
+    the pass prunes all 8, one delete commit each, and succeeds."""
+    support.apply(kube, [support.customer(n) for n in NAMES[:2]])
+    with support.wired(fake_kubeconfig, tmp_path / "config.git") as wiring:
+        wiring.seed(*(support.customer(n) for n in NAMES))
+        wiring.controller.allow_removals = 8
+        assert wiring.controller.run_once()
+        assert wiring.controller.held_removals == {}
+
+    assert tenants(wiring.repo_path) == set(NAMES[:2])
+    assert len([c for c in commits(wiring.repo_path) if c.action == "delete"]) == 8
+
+
 def test_a_single_orphan_among_ten_is_pruned_in_one_commit(
         kube: fixtures.Kubectl, fake_kubeconfig: Path, tmp_path: Path) -> None:
     """10 tenant directories, 9 Customers: the pass removes tenants/t9 in one delete commit
