@@ -144,11 +144,8 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
         where = f"{origin}: {obj.kind} {obj.metadata.name!r}" if origin else str(key)
         return Outcome(key, Result.REFUSED, Reason.INVALID_SPEC,
                        sources.one_line(f"{where}: {problem}"))
-    previous = directory.record.spec if directory.recorded and directory.record else None
-    refusal = fleet or guards.refuse_object(obj, settings) \
-        or guards.refuse_transition(obj, previous, settings)
-    if refusal is not None:
-        return Outcome(key, Result.REFUSED, refusal.reason, refusal.message)
+    record = directory.record if directory.recorded else None
+    input_hash = common.object_input_hash(obj, settings)
     adopt = key in request.adopt or obj.metadata.annotations.get(ADOPT_ANNOTATION) == "true"
     if directory.files and not directory.owned and not adopt:
         return Outcome(key, Result.REFUSED, Reason.NOT_OWNED,
@@ -165,7 +162,14 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
             f"{key}: {human.describe()}; not overwritten while the spec is unchanged "
             f"(annotate {RESYNC_ANNOTATION} or run `reconciler resync {key}` to restore)",
             human.commit.id)
-    return common.object_input_hash(obj, settings)
+    refusal = fleet
+    if refusal is None and (record is None or record.input_hash != input_hash):
+        # only a rendering that would change is judged (refuse_rendered follows, once
+        # the object is rendered): what the repo already holds stays as it is
+        refusal = guards.refuse_transition(obj, record.spec if record else None, settings)
+    if refusal is not None:
+        return Outcome(key, Result.REFUSED, refusal.reason, refusal.message)
+    return input_hash
 
 
 def _import_set(drafts: Sequence[tuple[Resource, DirectoryState, str]],
@@ -373,9 +377,14 @@ class _PassState:
         obj = _with_generation(obj, generation)
         rendered = render_object(obj, self.settings)
         changes = plan.plan_directory(rendered, directory.files).merged(pool_changes)
-        self.written[key] = obj
         if changes.empty:
+            self.written[key] = obj
             return [_up_to_date(key)]
+        refusal = guards.refuse_rendered(obj, rendered, self.settings)
+        if refusal is not None:
+            self.untouched.add(key)
+            return [Outcome(key, Result.REFUSED, refusal.reason, refusal.message)]
+        self.written[key] = obj
         change = messages.ObjectChange(
             key, action, record.spec if record else None,
             spec_data(obj), generation, obj.metadata.uid, common.spec_hash(obj),
@@ -408,15 +417,27 @@ class _PassState:
         """Plan one commit adding many new objects (the first import of a fleet)."""
         changes = plan.ChangeSet()
         entries = dict(self.entries)
+        refused: list[Outcome] = []
+        kept: list[Resource] = []
         for original in objects:
             obj = _with_generation(original, _generation(original, None, None, "create"))
-            changes = changes.merged(plan.plan_directory(render_object(obj, self.settings), {}))
+            rendered = render_object(obj, self.settings)
+            refusal = guards.refuse_rendered(obj, rendered, self.settings)
+            if refusal is not None:
+                refused.append(Outcome(obj.key, Result.REFUSED, refusal.reason, refusal.message))
+                self.untouched.add(obj.key)
+                continue
+            kept.append(original)
+            changes = changes.merged(plan.plan_directory(rendered, {}))
             entry = _pool_entry(obj, self.settings)
             if entry is not None:
                 entries[entry.name] = entry
             self.written[obj.key] = obj
         pool_changes, _ = self._pool_render(entries)
         changes = changes.merged(pool_changes)
+        objects = kept
+        if not objects:
+            return refused
         object_changes = [messages.ObjectChange(o.key, "create", None, spec_data(o))
                           for o in objects]
         message = messages.import_message(object_changes, len(changes.writes),
@@ -427,7 +448,7 @@ class _PassState:
                                                    common.POOL_DIRECTORY))
         if outcomes[0].result == Result.COMMITTED:
             self.apply_pool(entries)
-        return outcomes
+        return refused + outcomes
 
     def commit_removal(self, key: ObjectKey, directory: DirectoryState,
                        note: str | None) -> list[Outcome]:

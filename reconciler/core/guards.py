@@ -13,6 +13,7 @@ from typing import Any
 
 from reconciler.core.models import ObjectKey, Resource
 from reconciler.core.outcomes import Reason
+from reconciler.core.render import common
 from reconciler.core.settings import Settings
 
 
@@ -29,6 +30,13 @@ def refuse_object(obj: Resource, settings: Settings) -> GuardRefusal | None:
     """A refusal judged from the object alone (names, quantities, quota fit)."""
     del obj, settings
     return None
+
+
+def refuse_rendered(obj: Resource, rendered: common.RenderedDir,
+                    settings: Settings) -> GuardRefusal | None:
+    """``refuse_object`` for a rendering the caller already has (saves rendering twice)."""
+    del rendered
+    return refuse_object(obj, settings)
 
 
 def refuse_transition(obj: Resource, previous_spec: Mapping[str, Any] | None,
