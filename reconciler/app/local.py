@@ -96,22 +96,38 @@ def plan_once(sources: Sequence[Path], target: Target | Path, settings: Settings
     return engine.plan(parsed, now=time.time(), allow_removals=allow_removals)
 
 
+REPASSES = 6  # a remote moving under every push this often is a fight, not a race
+
+
+def deliver_pass(wiring: Wiring, run_pass: Callable[[], PassReport],
+                 report: PassReport) -> tuple[PassReport, DeliveryReport | None]:
+    """Deliver; while the remote moved, run the same pass again on its new head."""
+    if wiring.delivery is None:
+        return report, None
+    delivered = wiring.delivery.deliver()
+    for _ in range(REPASSES):
+        if not delivered.remote_moved:
+            break
+        wiring.after_reset()
+        report = run_pass()
+        again = wiring.delivery.deliver()
+        again.rebases += delivered.rebases
+        again.foreign = delivered.foreign + again.foreign
+        delivered = again
+    return report, delivered
+
+
 def run_once(sources: Sequence[Path], target: Target | Path, settings: Settings,
              allow_removals: int = 0) -> tuple[PassReport, DeliveryReport | None]:
     """One local-mode pass, then (for a remote) one delivery of every commit made; when
     the remote moved, the same pass runs again on the new head."""
-    holder: list[Wiring] = []
-
-    def again(_keys: list[ObjectKey]) -> None:
-        local_pass(holder[0], sources, settings, allow_removals)
-
     for root in sources:  # before anything is created: a typo must write nothing
         filesource.check_root(root)
-    wiring = wire(target, settings, on_rebase=again)
-    holder.append(wiring)
-    report = local_pass(wiring, sources, settings, allow_removals)
-    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
-    return report, delivered
+    wiring = wire(target, settings)
+
+    def run_pass() -> PassReport:
+        return local_pass(wiring, sources, settings, allow_removals)
+    return deliver_pass(wiring, run_pass, run_pass())
 
 
 def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settings,
@@ -119,22 +135,19 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     """Local mode: reconcile now, on every change of the sources, and every resync period;
     push (for a remote) once the oldest unpushed commit is ``push_window`` old."""
     last: list[object] = [None]
-    holder: list[Wiring] = []
     for root in sources:
         filesource.check_root(root)
+    wiring = wire(target, settings)
 
-    def again(_keys: list[ObjectKey]) -> None:
-        local_pass(holder[0], sources, settings, allow_removals)
-
-    wiring = wire(target, settings, on_rebase=again)
-    holder.append(wiring)
+    def run_pass() -> PassReport:
+        return local_pass(wiring, sources, settings, allow_removals)
 
     def sync(force: bool) -> None:
         snap = filesource.snapshot(list(sources))
         if force or snap != last[0]:
             last[0] = snap
             try:
-                report = local_pass(wiring, sources, settings, allow_removals)
+                report = run_pass()
             except errors.UserInputError as exc:  # the source vanished: remove nothing
                 log.error("%s", exc)
                 return
@@ -142,8 +155,10 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
             if report.commits and wiring.delivery is not None:
                 wiring.delivery.committed()
         if wiring.delivery is not None and wiring.delivery.due():
-            delivered = wiring.delivery.deliver()
-            if delivered.error:
+            report, delivered = deliver_pass(wiring, run_pass, PassReport())
+            if report.outcomes:
+                on_report(report)
+            if delivered is not None and delivered.error:
                 log.error("delivery: %s", delivered.error)
 
     scheduler = Scheduler()
@@ -168,10 +183,13 @@ def resync(sources: Sequence[Path], target: Target, settings: Settings,
            key: ObjectKey, *, adopt: bool = False) -> tuple[Outcome, DeliveryReport | None]:
     """``reconciler resync``: write ``key``'s rendering even over a human's change
     (``adopt``: ``reconciler adopt``, take over a directory someone else made)."""
+    obj = find_object(sources, key)
     wiring = wire(target, settings)
-    outcome = wiring.engine.apply(find_object(sources, key), force=not adopt, adopt=adopt)
-    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
-    return outcome, delivered
+
+    def run_pass() -> PassReport:
+        return PassReport([wiring.engine.apply(obj, force=not adopt, adopt=adopt)])
+    report, delivered = deliver_pass(wiring, run_pass, run_pass())
+    return report.outcomes[0], delivered
 
 
 def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
@@ -179,16 +197,19 @@ def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
              context: str | None) -> tuple[Outcome, DeliveryReport | None, str | None]:
     """``reconciler rollback``: restore ``key``'s files (and with a source, its spec)."""
     wiring = wire(target, settings)
-    if isinstance(wiring.engine, PullRequestReconciler):
-        outcome = wiring.engine.propose(
-            key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION,
-                                                      settings=settings))
-    else:
-        outcome = rollback_logic.rollback(wiring.repo, key, point, version=VERSION,
-                                          settings=settings)
-    if not outcome.ok:
-        return outcome, None, None
-    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
+
+    def run_pass() -> PassReport:
+        if isinstance(wiring.engine, PullRequestReconciler):
+            return PassReport([wiring.engine.propose(
+                key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION,
+                                                          settings=settings))])
+        return PassReport([rollback_logic.rollback(wiring.repo, key, point, version=VERSION,
+                                                   settings=settings)])
+    first = run_pass()
+    if not first.ok:
+        return first.outcomes[0], None, None
+    report, delivered = deliver_pass(wiring, run_pass, first)
+    outcome = report.outcomes[0]
     note = None
     if spec_source is not None:
         point_commit = rollback_logic.resolve_point(wiring.repo, key, point)

@@ -35,6 +35,9 @@ class DeliveryReport:
     rebases: int = 0
     error: str | None = None
     foreign: list[ForeignChange] = field(default_factory=list)
+    #: the remote moved and the local branch was reset to it: the pending changes are gone
+    #: and the caller must run its pass again on the new head, then deliver again
+    remote_moved: bool = False
 
 
 def pending_keys(repo: RemoteConfigRepo) -> list[ObjectKey]:
@@ -49,7 +52,7 @@ class Delivery:
     """Pushes pending commits of a mirror to its remote."""
 
     def __init__(self, *, repo: RemoteConfigRepo, window: float = 10.0,
-                 on_rebase: Callable[[list[ObjectKey]], None],
+                 on_rebase: Callable[[list[ObjectKey]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, max_attempts: int = 6,
                  base_delay: float = 0.5, max_delay: float = 30.0,
@@ -86,6 +89,9 @@ class Delivery:
                 # left by an unsigned run: make them again, signed, rather than push them
                 keys = pending_keys(self._repo)
                 self._repo.reset_to_remote()
+                if self._on_rebase is None:
+                    report.remote_moved = True
+                    return report
                 self._on_rebase(keys)
                 pending = self._repo.pending()
                 unsigned = self._unsigned([c.id for c in pending])
@@ -110,7 +116,11 @@ class Delivery:
                 self._first_pending = None
                 return report
             report.error = f"remote refused the push: {result.rejected}"
-            if not self._rebase(report):
+            moved = self._rebase(report)
+            if report.remote_moved:  # a value: the caller runs its pass again, then delivers
+                report.error = None
+                return report
+            if not moved:
                 # the remote did not move: a hook or a branch protection said no; retrying
                 # now would only repeat it. Keep the commits for the next push window.
                 report.error += f"; {len(pending)} commits kept locally for the next push"
@@ -141,6 +151,9 @@ class Delivery:
         self._repo.reset_to_remote()
         report.rebases += 1
         log.info("remote moved to %s; re-rendering %d objects on it", str(remote)[:12], len(keys))
+        if self._on_rebase is None:
+            report.remote_moved = True
+            return False
         self._on_rebase(keys)
         return True
 
