@@ -104,8 +104,11 @@ class Reconciler:
         key = obj.key
         request = Request(self._version, force=frozenset({key}) if force else frozenset(),
                           adopt=frozenset({key}) if adopt else frozenset())
-        plan = decision.decide(self._reader.scoped([obj]), self._settings, None, request)
-        return self._one(execute(plan, self._repo, self.ownership), key, Outcome(
+        snapshot = self._reader.scoped([obj])
+        plan = decision.decide(snapshot, self._settings, None, request)
+        outcomes = execute(plan, self._repo, self.ownership)
+        self._reader.remember(snapshot, plan, outcomes)
+        return self._one(outcomes, key, Outcome(
             key, Result.UNCHANGED, Reason.UP_TO_DATE, "config repo up to date"))
 
     def remove(self, key: ObjectKey, *, note: str | None = None) -> Outcome:
@@ -133,8 +136,11 @@ class Reconciler:
         (within the removal budget; ``now``: Previews past their ttl are removed too)."""
         del notes  # expiry notes are decided from the snapshot now
         started = time.monotonic()
-        plan = self.plan(parsed, now=now, allow_removals=allow_removals)
+        snapshot = self._reader.full(parsed)
+        plan = decision.decide(snapshot, self._settings, now,
+                               Request(self._version, allow_removals=allow_removals))
         outcomes = execute(plan, self._repo, self.ownership)
+        self._reader.remember(snapshot, plan, outcomes)
         self._repo.flush()
         log.debug("pass: %d commits in %.2fs", len(plan.commits), time.monotonic() - started)
         return PassReport(outcomes)

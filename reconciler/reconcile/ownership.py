@@ -8,6 +8,7 @@ touched it. Costs one history walk at start, then a tree lookup per check.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from reconciler.core import messages
@@ -66,6 +67,7 @@ class Ownership:
         if self._last is not None:
             self._last[key] = commit
             self._own_tree[key] = tree_id
+            self._first_time.setdefault(key, int(time.time()))
 
     def first_own_time(self, key: ObjectKey) -> int | None:
         """When the reconciler first wrote ``key`` (its creation time in local mode)."""

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 
 from reconciler.core import errors
+from reconciler.core import plan as plan_core
 from reconciler.core.decide import Plan
 from reconciler.core.models import DIRECTORIES, ObjectKey, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
@@ -107,6 +108,41 @@ class SnapshotReader:
                                self.ownership.first_own_time(key))
         self._states[key] = ((tree, last_own), state)
         return state
+
+    def remember(self, snapshot: Snapshot, plan: Plan, outcomes: Sequence[Outcome]) -> None:
+        """Learn the directories a plan's commits left behind without reading them back
+        (what was written is known), so the next pass finds them in the cache."""
+        made = {o.key: o.commit for o in outcomes
+                if o.key is not None and o.commit and o.result == Result.COMMITTED}
+        for planned in plan.commits:
+            by_directory: dict[str, list[tuple[str, bytes | None]]] = {}
+            for path in planned.changes.deletes:
+                directory, _, name = path.rpartition("/")
+                by_directory.setdefault(directory, []).append((name, None))
+            for path, data in planned.changes.writes.items():
+                directory, _, name = path.rpartition("/")
+                by_directory.setdefault(directory, []).append((name, data))
+            for key in planned.keys:
+                commit = made.get(key)
+                if key.kind not in DIRECTORIES or commit is None:
+                    continue
+                files = dict(snapshot.state(key).files)
+                raw: bytes | None = None
+                for name, written in by_directory.get(key.directory, []):
+                    if written is None:
+                        files.pop(name, None)
+                        continue
+                    files[name] = plan_core.git_blob_id(written)
+                    if name == common.SOURCE_FILE:
+                        raw = written
+                tree = self._repo.tree_id(key.directory)
+                if not files or tree is None or self.ownership.last_own(key) != commit:
+                    continue
+                record = common.parse_source_record(raw) if raw is not None \
+                    else snapshot.state(key).record
+                self._states[key] = ((tree, commit), DirectoryState(
+                    key, tree, files, record, record, commit, None,
+                    self.ownership.first_own_time(key)))
 
     def _record(self, blob: str | None, directory: str) -> common.SourceRecord | None:
         if blob is None:
