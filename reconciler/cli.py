@@ -156,7 +156,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_allow_removals(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--allow-removals", type=int, default=0, metavar="N",
+    p.add_argument("--allow-removals", type=_count, default=0, metavar="N",
                    help="confirm up to N removals of a kind in one pass, beyond the removal "
                         "budget (max(removal_budget_min, removal_budget_percent))")
 
@@ -302,6 +302,12 @@ def _print_delivery(delivered: DeliveryReport) -> None:
         print(f"pushed {delivered.pushed} commits in {delivered.pushes} push(es)"
               + (f" after {delivered.rebases} re-render(s) on a moved remote"
                  if delivered.rebases else ""))
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of objects, got {text!r}")
+    return int(text)
 
 
 def _key(text: str) -> ObjectKey:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -130,11 +129,9 @@ class Reconciler:
         return decision.decide(self._reader.full(parsed), self._settings, now, request)
 
     def sync(self, parsed: Parsed, *, now: float | None = None,
-             allow_removals: int = 0, notes: Mapping[ObjectKey, str] | None = None
-             ) -> PassReport:
+             allow_removals: int = 0) -> PassReport:
         """Reconcile every object of ``parsed`` and remove what no longer has a resource
         (within the removal budget; ``now``: Previews past their ttl are removed too)."""
-        del notes  # expiry notes are decided from the snapshot now
         started = time.monotonic()
         snapshot = self._reader.full(parsed)
         plan = decision.decide(snapshot, self._settings, now,

@@ -136,11 +136,7 @@ def last_commits(repo: ConfigRepo) -> dict[ObjectKey, str]:
     """The newest commit naming each object in its trailers (one walk of the history)."""
     out: dict[ObjectKey, str] = {}
     for commit in repo.log():
-        for value in messages.trailer_values(commit.message, messages.TRAILER_OBJECT):
-            try:
-                key = ObjectKey.parse(value)
-            except ValueError:
-                continue
+        for key in messages.object_keys(commit.message):
             out.setdefault(key, commit.id)
     return out
 
