@@ -30,9 +30,9 @@ class StatusRow:
     kind: str
     name: str
     valid: bool
-    state: str  # InSync, OutOfSync, NotRendered, Invalid, Suspended, Orphaned, NotOwned,
-    # RevertedInGit, ModifiedInGit, RolledBack, Expired, RemovalHeld, SourceEmpty, and the
-    # reason of any guard's refusal
+    state: str  # InSync, OutOfSync, NotRendered, Invalid, Refused (a guard, NotOwned: the
+    # message starts with the reason), Suspended, Orphaned, NotOwned (a directory without
+    # resource), RevertedInGit, ModifiedInGit, RolledBack, Expired, RemovalHeld, SourceEmpty
     message: str
     last_commit: str | None
     path: str | None
@@ -102,8 +102,11 @@ def _with_verdict(row: StatusRow, verdict: Outcome | None) -> StatusRow:
             return dataclasses.replace(row, state="Expired",
                                        message=f"{row.message}; the next run removes it")
         return row
-    return dataclasses.replace(row, valid=False, state=verdict.reason.value,
-                               message=verdict.message)
+    if verdict.reason in (Reason.REMOVAL_HELD, Reason.SOURCE_EMPTY):
+        return dataclasses.replace(row, valid=False, state=verdict.reason.value,
+                                   message=verdict.message)
+    return dataclasses.replace(row, valid=False, state="Refused",
+                               message=f"{verdict.reason.value}: {verdict.message}")
 
 
 def _object_row(obj: Resource, repo: ConfigRepo, settings: Settings, *, ownership: Ownership,

@@ -210,8 +210,8 @@ def test_a_directory_made_by_a_human_is_refused_then_adopted(tmp_path: Path) -> 
     assert gitcli.git(repo, "show", "main:tenants/legacy/deployment.yaml") == "kind: Deployment"
     assert tenants(repo) == {"first", "second", "legacy"}
     status = reconciler("status", "--source", source, "--repo", repo)
-    assert any(line.split()[:3] == ["Customer", "legacy", "NotOwned"]
-               for line in status.stdout.splitlines())
+    assert any(line.split()[:3] == ["Customer", "legacy", "Refused"]
+               and "NotOwned: customer/legacy" in line for line in status.stdout.splitlines())
 
     adopted = reconciler("adopt", "customer/legacy", "--source", source, "--repo", repo)
 
