@@ -193,15 +193,15 @@ def _removals(snapshot: Snapshot, state: _PassState,
         absent = [k for k in snapshot.directories
                   if k not in wanted and k not in refused and k not in explicit
                   and snapshot.directories[k].files]
-        if snapshot.incomplete:
+        if snapshot.incomplete:  # an expired Preview's own file was read: it still goes
             unread = ", ".join(sorted({r.origin for r in snapshot.refusals}))[:200]
-            for key in sorted(absent):
+            for key in sorted(k for k in absent if k not in expired):
                 verdicts.append(Outcome(key, Result.SKIPPED, Reason.REMOVAL_HELD,
                                         f"{key}: not removed because some source file could not "
                                         f"be read ({unread})"))
                 state.untouched.add(key)
-            absent = [k for k in absent if k in expired]
-        verdicts += _budgeted(snapshot, state, [k for k in absent if k not in expired])
+        else:
+            verdicts += _budgeted(snapshot, state, [k for k in absent if k not in expired])
         for key in sorted(k for k in absent if k in expired):
             explicit[key] = expired[key]
     for key, note in explicit.items():

@@ -3,6 +3,7 @@ consulted at their seams, and a pass leaves nothing half-decided."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import pytest
 
 from reconciler.core import guards
-from reconciler.core.models import ObjectKey, Resource
+from reconciler.core.models import ObjectKey, Preview, Resource
 from reconciler.core.outcomes import Reason, Result
 from reconciler.core.settings import Settings
+from reconciler.core.sources import Refusal
 from reconciler.reconcile import rollback as rollback_logic
 from reconciler.reconcile.engine import Reconciler
 from tests.gitcli import git, human_commit
@@ -146,3 +148,30 @@ def test_a_suspended_customer_keeps_its_pool_entry_from_its_directory(bare: Path
 
     ini = show(bare, "platform/pgbouncer/pgbouncer.ini")
     assert "a = host=" in ini and "b = host=" in ini
+
+
+def expiring(name: str) -> Preview:
+    """A Preview created long ago with a ttl of one hour: expired at any ``now`` of today."""
+    return Preview.model_validate({
+        "apiVersion": "reconciler.ahoi.dev/v1alpha1", "kind": "Preview",
+        "metadata": {"name": name, "creationTimestamp": "2020-01-01T00:00:00Z"},
+        "spec": {"app": "campaigns", "branch": "feat/xyz", "commit": "b" * 40,
+                 "image": "registry.example.com/campaigns:bbbbbbb", "ttl": "1h"}})
+
+
+def test_an_unreadable_file_holds_removals_but_not_an_expiry(bare: Path) -> None:
+    """With a source file that could not be read, customer/b (absent) is held with one
+    verdict, while preview/old, whose own manifest says it expired, is removed once."""
+    engine = make_engine(bare)
+    engine.sync(parsed(customer("a"), customer("b"), preview("old")))
+    unread = Refusal("src/broken.yaml", "cannot be read (dangling symlink)")
+
+    report = engine.sync(parsed(customer("a"), expiring("old"), refusals=[unread],
+                                incomplete=True), now=time.time())
+
+    held = outcome_of(report, "customer/b")
+    assert (held.result, held.reason) == (Result.SKIPPED, Reason.REMOVAL_HELD)
+    assert "src/broken.yaml" in held.message
+    gone = [o for o in report.outcomes if str(o.key) == "preview/old"]
+    assert [(o.result, o.reason) for o in gone] == [(Result.COMMITTED, Reason.EXPIRED)]
+    assert git(bare, "log", "-1", "--format=%s") == "preview/old: expired (ttl 1h)"
