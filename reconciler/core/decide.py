@@ -9,67 +9,31 @@ final directory: what a commit leaves behind is what the pool lists.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from reconciler.core import expiry, guards, layout, messages, names, plan, sources
 from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common, customers, pool, previews
 from reconciler.core.settings import Settings
-from reconciler.core.snapshot import DirectoryState, Request, Snapshot
+from reconciler.core.snapshot import (
+    DirectoryState,
+    FileChange,
+    Plan,
+    PlannedCommit,
+    Request,
+    Snapshot,
+    line_counts,
+    plan_document,
+)
 
 POLICY_ANNOTATION = "reconciler.ahoi.dev/on-human-change"
 RESYNC_ANNOTATION = "reconciler.ahoi.dev/resync"
 ADOPT_ANNOTATION = "reconciler.ahoi.dev/adopt"
 GUARDS = ("fleet", "object", "transition", "ownership", "human-change")
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One file a commit touches: A(dded), M(odified) or D(eleted), with line counts."""
-
-    path: str
-    status: str
-    added: int
-    removed: int
-
-
-@dataclass(frozen=True)
-class PlannedCommit:
-    """One commit the pass will make, with everything that was judged to make it."""
-
-    keys: tuple[ObjectKey, ...]
-    action: str  # create, update, rerender, restore, adopt, delete, import, rerender-pool
-    reason: Reason
-    subject: str
-    message: str
-    changes: plan.ChangeSet
-    files: tuple[FileChange, ...]
-    guards: tuple[tuple[str, str], ...] = ()  # (guard, verdict) for every guard consulted
-    confined_to: tuple[str, ...] = ()
-    note: str | None = None  # why a removal happens, when the spec does not say (expiry)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The ordered commits of a pass, and the verdict on every object it looked at."""
-
-    commits: tuple[PlannedCommit, ...] = ()
-    #: one per object (and the pool), in order; COMMITTED ones carry no commit id yet
-    verdicts: tuple[Outcome, ...] = ()
-
-    @property
-    def refusals(self) -> list[Outcome]:
-        """Objects refused (not ok)."""
-        return [v for v in self.verdicts if not v.ok]
-
-    @property
-    def held_removals(self) -> list[Outcome]:
-        """Removals this pass will not make (budget, empty source, unreadable file)."""
-        return [v for v in self.verdicts
-                if v.reason in (Reason.REMOVAL_HELD, Reason.SOURCE_EMPTY)]
+__all__ = ["FileChange", "Plan", "PlannedCommit", "decide", "plan_document", "removal_budget",
+           "render_object"]
 
 
 def render_object(obj: Resource, settings: Settings) -> common.RenderedDir:
@@ -325,10 +289,10 @@ class _PassState:
         out: list[FileChange] = []
         for path in sorted(changes.writes):
             before = old(path)
-            added, removed = _line_counts(before, changes.writes[path])
+            added, removed = line_counts(before, changes.writes[path])
             out.append(FileChange(path, "A" if before is None else "M", added, removed))
         for path in sorted(changes.deletes):
-            added, removed = _line_counts(old(path), b"")
+            added, removed = line_counts(old(path), b"")
             out.append(FileChange(path, "D", added, removed))
         return tuple(out)
 
@@ -492,13 +456,6 @@ def _up_to_date(key: ObjectKey) -> Outcome:
     return Outcome(key, Result.UNCHANGED, Reason.UP_TO_DATE, "config repo up to date")
 
 
-def _line_counts(before: bytes | None, after: bytes) -> tuple[int, int]:
-    """Lines added and removed (as multisets of lines: cheap, and exact without moves)."""
-    old = Counter((before or b"").splitlines())
-    new = Counter(after.splitlines())
-    return sum((new - old).values()), sum((old - new).values())
-
-
 def _policy(obj: Resource, settings: Settings) -> str:
     value = obj.metadata.annotations.get(POLICY_ANNOTATION)
     return value if value in ("report", "overwrite") else settings.human_change_policy
@@ -560,24 +517,3 @@ def _seconds(stamp: str | None) -> float | None:
         return None
 
 
-
-def plan_document(plan: Plan) -> dict[str, object]:
-    """The plan as plain JSON-able data (``reconciler plan -o json``)."""
-    def verdict(v: Outcome) -> dict[str, object]:
-        return {"object": str(v.key) if v.key else None, "result": v.result.value,
-                "reason": v.reason.value, "message": v.message}
-    return {
-        "commits": [{
-            "objects": [str(k) for k in c.keys], "action": c.action, "reason": c.reason.value,
-            "subject": c.subject,
-            "files": [{"path": f.path, "status": f.status, "added": f.added,
-                       "removed": f.removed} for f in c.files],
-            "guards": dict(c.guards),
-        } for c in plan.commits],
-        "refused": [verdict(v) for v in plan.refusals if v not in plan.held_removals],
-        "held": [verdict(v) for v in plan.verdicts if v.result == Result.HELD
-                 or v.reason in (Reason.REMOVAL_HELD, Reason.SOURCE_EMPTY)],
-        "skipped": [verdict(v) for v in plan.verdicts if v.result == Result.SKIPPED
-                    and v.reason not in (Reason.REMOVAL_HELD,)],
-        "unchanged": sum(1 for v in plan.verdicts if v.result == Result.UNCHANGED),
-    }

@@ -1,17 +1,20 @@
-"""The snapshot a pass decides on: the resources and what the config repo holds for them.
+"""What a decision takes and gives: the snapshot a pass decides on (the resources and
+what the config repo holds for them) and the plan it decides.
 
-Pure data. The reconcile layer reads it (all I/O, in bulk, once per pass); ``core.decide``
-turns it into a plan without touching anything else.
+Pure data. The reconcile layer reads the snapshot (all I/O, in bulk, once per pass);
+``core.decide`` turns it into a plan; writing executes the plan and nothing else.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reconciler.core import plan
 from reconciler.core.history import CommitInfo
 from reconciler.core.models import ObjectKey, Resource
-from reconciler.core.outcomes import Reason
+from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render.common import SourceRecord
 from reconciler.core.sources import Refusal
 
@@ -91,3 +94,78 @@ class Request:
     adopt: frozenset[ObjectKey] = frozenset()  # take over directories made by someone else
     remove: Mapping[ObjectKey, str | None] = field(default_factory=dict)  # explicit, with note
     allow_removals: int = 0  # confirms up to this many removals of a kind beyond the budget
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file a commit touches: A(dded), M(odified) or D(eleted), with line counts."""
+
+    path: str
+    status: str
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class PlannedCommit:
+    """One commit the pass will make, with everything that was judged to make it."""
+
+    keys: tuple[ObjectKey, ...]
+    action: str  # create, update, rerender, restore, adopt, delete, import, rerender-pool
+    reason: Reason
+    subject: str
+    message: str
+    changes: plan.ChangeSet
+    files: tuple[FileChange, ...]
+    guards: tuple[tuple[str, str], ...] = ()  # (guard, verdict) for every guard consulted
+    confined_to: tuple[str, ...] = ()
+    note: str | None = None  # why a removal happens, when the spec does not say (expiry)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ordered commits of a pass, and the verdict on every object it looked at."""
+
+    commits: tuple[PlannedCommit, ...] = ()
+    #: one per object (and the pool), in order; COMMITTED ones carry no commit id yet
+    verdicts: tuple[Outcome, ...] = ()
+
+    @property
+    def refusals(self) -> list[Outcome]:
+        """Objects refused (not ok)."""
+        return [v for v in self.verdicts if not v.ok]
+
+    @property
+    def held_removals(self) -> list[Outcome]:
+        """Removals this pass will not make (budget, empty source, unreadable file)."""
+        return [v for v in self.verdicts
+                if v.reason in (Reason.REMOVAL_HELD, Reason.SOURCE_EMPTY)]
+
+
+def line_counts(before: bytes | None, after: bytes) -> tuple[int, int]:
+    """Lines added and removed (as multisets of lines: cheap, and exact without moves)."""
+    old = Counter((before or b"").splitlines())
+    new = Counter(after.splitlines())
+    return sum((new - old).values()), sum((old - new).values())
+
+
+def plan_document(plan: Plan) -> dict[str, object]:
+    """The plan as plain JSON-able data (``reconciler plan -o json``)."""
+    def verdict(v: Outcome) -> dict[str, object]:
+        return {"object": str(v.key) if v.key else None, "result": v.result.value,
+                "reason": v.reason.value, "message": v.message}
+    return {
+        "commits": [{
+            "objects": [str(k) for k in c.keys], "action": c.action, "reason": c.reason.value,
+            "subject": c.subject,
+            "files": [{"path": f.path, "status": f.status, "added": f.added,
+                       "removed": f.removed} for f in c.files],
+            "guards": dict(c.guards),
+        } for c in plan.commits],
+        "refused": [verdict(v) for v in plan.refusals if v not in plan.held_removals],
+        "held": [verdict(v) for v in plan.verdicts if v.result == Result.HELD
+                 or v.reason in (Reason.REMOVAL_HELD, Reason.SOURCE_EMPTY)],
+        "skipped": [verdict(v) for v in plan.verdicts if v.result == Result.SKIPPED
+                    and v.reason not in (Reason.REMOVAL_HELD,)],
+        "unchanged": sum(1 for v in plan.verdicts if v.result == Result.UNCHANGED),
+    }
