@@ -35,6 +35,10 @@ class Scheduler:
         if run_now:
             self._scheduler.add_job(job, id=f"{name}-first", name=name)
 
+    def run_soon(self, job: Callable[[], object], *, name: str) -> None:
+        """Run ``job`` once, as soon as the worker is free (repeated calls coalesce)."""
+        self._scheduler.add_job(job, id=name, name=name, replace_existing=True)
+
     def start(self) -> None:
         """Start a background scheduler."""
         self._scheduler.start()

@@ -12,6 +12,7 @@ from reconciler.adapters import filesource
 from reconciler.adapters.gitremote import is_url
 from reconciler.adapters.kube import KubeCluster, api_client
 from reconciler.adapters.scheduler import Scheduler
+from reconciler.adapters.watcher import SourceWatcher
 from reconciler.app.wiring import VERSION, Target, Wiring, wire
 from reconciler.core import crdgen, errors, yamlio
 from reconciler.core import decide as decision
@@ -133,38 +134,95 @@ def run_once(sources: Sequence[Path], target: Target | Path, settings: Settings,
 def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settings,
                 on_report: Callable[[PassReport], None], allow_removals: int = 0) -> None:
     """Local mode: reconcile now, on every change of the sources, and every resync period;
-    push (for a remote) once the oldest unpushed commit is ``push_window`` old."""
-    last: list[object] = [None]
+    push (for a remote) once the oldest unpushed commit is ``push_window`` old.
+
+    A change costs what changed: file notifications (or, without them, a stat of every file
+    every ``POLL_SECONDS``) name the files, only those are re-read, and objects that were
+    added or edited are reconciled on their own; a file that lost or broke an object runs
+    a full pass (removals keep their budget and guards).
+    """
     for root in sources:
         filesource.check_root(root)
-    wiring = wire(target, settings)
-
-    def run_pass() -> PassReport:
-        return local_pass(wiring, sources, settings, allow_removals)
-
-    def sync(force: bool) -> None:
-        snap = filesource.snapshot(list(sources))
-        if force or snap != last[0]:
-            last[0] = snap
-            try:
-                report = run_pass()
-            except errors.UserInputError as exc:  # the source vanished: remove nothing
-                log.error("%s", exc)
-                return
-            on_report(report)
-            if report.commits and wiring.delivery is not None:
-                wiring.delivery.committed()
-        if wiring.delivery is not None and wiring.delivery.due():
-            report, delivered = deliver_pass(wiring, run_pass, PassReport())
-            if report.outcomes:
-                on_report(report)
-            if delivered is not None and delivered.error:
-                log.error("delivery: %s", delivered.error)
-
+    loop = WatchLoop(wire(target, settings), list(sources), on_report, allow_removals)
     scheduler = Scheduler()
-    scheduler.every(POLL_SECONDS, lambda: sync(False), name="watch-sources", run_now=True)
-    scheduler.every(settings.resync_seconds, lambda: sync(True), name="resync")
-    scheduler.run_forever()
+    watcher = SourceWatcher(list(sources),
+                            lambda: scheduler.run_soon(lambda: loop.changed(watcher), name="changed"))
+    loop.full()
+    if not watcher.start():
+        scheduler.every(POLL_SECONDS, loop.poll, name="poll-sources")
+    scheduler.every(settings.resync_seconds, loop.full, name="resync")
+    if loop.wiring.delivery is not None:
+        scheduler.every(min(1.0, max(settings.push_window_seconds, 0.1)), loop.deliver,
+                        name="deliver")
+    try:
+        scheduler.run_forever()
+    finally:
+        watcher.stop()
+
+
+class WatchLoop:
+    """Watch mode's passes over a source cache (all run on the scheduler's one thread)."""
+
+    def __init__(self, wiring: Wiring, sources: list[Path],
+                 on_report: Callable[[PassReport], None], allow_removals: int) -> None:
+        self.wiring = wiring
+        self.cache = filesource.SourceCache(sources)
+        self._on_report = on_report
+        self._allow = allow_removals
+
+    def _sync(self) -> PassReport:
+        return self.wiring.engine.sync(self.cache.parsed(), now=time.time(),
+                                       allow_removals=self._allow)
+
+    def _report(self, report: PassReport) -> None:
+        self._on_report(report)
+        if report.commits and self.wiring.delivery is not None:
+            self.wiring.delivery.committed()
+
+    def full(self) -> None:
+        """Rescan every file and run a full pass (start, resync, removals)."""
+        try:
+            self.cache.rescan()
+            report = self._sync()
+        except errors.UserInputError as exc:  # the source vanished: remove nothing
+            log.error("%s", exc)
+            return
+        self._report(report)
+
+    def changed(self, watcher: SourceWatcher) -> None:
+        """Notifications arrived: look at the files they name."""
+        paths, rescan = watcher.take()
+        self._sync_changed(lambda: self.cache.rescan() if rescan else self.cache.update(paths))
+
+    def poll(self) -> None:
+        """No notifications: stat every file (re-reading only changed ones)."""
+        self._sync_changed(self.cache.rescan)
+
+    def _sync_changed(self, read: Callable[[], set[str]]) -> None:
+        try:
+            touched = read()
+        except errors.UserInputError as exc:
+            log.error("%s", exc)
+            return
+        keys = self.cache.affected(touched)
+        if not touched:
+            return
+        parsed = self.cache.parsed()
+        by_key = {o.key: o for o in parsed.objects}
+        if not keys or parsed.incomplete or any(k not in by_key for k in keys):
+            self.full()  # something was removed or refused: judge removals over everything
+            return
+        self._report(PassReport([self.wiring.engine.apply(by_key[k]) for k in sorted(keys)]))
+
+    def deliver(self) -> None:
+        """Push once the oldest unpushed commit is old enough."""
+        if self.wiring.delivery is None or not self.wiring.delivery.due():
+            return
+        report, delivered = deliver_pass(self.wiring, self._sync, PassReport())
+        if report.outcomes:
+            self._on_report(report)
+        if delivered is not None and delivered.error:
+            log.error("delivery: %s", delivered.error)
 
 
 def find_object(sources: Sequence[Path], key: ObjectKey) -> Resource:

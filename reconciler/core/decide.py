@@ -8,11 +8,12 @@ final directory: what a commit leaves behind is what the pool lists.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from reconciler.core import expiry, guards, layout, messages, names, plan, sources
+from reconciler.core import expiry, guards, layout, messages, names, plan, rerender, sources
 from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common, customers, pool, previews
@@ -87,8 +88,12 @@ def decide(snapshot: Snapshot, settings: Settings, now: float | None,
     imported = _import_set(drafts, settings)
     if imported:
         verdicts += state.commit_import([obj for obj, _, _ in drafts if obj.key in imported])
+    rerendered = [d for d in drafts if snapshot.full and _only_rerender(d, request)]
+    if rerendered:
+        verdicts += state.commit_rerender(rerendered)
+    grouped = imported | {obj.key for obj, _, _ in rerendered}
     for obj, directory, input_hash in drafts:
-        if obj.key not in imported:
+        if obj.key not in grouped:
             verdicts += state.commit_object(obj, directory, input_hash)
     verdicts += _removals(snapshot, state, expired)
     if snapshot.full:
@@ -144,6 +149,16 @@ def _import_set(drafts: Sequence[tuple[Resource, DirectoryState, str]],
         new = [obj.key for obj, d, _ in drafts
                if d.tree_id is None and not d.files and d.last_own is None]
     return set(new) if len(new) > settings.import_batch else set()
+
+
+def _only_rerender(draft: tuple[Resource, DirectoryState, str], request: Request) -> bool:
+    """The object's spec is what its record says but its rendering inputs changed
+    (settings or the renderer): part of one settings-change commit, not one of its own."""
+    obj, directory, input_hash = draft
+    record = directory.record
+    return directory.recorded and record is not None and directory.human is None \
+        and record.input_hash != input_hash and record.spec == spec_data(obj) \
+        and obj.key not in request.force and obj.key not in request.adopt
 
 
 def _removals(snapshot: Snapshot, state: _PassState,
@@ -216,6 +231,20 @@ class _PassState:
                         for name in snapshot.pool_databases}
         self.pool_files = dict(snapshot.pool_files)
         self.pool_bytes: dict[str, bytes] = {}
+        self._settings_recorded: bool | None = None
+
+    # -- the settings record -------------------------------------------------------------
+
+    def settings_recorded(self) -> bool:
+        """Whether the repo (or a commit planned before) holds the settings record."""
+        if self._settings_recorded is None:
+            self._settings_recorded = rerender.SETTINGS_RECORD in self.snapshot.contents
+        return self._settings_recorded
+
+    def settings_record_change(self) -> plan.ChangeSet:
+        """The settings record as this pass's settings and version would write it."""
+        return plan.ChangeSet({rerender.SETTINGS_RECORD: rerender.settings_record(
+            self.settings.render_settings(), self.request.version)})
 
     # -- the pool -------------------------------------------------------------------------
 
@@ -264,8 +293,9 @@ class _PassState:
         if not desired and not self.pool_files:
             return []
         changes, _ = self._pool_render(desired)
-        if changes.empty:
-            return []
+        if changes.empty or (changes.paths == [f"{common.POOL_DIRECTORY}/{common.SOURCE_FILE}"]
+                             and common.SOURCE_FILE in self.pool_files and changes.writes):
+            return []  # only the record's hash would change: nothing deployed differs
         subject = f"platform/pgbouncer: pool lists {len(desired)} databases"
         message = messages.build_message(
             subject, ["The connection pool was re-rendered from every Customer with a database."],
@@ -344,6 +374,10 @@ class _PassState:
         if changes.empty:
             self.written[key] = obj
             return [_up_to_date(key)]
+        confined = layout.OWNED_PREFIXES[key.kind]
+        if action == "create" and not self.settings_recorded():
+            changes = changes.merged(self.settings_record_change())
+            confined = (*confined, rerender.RECORD_DIRECTORY)
         refusal = guards.refuse_rendered(obj, rendered, self.settings)
         if refusal is not None:
             self.untouched.add(key)
@@ -367,11 +401,12 @@ class _PassState:
             text = messages.object_message(change, lines, extra, self.request.version)
             return subject + "\n" + text.split("\n", 1)[1]
         outcomes = self._add((key,), action, reason, subject=subject, message_for=message_for,
-                             changes=changes, existed=existed,
-                             confined=layout.OWNED_PREFIXES[key.kind])
+                             changes=changes, existed=existed, confined=confined)
         if outcomes[0].result != Result.COMMITTED:
             self.written.pop(key, None)
             return outcomes
+        if rerender.SETTINGS_RECORD in changes.writes:
+            self._settings_recorded = True
         if obj.kind == "Customer":
             self.apply_pool({**{n: e for n, e in self.entries.items() if n != key.name},
                              **({entry.name: entry} if entry else {})})
@@ -398,7 +433,7 @@ class _PassState:
                 entries[entry.name] = entry
             self.written[obj.key] = obj
         pool_changes, _ = self._pool_render(entries)
-        changes = changes.merged(pool_changes)
+        changes = changes.merged(pool_changes).merged(self.settings_record_change())
         objects = kept
         if not objects:
             return refused
@@ -408,11 +443,91 @@ class _PassState:
                                           _pool_lines(changes), self.request.version)
         outcomes = self._add(tuple(o.key for o in objects), "import", Reason.IMPORTED,
                              subject="", message_for=lambda _lines: message, changes=changes,
-                             existed={}, confined=("tenants/", "previews/",
-                                                   common.POOL_DIRECTORY))
+                             existed={}, confined=layout.OWNED_TOPS)
         if outcomes[0].result == Result.COMMITTED:
             self.apply_pool(entries)
+            self._settings_recorded = True
         return refused + outcomes
+
+    def commit_rerender(self, drafts: Sequence[tuple[Resource, DirectoryState, str]]
+                        ) -> list[Outcome]:
+        """Plan the re-rendering of many unchanged specs after a settings or version change:
+        one commit per ``rerender_batch`` objects, the pool and the settings record with the
+        first; a batch that would change only record files is not committed."""
+        changed = rerender.setting_changes(
+            rerender.parse_settings_record(self.snapshot.contents.get(rerender.SETTINGS_RECORD)),
+            self.settings.render_settings(), self.request.version)
+        size = self.settings.rerender_batch
+        batches = [drafts[i:i + size] for i in range(0, len(drafts), size)]
+        verdicts: list[Outcome] = []
+        for number, batch in enumerate(batches, start=1):
+            entries = dict(self.entries)
+            keys, writes, deletes, existed = self._render_batch(batch, entries, verdicts)
+            pool_changes, rendered_pool = self._pool_render(entries)
+            writes.update(pool_changes.writes)
+            deletes.update(pool_changes.deletes)
+            if not keys or all(p.rsplit("/", 1)[-1] == common.SOURCE_FILE
+                               for p in [*writes, *deletes]):
+                verdicts += [_up_to_date(k) for k in keys]  # nothing deployed would change
+                continue
+            writes.update(self.settings_record_change().writes)
+            if self.settings_recorded():
+                existed[rerender.SETTINGS_RECORD] = ""
+            changes = plan.ChangeSet(writes, frozenset(deletes))
+            message_for = functools.partial(
+                _rerender_message, keys=tuple(keys), changed=changed,
+                extra=_pool_lines(changes), version=self.request.version,
+                batch=(number, len(batches)))
+            outcomes = self._add(
+                tuple(keys), "rerender", Reason.RERENDERED, subject="",
+                message_for=message_for, changes=changes, existed=existed,
+                confined=layout.OWNED_TOPS)
+            if outcomes[0].result != Result.COMMITTED:  # an unsafe path: the batch is refused
+                outcomes = [replace(outcomes[0], key=k) for k in keys]
+            verdicts += outcomes
+            if outcomes[0].result == Result.COMMITTED:
+                self._settings_recorded = True
+                self.entries = entries
+                self.pool_files = {n: plan.git_blob_id(d) for n, d in rendered_pool.files.items()}
+                self.pool_bytes = dict(rendered_pool.files)
+            else:
+                for key in keys:
+                    self.written.pop(key, None)
+                    self.untouched.add(key)
+        return verdicts
+
+    def _render_batch(self, batch: Sequence[tuple[Resource, DirectoryState, str]],
+                      entries: dict[str, pool.PoolEntry], verdicts: list[Outcome]
+                      ) -> tuple[list[ObjectKey], dict[str, bytes], set[str], dict[str, str]]:
+        """Render one batch: the keys whose files change, their writes, deletes and the
+        files that existed; ``entries`` and ``verdicts`` are updated in place."""
+        keys: list[ObjectKey] = []
+        writes: dict[str, bytes] = {}
+        deletes: set[str] = set()
+        existed: dict[str, str] = {}
+        for original, directory, _ in batch:
+            key = original.key
+            obj = _with_generation(original, _generation(original, directory.record,
+                                                         directory.own_record, "rerender"))
+            rendered = render_object(obj, self.settings)
+            own = plan.plan_directory(rendered, directory.files)
+            refusal = guards.refuse_rendered(obj, rendered, self.settings)
+            if refusal is not None and not own.empty:
+                self.untouched.add(key)
+                verdicts.append(Outcome(key, Result.REFUSED, refusal.reason, refusal.message))
+                continue
+            self.written[key] = obj
+            entry = _pool_entry(obj, self.settings)
+            if entry is not None:
+                entries[entry.name] = entry
+            if own.empty:
+                verdicts.append(_up_to_date(key))
+                continue
+            keys.append(key)
+            writes.update(own.writes)
+            deletes.update(own.deletes)
+            existed.update({f"{rendered.directory}/{n}": b for n, b in directory.files.items()})
+        return keys, writes, deletes, existed
 
     def commit_removal(self, key: ObjectKey, directory: DirectoryState,
                        note: str | None) -> list[Outcome]:
@@ -450,6 +565,12 @@ class _PassState:
         if key.kind == "Customer":
             self.apply_pool({n: e for n, e in self.entries.items() if n != key.name})
         return outcomes
+
+
+def _rerender_message(lines: list[str], *, keys: tuple[ObjectKey, ...],
+                      changed: list[tuple[str, str]], extra: list[str], version: str,
+                      batch: tuple[int, int]) -> str:
+    return rerender.rerender_message(keys, changed, lines, extra, version, batch=batch)
 
 
 def _up_to_date(key: ObjectKey) -> Outcome:

@@ -14,7 +14,7 @@ OWNED_PREFIXES: dict[str, tuple[str, ...]] = {
     "Customer": ("tenants/", POOL_DIRECTORY), "Preview": ("previews/",)}
 #: every top-level path the reconciler owns (a foreign commit there is reported)
 OWNED_TOPS: tuple[str, ...] = (*(f"{top}/" for top in DIRECTORIES.values()),
-                               f"{POOL_DIRECTORY}/")
+                               f"{POOL_DIRECTORY}/", ".reconciler/")
 #: pull-request mode: the branch of one object is ``reconciler/<kind>/<name>``
 BRANCH_PREFIX = "reconciler/"
 

@@ -81,6 +81,10 @@ class Settings(BaseModel):
         default=10.0, ge=0,
         description="A remote is pushed once its oldest unpushed commit is this old.",
     )
+    rerender_batch: int = Field(
+        default=5000, ge=1,
+        description="A settings change re-rendering objects commits them this many at a time.",
+    )
 
     @field_validator("namespace_pattern", "preview_namespace_pattern")
     @classmethod
@@ -108,16 +112,21 @@ class Settings(BaseModel):
         """``render_fingerprint()``, computed once (settings are immutable)."""
         return self.render_fingerprint()
 
-    def render_fingerprint(self) -> str:
-        """Hash of the settings that change rendered bytes (not author, branch, timing)."""
-        relevant = self.model_dump(
+    def render_settings(self) -> dict[str, Any]:
+        """The settings that change rendered bytes (not author, branch, timing), as JSON data."""
+        return self.model_dump(
             mode="json", exclude={"branch", "author_name", "author_email", "import_batch",
                                   "resync_seconds", "push_window_seconds",
                                   "human_change_policy", "orphan_grace_seconds",
                                   "removal_budget_min", "removal_budget_percent",
-                                  "expiry_check_seconds", "applied_check_seconds"}
+                                  "expiry_check_seconds", "applied_check_seconds",
+                                  "rerender_batch"}
         )
-        blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
+
+    def render_fingerprint(self) -> str:
+        """Hash of ``render_settings()``."""
+        blob = json.dumps(self.render_settings(), sort_keys=True,
+                          separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

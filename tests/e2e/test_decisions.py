@@ -239,7 +239,7 @@ def test_render_writes_what_run_commits_also_for_suspended_customers(tmp_path: P
 
     assert rendered.returncode == 0 and ran.returncode == 0, rendered.stderr + ran.stderr
     in_repo = {p for p in gitcli.git(repo, "ls-tree", "-r", "--name-only", "main").splitlines()
-               if p.startswith(("tenants/", "platform/pgbouncer/")) and ".gitkeep" not in p}
+               if p.startswith(("tenants/", "platform/pgbouncer/", ".reconciler/")) and ".gitkeep" not in p}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert on_disk == in_repo
     for path in in_repo:

@@ -170,7 +170,7 @@ def test_a_new_customer_is_one_commit_with_trailers(bare, engine):
     paths = touched(bare, commit)
     assert {"tenants/acme/namespace.yaml", "tenants/acme/database.yaml",
             "tenants/acme/scheduler.yaml", POOL_INI} <= paths
-    assert all(p.startswith(("tenants/acme/", "platform/pgbouncer/")) for p in paths)
+    assert all(p.startswith(("tenants/acme/", "platform/pgbouncer/", ".reconciler/")) for p in paths)
     found = dict(trailers(bare, commit))
     assert found["Reconciler-Object"] == "customer/acme"
     assert found["Reconciler-Action"] == "create"
@@ -468,9 +468,10 @@ def test_an_imported_objects_first_change_is_generation_two(bare):
     assert dict(trailers(bare, commit))["Reconciler-Generation"] == "2"
 
 
-def test_a_settings_change_rerenders_every_object(bare, engine):
-    """Changing the domain re-renders every object on the next pass, one commit each with
-    reason Rerendered, without counting a new generation."""
+def test_a_settings_change_rerenders_every_object_in_one_commit(bare, engine):
+    """Changing the domain re-renders every object on the next pass in one commit whose
+    subject says what changed and whose trailers name every object, with reason Rerendered
+    and no new generation."""
     objects = (customer("acme", webhooks=True), customer("zeta"), preview("campaigns-feat-xyz"))
     engine.sync(parsed(*objects))
     tip = head(bare)
@@ -480,18 +481,52 @@ def test_a_settings_change_rerenders_every_object(bare, engine):
     for key in ("customer/acme", "customer/zeta", "preview/campaigns-feat-xyz"):
         outcome = outcome_of(report, key)
         assert (outcome.result, outcome.reason) == (Result.COMMITTED, Reason.RERENDERED)
-    new = commits_since(bare, tip)
-    for key in ("customer/acme", "customer/zeta", "preview/campaigns-feat-xyz"):
-        [commit] = object_commits(bare, key, tip)
-        found = dict(trailers(bare, commit))
-        assert found["Reconciler-Action"] == "rerender"
-        assert found["Reconciler-Generation"] == "1"
-        assert all(p.startswith(ObjectKey.parse(key).directory + "/") for p in touched(bare, commit))
-    # no Customer has a database, so there is no pool to re-render
-    assert len(new) == 3
-    assert object_commits(bare, "pool/pgbouncer", tip) == []
+    [commit] = commits_since(bare, tip)
+    assert subject(bare, commit) == \
+        "rerender: domain example.com -> apps.example.org (2 tenants, 1 preview)"
+    found = trailers(bare, commit)
+    assert ("Reconciler-Action", "rerender") in found
+    assert ("Reconciler-Setting", "domain") in found
+    assert {v for k, v in found if k == "Reconciler-Object"} == {
+        "customer/acme", "customer/zeta", "preview/campaigns-feat-xyz"}
+    assert '"generation": 1' in show(bare, "tenants/acme/.reconciler.json")
     assert "acme.hooks.apps.example.org" in show(bare, "tenants/acme/webhooks.yaml")
     assert "preview-b32bef0.apps.example.org" in show(bare, "previews/campaigns-feat-xyz/app.yaml")
+    assert '"domain": "apps.example.org"' in show(bare, ".reconciler/settings.json")
+    # the next pass finds everything up to date
+    again = make_engine(bare, Settings(domain="apps.example.org")).sync(parsed(*objects))
+    assert again.commits == []
+
+
+def test_an_image_bump_over_many_tenants_is_one_commit_with_the_pool(bare):
+    """Bumping the scheduler and pgbouncer images over many tenants (with databases) makes one
+    commit naming both images, the pool included, and no commit touching only a record."""
+    objects = [customer(f"t{i:03d}", workers=2, database=i % 2 == 0) for i in range(120)]
+    make_engine(bare, Settings(import_batch=10)).sync(parsed(*objects))
+    tip = head(bare)
+    bumped = Settings(import_batch=10, images={"scheduler": "ghcr.io/ahoi/scheduler:1.4.3",
+                                               "pgbouncer": "docker.io/bitnami/pgbouncer:1.24.0"})
+    make_engine(bare, bumped).sync(parsed(*objects))
+    [commit] = commits_since(bare, tip)
+    assert subject(bare, commit) == ("rerender: pgbouncer image 1.23.1 -> 1.24.0; scheduler "
+                                     "image 1.4.2 -> 1.4.3 (120 tenants)")
+    assert any(p.startswith("platform/pgbouncer/") and not p.endswith(".reconciler.json")
+               for p in touched(bare, commit))
+    assert len([v for k, v in trailers(bare, commit) if k == "Reconciler-Object"]) == 120
+
+
+def test_a_rerender_is_cut_into_bounded_batches(bare):
+    """With rerender_batch 2, five re-rendered tenants land as three commits, each saying
+    which batch it is."""
+    objects = [customer(f"t{i}", workers=1) for i in range(5)]
+    make_engine(bare).sync(parsed(*objects))
+    tip = head(bare)
+    make_engine(bare, Settings(rerender_batch=2, images={
+        "scheduler": "ghcr.io/ahoi/scheduler:2.0.0"})).sync(parsed(*objects))
+    subjects = [subject(bare, c) for c in commits_since(bare, tip)]
+    assert subjects == [f"rerender: scheduler image 1.4.2 -> 2.0.0 (2 tenants, batch {n}/3)"
+                        for n in (1, 2)] + [
+        "rerender: scheduler image 1.4.2 -> 2.0.0 (1 tenant, batch 3/3)"]
 
 
 # -- repairing hand edits --------------------------------------------------------------------
