@@ -69,7 +69,12 @@ def expired_previews(snapshot: Snapshot, now: float) -> dict[ObjectKey, str]:
 
 def decide(snapshot: Snapshot, settings: Settings, now: float | None,
            request: Request) -> Plan:
-    """The plan of one pass over ``snapshot`` (``now``: None skips Preview expiry)."""
+    """The plan of one pass over ``snapshot`` (``now``: None skips Preview expiry).
+
+    An instance of a split fleet (``selector``, ``shard``) sees only the objects it owns."""
+    if settings.selector or settings.shard:
+        snapshot = replace(snapshot, objects=tuple(
+            o for o in snapshot.objects if settings.owns(o.metadata.name, o.metadata.labels)))
     state = _PassState(snapshot, settings, request)
     verdicts: list[Outcome] = [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                                for r in snapshot.refusals]

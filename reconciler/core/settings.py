@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from reconciler.core import names, yamlio
+from reconciler.core import names, selection, yamlio
 
 ENV_PREFIX = "RECONCILER_"
 
@@ -81,6 +81,12 @@ class Settings(BaseModel):
         default=10.0, ge=0,
         description="A remote is pushed once its oldest unpushed commit is this old.",
     )
+    selector: str = Field(
+        default="",
+        description="Label selector of the objects this instance owns (a split fleet).",
+    )
+    shard: str = Field(
+        default="", description="INDEX/COUNT: own only this hash shard of object names.")
     rerender_batch: int = Field(
         default=5000, ge=1,
         description="A settings change re-rendering objects commits them this many at a time.",
@@ -99,6 +105,22 @@ class Settings(BaseModel):
         if not names.is_dns1123_label(value):
             raise ValueError(f"{value!r} is not a valid namespace name")
         return value
+
+    @field_validator("selector")
+    @classmethod
+    def _selector_parses(cls, value: str) -> str:
+        selection.parse_selector(value)
+        return value
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_parses(cls, value: str) -> str:
+        selection.parse_shard(value)
+        return value
+
+    def owns(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Whether this instance's selector and shard select the object."""
+        return selection.selected(name, labels, self.selector, self.shard)
 
     @field_validator("domain")
     @classmethod
@@ -120,7 +142,7 @@ class Settings(BaseModel):
                                   "human_change_policy", "orphan_grace_seconds",
                                   "removal_budget_min", "removal_budget_percent",
                                   "expiry_check_seconds", "applied_check_seconds",
-                                  "rerender_batch"}
+                                  "rerender_batch", "selector", "shard"}
         )
 
     def render_fingerprint(self) -> str:

@@ -63,13 +63,18 @@ class Controller:
         self.queue: WorkQueue[ObjectKey] = WorkQueue()
         self.informers = {
             kind: Informer(cluster=cluster, plural=plural, watch_timeout=watch_timeout,
-                           on_change=self._enqueuer(kind))
+                           on_change=self._enqueuer(kind), keep=self._owns)
             for kind, plural in PLURALS.items()
         }
         self._last_commit: dict[ObjectKey, str] | None = None
         self.failures: dict[ObjectKey, str] = {}
         #: objects whose spec can never render (Stalled) until someone changes them
         self.refused: dict[ObjectKey, str] = {}
+
+    def _owns(self, raw: RawObject) -> bool:
+        """Whether this instance's selector and shard select ``raw`` (a split fleet)."""
+        metadata = raw.get("metadata") or {}
+        return self._settings.owns(str(metadata.get("name", "")), metadata.get("labels") or {})
 
     def _enqueuer(self, kind: str) -> Callable[[str], None]:
         def enqueue(name: str) -> None:

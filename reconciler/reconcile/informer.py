@@ -22,8 +22,11 @@ class Informer:
     """The cache of one kind, kept current by a background thread."""
 
     def __init__(self, *, cluster: Cluster, plural: str, on_change: Callable[[str], None],
-                 watch_timeout: int = 300, retry_delay: float = 1.0) -> None:
+                 watch_timeout: int = 300, retry_delay: float = 1.0,
+                 keep: Callable[[RawObject], bool] | None = None) -> None:
         self._cluster = cluster
+        #: objects this instance owns (a split fleet); the others are as if absent
+        self._keep = keep or (lambda _raw: True)
         self.plural = plural
         self._on_change = on_change
         self._watch_timeout = watch_timeout
@@ -52,7 +55,7 @@ class Informer:
             log.warning("could not read %s/%s again: %s", self.plural, name, exc)
             return
         with self._lock:
-            if raw is None:
+            if raw is None or not self._keep(raw):
                 self._cache.pop(name, None)
             else:
                 self._cache[name] = raw
@@ -60,7 +63,7 @@ class Informer:
     def relist(self) -> None:
         """List everything, replace the cache and report what changed."""
         items, resource_version = self._cluster.list_objects(self.plural)
-        fresh = {item["metadata"]["name"]: item for item in items}
+        fresh = {item["metadata"]["name"]: item for item in items if self._keep(item)}
         with self._lock:
             old, self._cache = self._cache, fresh
         self.resource_version = resource_version
@@ -97,11 +100,15 @@ class Informer:
                 continue
             name = event.raw_object["metadata"]["name"]
             with self._lock:
+                tell = True
                 if event.type == "DELETED":
                     self._cache.pop(name, None)
+                elif not self._keep(event.raw_object):  # not ours (any more): as if deleted
+                    tell = self._cache.pop(name, None) is not None
                 else:
                     self._cache[name] = event.raw_object
-            self._on_change(name)
+            if tell:
+                self._on_change(name)
             if stop.is_set():
                 return
 
