@@ -148,7 +148,11 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     watcher = SourceWatcher(list(sources),
                             lambda: scheduler.run_soon(lambda: loop.changed(watcher), name="changed"))
     loop.full()
-    if not watcher.start():
+    if watcher.start():
+        # a notification arriving while its job still runs is picked up here (no I/O when
+        # nothing is pending)
+        scheduler.every(1.0, lambda: loop.changed(watcher), name="changed-sweep")
+    else:
         scheduler.every(POLL_SECONDS, loop.poll, name="poll-sources")
     scheduler.every(settings.resync_seconds, loop.full, name="resync")
     if loop.wiring.delivery is not None:

@@ -93,7 +93,11 @@ def decide(snapshot: Snapshot, settings: Settings, now: float | None,
     imported = _import_set(drafts, settings)
     if imported:
         verdicts += state.commit_import([obj for obj, _, _ in drafts if obj.key in imported])
-    rerendered = [d for d in drafts if snapshot.full and _only_rerender(d, request)]
+    rerendered = [d for d in drafts if (snapshot.full or request.rerender_only)
+                  and _only_rerender(d, request)]
+    if request.rerender_only:
+        verdicts = state.commit_rerender(rerendered)
+        return Plan(tuple(state.commits), tuple(verdicts))
     if rerendered:
         verdicts += state.commit_rerender(rerendered)
     grouped = imported | {obj.key for obj, _, _ in rerendered}

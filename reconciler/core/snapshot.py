@@ -94,6 +94,8 @@ class Request:
     adopt: frozenset[ObjectKey] = frozenset()  # take over directories made by someone else
     remove: Mapping[ObjectKey, str | None] = field(default_factory=dict)  # explicit, with note
     allow_removals: int = 0  # confirms up to this many removals of a kind beyond the budget
+    #: plan only the grouped re-render of unchanged specs (the controller, before its queue)
+    rerender_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ class Controller:
             while not informer.synced.wait(0.5):
                 if stop.is_set():
                     return
+        self.rerender_changed()
         self.enqueue_orphans()
         self._metrics.synced(self._clock())
         while not stop.is_set():
@@ -112,6 +113,7 @@ class Controller:
         self._once = True
         for informer in self.informers.values():
             informer.relist()
+        self.rerender_changed()
         self.enqueue_orphans()
         tries: dict[ObjectKey, int] = {}
         while len(self.queue):
@@ -145,6 +147,28 @@ class Controller:
             self.failures[ObjectKey("Remote", "push")] = report.error
         else:
             self.failures.pop(ObjectKey("Remote", "push"), None)
+
+    def rerender_changed(self) -> None:
+        """Before the per-object queue: objects whose rendering changed while their spec did
+        not (a settings or version change) are re-rendered in one commit per batch."""
+        objects = []
+        for kind, informer in self.informers.items():
+            for name in informer.names():
+                raw = informer.get(name)
+                if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
+                    continue
+                parsed = sources.parse_document(str(ObjectKey(kind, name)), raw)
+                if not isinstance(parsed, sources.Refusal):
+                    objects.append(parsed)
+        try:
+            outcomes = self._engine.rerender(objects)
+        except errors.ReconcilerError as exc:  # the queue re-renders them one by one
+            log.warning("grouped re-render failed: %s", exc)
+            return
+        for outcome in outcomes:
+            if outcome.result == Result.COMMITTED and outcome.key is not None:
+                self._count(outcome)
+                log.info("%s", outcome.message, extra={"object": str(outcome.key)})
 
     def resync(self) -> None:
         """Queue every known object again (periodic full resync)."""

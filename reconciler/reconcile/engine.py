@@ -71,6 +71,10 @@ class ObjectReconciler(Protocol):
     def invalidate(self) -> None:
         """Drop caches."""
 
+    def rerender(self, objects: list[Resource]) -> list[Outcome]:
+        """Re-render, grouped, those of ``objects`` whose spec is unchanged but whose
+        rendering inputs changed (settings, version); everything else is left alone."""
+
 
 class Reconciler:
     """Reconciles resources into a ConfigRepo, one commit per object change."""
@@ -119,6 +123,16 @@ class Reconciler:
         plan = decision.decide(self._reader.scoped([], [key]), self._settings, None, request)
         return self._one(execute(plan, self._repo, self.ownership), key, Outcome(
             key, Result.UNCHANGED, Reason.UP_TO_DATE, "nothing to remove"))
+
+    def rerender(self, objects: list[Resource]) -> list[Outcome]:
+        """Re-render, grouped (one commit per ``rerender_batch``), those of ``objects`` whose
+        spec is unchanged but whose rendering inputs changed; nothing else is written."""
+        snapshot = self._reader.scoped(objects)
+        plan = decision.decide(snapshot, self._settings, None,
+                               Request(self._version, rerender_only=True))
+        outcomes = execute(plan, self._repo, self.ownership)
+        self._reader.remember(snapshot, plan, outcomes)
+        return outcomes
 
     # -- a full pass ----------------------------------------------------------------------
 

@@ -93,6 +93,11 @@ class PullRequestReconciler:
                 report.outcomes.append(verdict)
         return report
 
+    def rerender(self, objects: list[Resource]) -> list[Outcome]:
+        """Pull-request mode proposes re-renders per object (its queue does): nothing here."""
+        del objects
+        return []
+
     def propose(self, key: ObjectKey, change: Callable[[ConfigRepo], Outcome]) -> Outcome:
         """Make ``change`` on ``key``'s branch (reset to the target head) and open its PR."""
         branch = branch_for(key)

@@ -188,16 +188,19 @@ class Wired:
 
 @contextlib.contextmanager
 def wired(kubeconfig: Path, repo_path: Path, *, clock: FakeClock | None = None,
-          orphan_grace_seconds: float = 0.0) -> Iterator[Wired]:
-    """Build the Controller as ``run --source kubernetes`` does, with a fake clock."""
-    settings = app.settings_from(None, environ={})
+          orphan_grace_seconds: float = 0.0,
+          environ: dict[str, str] | None = None) -> Iterator[Wired]:
+    """Build the Controller as ``run --source kubernetes`` does, with a fake clock
+    (``environ``: ``RECONCILER_*`` settings)."""
+    settings = app.settings_from(None, environ=environ or {})
     repo = app.open_repo(repo_path, settings, create=True)
     engine = Reconciler(repo=repo, settings=settings, version="test")
     metrics = PrometheusMetrics()
     api = api_client(str(kubeconfig))
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     controller = Controller(cluster=KubeCluster(api), engine=engine, repo=repo, metrics=metrics,
-                            orphan_grace_seconds=orphan_grace_seconds, **extra)
+                            orphan_grace_seconds=orphan_grace_seconds, settings=settings,
+                            **extra)
     try:
         yield Wired(controller, repo_path, repo, engine, metrics)
     finally:
