@@ -72,7 +72,7 @@ def wait_for_commit(repo: Path, since: str, timeout: float = 30) -> str:
 
 def test_a_running_reconciler_commits_each_edit_and_removal(tmp_path: Path) -> None:
     """In watch mode an edited manifest becomes its update commit, a new one its create
-    commit and a deleted one its removal, each within seconds and touching only its tenant."""
+    commit, a deleted one its removal, and an editor's write-then-rename save its update."""
     source, repo = tmp_path / "src", tmp_path / "config"
     source.mkdir()
     for i in range(30):
@@ -95,6 +95,11 @@ def test_a_running_reconciler_commits_each_edit_and_removal(tmp_path: Path) -> N
         (source / "t3.yaml").unlink()
         tip = wait_for_commit(repo, tip)
         assert gitcli.git(repo, "log", "-1", "--format=%s", tip).strip() == "customer/t3: removed"
+        (source / ".t9.yaml.swp").write_text(manifest("t9", workers=5))  # an editor's save:
+        os.replace(source / ".t9.yaml.swp", source / "t9.yaml")           # write, then rename
+        tip = wait_for_commit(repo, tip)
+        assert gitcli.git(repo, "log", "-1", "--format=%s", tip).strip() == \
+            "customer/t9: scheduler 1 -> 5 workers"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
