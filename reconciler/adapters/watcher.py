@@ -8,6 +8,7 @@ source cache does). When notifications cannot be had (no inotify, a watch limit 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,17 +19,28 @@ from watchdog.observers import Observer
 log = logging.getLogger(__name__)
 
 
+#: file events that mean "read me again". With inotify a write is taken when the writer
+#: closes the file (a file read between its truncation and its last write would look empty
+#: and its objects deleted); elsewhere there is no close event, so a modification counts.
+FILE_EVENTS = frozenset({"closed", "deleted", "moved"} if sys.platform == "linux"
+                        else {"modified", "created", "deleted", "moved"})
+
+
 class _Collector(FileSystemEventHandler):
     def __init__(self, changed: Callable[[set[str], bool], None]) -> None:
         self._changed = changed
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return  # reads (our own included) change nothing
+        if event.is_directory:
+            # a directory created, moved or removed may carry many files: rescan
+            if event.event_type in ("created", "deleted", "moved"):
+                self._changed(set(), True)
+            return
+        if event.event_type not in FILE_EVENTS:
+            return
         paths = {p if isinstance(p, str) else p.decode()
                  for p in (event.src_path, getattr(event, "dest_path", "")) if p}
-        # a directory created, moved or removed may carry many files: rescan
-        self._changed(paths, event.is_directory and event.event_type != "modified")
+        self._changed(paths, False)
 
 
 class SourceWatcher:

@@ -72,7 +72,8 @@ def wait_for_commit(repo: Path, since: str, timeout: float = 30) -> str:
 
 def test_a_running_reconciler_commits_each_edit_and_removal(tmp_path: Path) -> None:
     """In watch mode an edited manifest becomes its update commit, a new one its create
-    commit, a deleted one its removal, and an editor's write-then-rename save its update."""
+    commit, a deleted one its removal, a file being written is read only once closed (never
+    taken for empty), and an editor's write-then-rename save becomes its update."""
     source, repo = tmp_path / "src", tmp_path / "config"
     source.mkdir()
     for i in range(30):
@@ -95,6 +96,14 @@ def test_a_running_reconciler_commits_each_edit_and_removal(tmp_path: Path) -> N
         (source / "t3.yaml").unlink()
         tip = wait_for_commit(repo, tip)
         assert gitcli.git(repo, "log", "-1", "--format=%s", tip).strip() == "customer/t3: removed"
+        with (source / "t5.yaml").open("w") as slow:  # a slow writer: truncated, then
+            slow.flush()                                # written a second later
+            time.sleep(1.5)
+            slow.write(manifest("t5", workers=6))
+        tip = wait_for_commit(repo, tip)
+        assert gitcli.git(repo, "log", "-1", "--format=%s", tip).strip() == \
+            "customer/t5: scheduler 1 -> 6 workers"
+        assert "customer/t5: removed" not in gitcli.git(repo, "log", "--format=%s")
         (source / ".t9.yaml.swp").write_text(manifest("t9", workers=5))  # an editor's save:
         os.replace(source / ".t9.yaml.swp", source / "t9.yaml")           # write, then rename
         tip = wait_for_commit(repo, tip)
