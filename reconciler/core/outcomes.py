@@ -44,6 +44,15 @@ class Reason(StrEnum):
     PULL_REQUEST_CLOSED = "PullRequestClosed"
     FORGE_ERROR = "ForgeError"
     UNSAFE_PATH = "UnsafePath"
+    # guards (core/guards.py): never commit what the cluster rejects or what destroys data
+    STORAGE_SHRINK = "StorageShrink"
+    VERSION_DOWNGRADE = "VersionDowngrade"
+    UPGRADE_NOT_CONFIRMED = "UpgradeNotConfirmed"
+    INVALID_NAME = "InvalidName"
+    QUANTITY_INVALID = "QuantityInvalid"
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    HOST_NOT_ALLOWED = "HostNotAllowed"
+    HOST_CONFLICT = "HostConflict"
 
 
 @dataclass(frozen=True)

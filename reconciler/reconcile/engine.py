@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from reconciler.core import errors, messages, plan
+from reconciler.core import errors, guards, messages, plan
 from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common, customers, pool, previews
 from reconciler.core.settings import Settings
-from reconciler.core.sources import Parsed
+from reconciler.core.sources import Parsed, Refusal
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.ownership import Ownership
 
@@ -195,6 +195,10 @@ class Reconciler:
                 human.commit.id)
             self._held[key] = (input_hash, tree_id or "", outcome)
             return outcome
+        if record is None or record.input_hash != input_hash:  # the rendering would change
+            refused = guard_outcome(obj, record.spec if record else None, self._settings)
+            if refused is not None:
+                return refused
         pool_changes = self._pool_change(key.name, _pool_entry(obj, self._settings))
         if human is None and record is not None and record.input_hash == input_hash \
                 and pool_changes.empty:
@@ -297,7 +301,10 @@ class Reconciler:
         report = PassReport()
         report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                             for r in parsed.refusals]
+        parsed, fleet_refused = without_fleet_refusals(parsed, self._settings)
+        report.outcomes += fleet_refused
         held = {r.key for r in parsed.refusals if r.key is not None}
+        held |= {o.key for o in fleet_refused if o.key is not None}
         new = [o for o in parsed.objects if o.key not in self._in_sync
                and self._repo.tree_id(o.key.directory) is None
                and not o.spec.suspend and not common.namespace_problem(o, self._settings)]
@@ -307,12 +314,14 @@ class Reconciler:
         if len(new) > self._settings.import_batch:
             outcomes = self._import(new)
             report.outcomes += outcomes
-            imported = {o.key for o in outcomes if o.key is not None and o.ok}
+            imported = {o.key for o in outcomes if o.key is not None
+                        and (o.ok or o.result == Result.REFUSED)}
         for obj in parsed.objects:
             if obj.key not in imported:
                 report.outcomes.append(self.apply(obj))
         report.outcomes += self._remove_absent(parsed, held, notes or {})
-        report.outcomes += self._fix_pool(parsed, held)
+        refused = {o.key for o in report.outcomes if o.result == Result.REFUSED and o.key}
+        report.outcomes += self._fix_pool(parsed, held, refused)
         self._repo.flush()
         return report
 
@@ -329,16 +338,18 @@ class Reconciler:
         removed = [self.remove(k, note=notes.get(k)) for k in absent]
         return [o for o in removed if o.result != Result.UNCHANGED]
 
-    def _fix_pool(self, parsed: Parsed, held: set[ObjectKey]) -> list[Outcome]:
+    def _fix_pool(self, parsed: Parsed, held: set[ObjectKey],
+                  refused: set[ObjectKey]) -> list[Outcome]:
         """Repair the pool when it disagrees with the Customers (settings change, hand edit).
 
-        Entries of Customers the pass did not act on (invalid, suspended, or in a file that
-        could not be read) are kept as they are: nothing is lost for a bad input.
+        Entries of Customers the pass did not act on (invalid, suspended, refused by a
+        guard, or in a file that could not be read) are kept as they are: nothing is lost
+        for a bad input.
         """
         current = self._current_pool()
         acted = {o.key for o in parsed.objects
                  if not o.spec.suspend and not common.namespace_problem(o, self._settings)
-                 and o.key not in self._held}
+                 and o.key not in self._held and o.key not in refused}
         desired = {name: e for name, e in current.items()
                    if parsed.incomplete or (ObjectKey("Customer", name) not in acted
                    and (ObjectKey("Customer", name) in held
@@ -368,14 +379,21 @@ class Reconciler:
                         commit)]
 
     def _import(self, new: Sequence[Resource]) -> list[Outcome]:
-        """Add many new objects in one commit (the first import of a large fleet)."""
+        """Add many new objects in one commit (the first import of a large fleet); those a
+        guard refuses are left out, each with its refusal."""
         changes = plan.ChangeSet()
         planned: list[tuple[Resource, str]] = []
+        refused: list[Outcome] = []
         for original in new:
             obj = _with_generation(original, _generation(original, None, None, "create"))
             rendered = render(obj, self._settings)
+            refusal = guards.refuse_rendered(obj, rendered, self._settings)
+            if refusal is not None:
+                refused.append(_refused(refusal))
+                continue
             changes = changes.merged(plan.plan_directory(rendered, {}))
             planned.append((obj, rendered.input_hash))
+        new = [o for o, _ in planned]
         entries = self._current_pool()
         for obj, _ in planned:
             entry = _pool_entry(obj, self._settings)
@@ -394,8 +412,34 @@ class Reconciler:
             return [_failure(o.key, exc) for o in new]
         for obj, input_hash in planned:
             self._remember(obj.key, input_hash)
-        return [Outcome(o.key, Result.COMMITTED, Reason.IMPORTED, f"{o.key}: imported", commit)
-                for o in new]
+        return refused + [Outcome(o.key, Result.COMMITTED, Reason.IMPORTED,
+                                  f"{o.key}: imported", commit) for o in new]
+
+
+def guard_outcome(obj: Resource, previous_spec: Mapping[str, object] | None,
+                  settings: Settings) -> Outcome | None:
+    """The REFUSED outcome when a guard refuses ``obj`` (going from ``previous_spec``, what
+    the config repo holds): nothing may be written for it."""
+    refusal = (guards.refuse_transition(obj, previous_spec, settings)
+               or guards.refuse_object(obj, settings))
+    return _refused(refusal) if refusal is not None else None
+
+
+def without_fleet_refusals(parsed: Parsed, settings: Settings) -> tuple[Parsed, list[Outcome]]:
+    """``parsed`` minus the objects that collide with others (``guards.refuse_fleet``), and
+    a REFUSED outcome for each; they are kept out of removals like invalid objects."""
+    refused = guards.refuse_fleet(parsed.objects, settings)
+    if not refused:
+        return parsed, []
+    kept = [o for o in parsed.objects if o.key not in refused]
+    refusals = [*parsed.refusals, *(Refusal(str(r.key), r.message, r.key)
+                                    for r in refused.values())]
+    return (Parsed(kept, refusals, parsed.incomplete, origins=parsed.origins),
+            [_refused(r) for r in refused.values()])
+
+
+def _refused(refusal: guards.GuardRefusal) -> Outcome:
+    return Outcome(refusal.key, Result.REFUSED, refusal.reason, refusal.message)
 
 
 def _with_generation(obj: Resource, generation: int | None) -> Resource:

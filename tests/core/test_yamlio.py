@@ -126,12 +126,13 @@ def shuffled(data: Any, rnd: random.Random) -> Any:
 
 names = st.from_regex(r"\A[a-z]([a-z0-9-]{0,30}[a-z0-9])?\Z")
 quantities = st.from_regex(r"\A[1-9][0-9]{0,3}(\.[0-9])?(Mi|Gi|Ti)?\Z")
+storages = st.from_regex(r"\A[1-9][0-9]{0,3}(\.[0-9])?(Gi|Ti)\Z")
 customer_specs = st.fixed_dictionaries({}, optional={
     "displayName": st.text(max_size=128),
     "suspend": st.booleans(),
     "features": st.fixed_dictionaries({}, optional={
         "database": st.fixed_dictionaries({}, optional={
-            "enabled": st.booleans(), "storage": quantities,
+            "enabled": st.booleans(), "storage": storages,
             "version": st.sampled_from(["14", "15", "16", "17"])}),
         "scheduler": st.fixed_dictionaries({}, optional={
             "enabled": st.booleans(), "workers": st.integers(1, 100)}),
