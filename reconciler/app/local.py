@@ -11,7 +11,7 @@ from reconciler.adapters import filesource
 from reconciler.adapters.kube import KubeCluster, api_client
 from reconciler.adapters.scheduler import Scheduler
 from reconciler.app.wiring import VERSION, Target, Wiring, wire
-from reconciler.core import crdgen, errors, yamlio
+from reconciler.core import crdgen, errors, guards, yamlio
 from reconciler.core import sources as sources_core
 from reconciler.core.models import PLURALS, Customer, ObjectKey, Resource
 from reconciler.core.outcomes import Outcome
@@ -21,7 +21,12 @@ from reconciler.core.sources import Parsed, Refusal
 from reconciler.reconcile import queries
 from reconciler.reconcile import rollback as rollback_logic
 from reconciler.reconcile.delivery import DeliveryReport
-from reconciler.reconcile.engine import ObjectReconciler, PassReport, render
+from reconciler.reconcile.engine import (
+    ObjectReconciler,
+    PassReport,
+    render,
+    without_fleet_refusals,
+)
 from reconciler.reconcile.pullrequests import PullRequestReconciler
 
 log = logging.getLogger(__name__)
@@ -30,14 +35,17 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 
 
-def read_sources(paths: Sequence[Path]) -> Parsed:
-    """Parse every manifest under ``paths``."""
-    return filesource.read_sources(list(paths))
+def read_sources(paths: Sequence[Path], settings: Settings | None = None) -> Parsed:
+    """Parse every manifest under ``paths`` (within the settings' size limits)."""
+    limits = sources_core.DEFAULT_LIMITS if settings is None else sources_core.Limits(
+        settings.max_source_file_bytes, settings.max_source_documents)
+    return filesource.read_sources(list(paths), limits)
 
 
 def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Parsed, list[Path]]:
     """``reconciler render``: write each valid object's directory under ``out``."""
-    parsed = with_namespace_refusals(read_sources(paths), settings)
+    parsed = with_namespace_refusals(read_sources(paths, settings), settings)
+    parsed, _ = without_fleet_refusals(parsed, settings)
     written: list[Path] = []
     refusals = list(parsed.refusals)
     entries = []
@@ -47,7 +55,13 @@ def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Par
         if problem:
             refusals.append(Refusal(str(obj.key), problem, obj.key))
             continue
-        directories.append(render(obj, settings))
+        rendered = render(obj, settings)
+        refusal = guards.refuse_rendered(obj, rendered, settings)
+        if refusal is not None:  # render writes exactly what run would commit
+            refusals.append(Refusal(parsed.origins.get(obj.key, str(obj.key)), refusal.message,
+                                    obj.key))
+            continue
+        directories.append(rendered)
         if isinstance(obj, Customer) and not obj.spec.suspend:
             entry = pool.pool_entry(obj, settings)
             if entry is not None:
@@ -90,7 +104,7 @@ def with_namespace_refusals(parsed: Parsed, settings: Settings) -> Parsed:
 
 def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings) -> PassReport:
     """One pass over the manifest files; Previews past their ttl are removed."""
-    parsed = with_namespace_refusals(read_sources(sources), settings)
+    parsed = with_namespace_refusals(read_sources(sources, settings), settings)
     deadlines = queries.preview_deadlines(wiring.repo, settings, parsed)
     parsed, notes = queries.without_expired(parsed, deadlines, time.time())
     return wiring.engine.sync(parsed, notes=notes)
@@ -102,7 +116,7 @@ def run_once(sources: Sequence[Path], target: Target | Path,
     holder: list[ObjectReconciler] = []
 
     def again(_keys: list[ObjectKey]) -> None:
-        holder[0].sync(read_sources(sources))
+        holder[0].sync(read_sources(sources, settings))
 
     wiring = wire(target, settings, on_rebase=again)
     holder.append(wiring.engine)
@@ -119,7 +133,7 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     holder: list[ObjectReconciler] = []
 
     def again(_keys: list[ObjectKey]) -> None:
-        holder[0].sync(read_sources(sources))
+        holder[0].sync(read_sources(sources, settings))
 
     wiring = wire(target, settings, on_rebase=again)
     holder.append(wiring.engine)
@@ -143,9 +157,10 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     scheduler.run_forever()
 
 
-def find_object(sources: Sequence[Path], key: ObjectKey) -> Resource:
+def find_object(sources: Sequence[Path], key: ObjectKey,
+                settings: Settings | None = None) -> Resource:
     """The valid resource ``key`` among the manifests under ``sources``."""
-    parsed = read_sources(sources)
+    parsed = read_sources(sources, settings)
     for obj in parsed.objects:
         if obj.key == key:
             return obj
@@ -159,7 +174,7 @@ def resync(sources: Sequence[Path], target: Target, settings: Settings,
            key: ObjectKey) -> tuple[Outcome, DeliveryReport | None]:
     """``reconciler resync``: write ``key``'s rendering even over a human's change."""
     wiring = wire(target, settings)
-    outcome = wiring.engine.apply(find_object(sources, key), force=True)
+    outcome = wiring.engine.apply(find_object(sources, key, settings), force=True)
     delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
     return outcome, delivered
 

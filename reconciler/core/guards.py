@@ -360,13 +360,23 @@ def refuse_spec_transition(key: ObjectKey, spec: Mapping[str, Any],
     old, new = _database(previous_spec), _database(spec)
     if not (old.get("enabled") and new.get("enabled")):
         return None  # only a running database's volume and data directory are at stake
+    return _storage_refusal(key, old, new) or _version_refusal(key, old, new, annotations)
+
+
+def _storage_refusal(key: ObjectKey, old: Mapping[str, Any],
+                     new: Mapping[str, Any]) -> GuardRefusal | None:
     old_size = _parse_or_none(str(old.get("storage", "")))
     new_size = _parse_or_none(str(new.get("storage", "")))
-    if old_size is not None and new_size is not None and new_size < old_size:
-        return GuardRefusal(key, Reason.STORAGE_SHRINK, (
-            f"{key}: database storage {old['storage']} -> {new['storage']} is a shrink; "
-            f"a volume cannot shrink (the cluster rejects it, or data is lost): keep at "
-            f"least {old['storage']}"))
+    if old_size is None or new_size is None or new_size >= old_size:
+        return None
+    return GuardRefusal(key, Reason.STORAGE_SHRINK, (
+        f"{key}: database storage {old['storage']} -> {new['storage']} is a shrink; "
+        f"a volume cannot shrink (the cluster rejects it, or data is lost): keep at "
+        f"least {old['storage']}"))
+
+
+def _version_refusal(key: ObjectKey, old: Mapping[str, Any], new: Mapping[str, Any],
+                     annotations: Mapping[str, str]) -> GuardRefusal | None:
     old_version, new_version = str(old.get("version", "")), str(new.get("version", ""))
     if not (old_version.isdigit() and new_version.isdigit()) or old_version == new_version:
         return None
@@ -376,13 +386,13 @@ def refuse_spec_transition(key: ObjectKey, spec: Mapping[str, Any],
             f"PostgreSQL {new_version} cannot read a {old_version} data directory: keep "
             f"{old_version}"))
     confirmation = f"{old_version}->{new_version}"
-    if annotations.get(CONFIRM_UPGRADE_ANNOTATION, "").replace(" ", "") != confirmation:
-        return GuardRefusal(key, Reason.UPGRADE_NOT_CONFIRMED, (
-            f"{key}: database version {old_version} -> {new_version} is a major upgrade; "
-            f"PostgreSQL {new_version} does not start on a {old_version} data directory. "
-            f"Migrate the data first (dump/restore or pg_upgrade, see README), then annotate "
-            f"{CONFIRM_UPGRADE_ANNOTATION}: \"{confirmation}\""))
-    return None
+    if annotations.get(CONFIRM_UPGRADE_ANNOTATION, "").replace(" ", "") == confirmation:
+        return None
+    return GuardRefusal(key, Reason.UPGRADE_NOT_CONFIRMED, (
+        f"{key}: database version {old_version} -> {new_version} is a major upgrade; "
+        f"PostgreSQL {new_version} does not start on a {old_version} data directory. "
+        f"Migrate the data first (dump/restore or pg_upgrade, see README), then annotate "
+        f"{CONFIRM_UPGRADE_ANNOTATION}: \"{confirmation}\""))
 
 
 def _database(spec: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -186,19 +186,19 @@ class Reconciler:
         self._held.pop(key, None)
         record = self._record(key.directory) if tree_id is not None else None
         human = self.ownership.human_change(key)
+        stop: Outcome | None = None
         if human is not None and not force and self._policy(obj) == "report" \
                 and self.ownership.spec_at_own(key) == spec_data(obj):
-            outcome = Outcome(
+            stop = Outcome(
                 key, Result.HELD, human.reason,
                 f"{key}: {human.describe()}; not overwritten while the spec is unchanged "
                 f"(annotate {RESYNC_ANNOTATION} or run `reconciler resync {key}` to restore)",
                 human.commit.id)
-            self._held[key] = (input_hash, tree_id or "", outcome)
-            return outcome
-        if record is None or record.input_hash != input_hash:  # the rendering would change
-            refused = guard_outcome(obj, record.spec if record else None, self._settings)
-            if refused is not None:
-                return refused
+            self._held[key] = (input_hash, tree_id or "", stop)
+        elif record is None or record.input_hash != input_hash:  # the rendering would change
+            stop = guard_outcome(obj, record.spec if record else None, self._settings)
+        if stop is not None:
+            return stop
         pool_changes = self._pool_change(key.name, _pool_entry(obj, self._settings))
         if human is None and record is not None and record.input_hash == input_hash \
                 and pool_changes.empty:
@@ -432,8 +432,8 @@ def without_fleet_refusals(parsed: Parsed, settings: Settings) -> tuple[Parsed, 
     if not refused:
         return parsed, []
     kept = [o for o in parsed.objects if o.key not in refused]
-    refusals = [*parsed.refusals, *(Refusal(str(r.key), r.message, r.key)
-                                    for r in refused.values())]
+    refusals = [*parsed.refusals, *(Refusal(parsed.origins.get(r.key, str(r.key)), r.message,
+                                            r.key) for r in refused.values())]
     return (Parsed(kept, refusals, parsed.incomplete, origins=parsed.origins),
             [_refused(r) for r in refused.values()])
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from reconciler.core import applied, expiry, messages
+from reconciler.core import applied, expiry, guards, messages
 from reconciler.core.history import HistoryEntry, object_history
 from reconciler.core.models import DIRECTORIES, ObjectKey, Preview, Resource, spec_data
 from reconciler.core.render import common
@@ -28,8 +28,8 @@ class StatusRow:
     kind: str
     name: str
     valid: bool
-    state: str  # InSync, OutOfSync, NotRendered, Invalid, Suspended, Orphaned, NotOwned,
-    # RevertedInGit, ModifiedInGit, RolledBack
+    state: str  # InSync, OutOfSync, NotRendered, Invalid, Refused (a guard), Suspended,
+    # Orphaned, NotOwned, RevertedInGit, ModifiedInGit, RolledBack
     message: str
     last_commit: str | None
     path: str | None
@@ -47,10 +47,11 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
     deadlines = preview_deadlines(repo, settings, parsed) if now is not None else {}
     rows: list[StatusRow] = []
     seen: set[ObjectKey] = set()
+    fleet = guards.refuse_fleet(parsed.objects, settings)
     for obj in parsed.objects:
         seen.add(obj.key)
         row = _object_row(obj, repo, settings, ownership=ownership, last=last,
-                          deadlines=deadlines, now=now)
+                          deadlines=deadlines, now=now, fleet=fleet)
         if deployed is not None:
             found = applied.deployers(obj.key.directory, *deployed)
             status, reason, why = applied.applied_condition(
@@ -80,7 +81,7 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
 
 def _object_row(obj: Resource, repo: ConfigRepo, settings: Settings, *, ownership: Ownership,
                 last: dict[ObjectKey, str], deadlines: dict[ObjectKey, tuple[float, str]],
-                now: float | None) -> StatusRow:
+                now: float | None, fleet: Mapping[ObjectKey, guards.GuardRefusal]) -> StatusRow:
     key = obj.key
     raw = repo.read_file(f"{key.directory}/{common.SOURCE_FILE}")
     record = common.parse_source_record(raw) if raw is not None else None
@@ -89,10 +90,16 @@ def _object_row(obj: Resource, repo: ConfigRepo, settings: Settings, *, ownershi
         state, message = human.reason.value, human.describe()
     elif obj.spec.suspend:
         state, message = "Suspended", "spec.suspend is true: no changes are written"
+    elif record is not None and record.input_hash == common.object_input_hash(obj, settings):
+        state, message = "InSync", "config repo matches the resource"
+    elif refusal := (fleet.get(key)
+                     or guards.refuse_transition(obj, record.spec if record else None, settings)
+                     or guards.refuse_object(obj, settings)):
+        state, message = "Refused", f"{refusal.reason.value}: {refusal.message}"
+        return StatusRow(key.kind, key.name, False, state, message, last.get(key),
+                         key.directory if record else None)
     elif record is None:
         state, message = "NotRendered", "not in the config repo yet"
-    elif record.input_hash == common.object_input_hash(obj, settings):
-        state, message = "InSync", "config repo matches the resource"
     else:
         state, message = "OutOfSync", "the resource changed since the last commit"
     if now is not None and key in deadlines:

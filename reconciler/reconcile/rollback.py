@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from reconciler.core import errors, messages, plan
+from reconciler.core import errors, guards, messages, plan
 from reconciler.core.history import CommitInfo
 from reconciler.core.models import ObjectKey
 from reconciler.core.outcomes import Outcome, Reason, Result
@@ -49,6 +49,15 @@ def rollback(repo: ConfigRepo, key: ObjectKey, point: str, *, version: str) -> O
                        f"{key}: already as at {target[:12]}")
     raw = wanted.get(common.SOURCE_FILE)
     record = common.parse_source_record(raw) if raw is not None else None
+    now_raw = repo.read_file(f"{key.directory}/{common.SOURCE_FILE}")
+    now = common.parse_source_record(now_raw) if now_raw is not None else None
+    if record is not None and record.spec is not None and now is not None:
+        # the same guards as a spec change: a rollback never shrinks a volume or takes
+        # PostgreSQL down (or, unconfirmed, up) a major version
+        refusal = guards.refuse_spec_transition(key, record.spec, now.spec, {})
+        if refusal is not None:
+            return Outcome(key, Result.REFUSED, refusal.reason,
+                           f"{refusal.message} (rollback to {target[:12]} refused)")
     generation = record.generation if record else None
     label = f"generation {generation}" if generation is not None else "no directory"
     subject = f"{key}: roll back to {label} ({target[:12]})"
