@@ -6,18 +6,22 @@ Real bare repositories, read back with the git CLI.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from reconciler.core import guards
 from reconciler.core.models import Customer, ObjectKey, Preview
 from reconciler.core.outcomes import Reason, Result
 from reconciler.core.settings import Settings
 from reconciler.reconcile import rollback
+from reconciler.reconcile.engine import Reconciler
+from tests.gitcli import git
 from tests.reconcile.test_engine import (
-    bare,  # noqa: F401  (fixture)
+    BRANCH,
     commits_since,
     customer,
-    engine,  # noqa: F401  (fixture)
     head,
     make_engine,
     object_commits,
@@ -27,6 +31,20 @@ from tests.reconcile.test_engine import (
     preview,
     show,
 )
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    """An empty bare config repository."""
+    path = tmp_path / "config.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", BRANCH, str(path))
+    return path
+
+
+@pytest.fixture
+def engine(bare: Path) -> Reconciler:
+    """A Reconciler on the empty repository, default settings."""
+    return make_engine(bare)
 
 
 def with_database(name: str, storage: str = "20Gi", version: str = "16",
@@ -131,7 +149,7 @@ def test_rollback_never_shrinks_storage(bare, engine):
     engine.sync(parsed(with_database("acme", "20Gi")))
     engine.sync(parsed(with_database("acme", "40Gi")))
     tip = head(bare)
-    outcome = rollback.rollback(engine._repo, ObjectKey("Customer", "acme"), "1",  # noqa: SLF001
+    outcome = rollback.rollback(engine._repo, ObjectKey("Customer", "acme"), "1",
                                 version="test")
     assert (outcome.result, outcome.reason) == (Result.REFUSED, Reason.STORAGE_SHRINK)
     assert "40Gi -> 20Gi" in outcome.message
