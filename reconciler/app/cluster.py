@@ -35,7 +35,8 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
     metrics = PrometheusMetrics()
     controller = Controller(cluster=cluster, engine=wiring.engine, repo=repo, metrics=metrics,
                             delivery=wiring.delivery,
-                            orphan_grace_seconds=settings.orphan_grace_seconds)
+                            orphan_grace_seconds=settings.orphan_grace_seconds,
+                            settings=settings)
     controllers.append(controller)
     if once:
         ok = controller.run_once()

@@ -16,9 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.core import applied, conditions, errors, expiry, sources
-from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey
+from reconciler.core import applied, conditions, errors, expiry, guards, sources
+from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey, Preview, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.render import customers
+from reconciler.core.settings import Settings
 from reconciler.ports.cluster import Cluster, RawObject
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.ports.metrics import Metrics, NoMetrics
@@ -41,8 +43,9 @@ class Controller:
     def __init__(self, *, cluster: Cluster, engine: ObjectReconciler, repo: ConfigRepo,
                  clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
                  watch_timeout: int = 300, delivery: Delivery | None = None,
-                 orphan_grace_seconds: float = 0.0) -> None:
+                 orphan_grace_seconds: float = 0.0, settings: Settings | None = None) -> None:
         self._cluster = cluster
+        self._settings = settings or Settings()
         self._orphan_grace = orphan_grace_seconds
         self._orphan_since: dict[ObjectKey, float] = {}
         self._once = False
@@ -280,7 +283,7 @@ class Controller:
                                                [*(meta.get("finalizers") or []), FINALIZER],
                                                str(meta.get("resourceVersion")))
         force = RESYNC_ANNOTATION in (meta.get("annotations") or {})
-        outcome = self._engine.apply(parsed, force=force)
+        outcome = self._fleet_refusal(parsed) or self._engine.apply(parsed, force=force)
         if force and outcome.ok:  # the request is served: take it off the object
             self._cluster.remove_annotation(PLURALS[key.kind], key.name, RESYNC_ANNOTATION)
         self._count(outcome)
@@ -298,9 +301,39 @@ class Controller:
                         f"{outcome.message}: {outcome.pull_request_url}")
         self._write_status(raw, outcome, parsed.metadata.generation, key.directory,
                            warn=not outcome.ok or outcome.result == Result.HELD)
+        return self._settle(key, outcome)
+
+    def _settle(self, key: ObjectKey, outcome: Outcome) -> tuple[bool, str]:
+        """Book the outcome: a refusal (a guard) waits for a change, a failure is retried."""
+        if outcome.result == Result.REFUSED:  # retrying cannot help; a change of spec can
+            self.refused[key] = outcome.message
+            return True, outcome.result.value
         if not outcome.ok:
             self.failures[key] = outcome.message
         return outcome.ok, outcome.result.value
+
+    def _fleet_refusal(self, obj: Resource) -> Outcome | None:
+        """The fleet guards (a host claimed twice) for one object, against the others in
+        the informers' caches: every Preview, and the tenants whose webhook host it is."""
+        if not isinstance(obj, Preview):
+            return None  # a tenant's webhook host always wins; only Previews are refused
+        hosts = set(guards.host_claims(obj, self._settings))
+        others: list[Resource] = []
+        for kind, informer in self.informers.items():
+            for name in informer.names():
+                if name == obj.metadata.name and kind == obj.kind:
+                    continue
+                if kind == "Customer" and customers.webhooks_host(name, self._settings) \
+                        not in hosts:
+                    continue  # the cheap test first: only a tenant of that host can clash
+                raw = informer.get(name)
+                other = sources.parse_document(name, raw) if raw is not None else None
+                if other is not None and not isinstance(other, sources.Refusal):
+                    others.append(other)
+        refusal = guards.refuse_fleet([obj, *others], self._settings).get(obj.key)
+        if refusal is None:
+            return None
+        return Outcome(obj.key, Result.REFUSED, refusal.reason, refusal.message)
 
     def _finalize(self, key: ObjectKey, raw: RawObject) -> tuple[bool, str]:
         meta = raw["metadata"]
