@@ -82,7 +82,7 @@ def _documents(rendered: common.RenderedDir) -> Iterator[_Doc]:
     for name, data in sorted(rendered.files.items()):
         if name == common.KUSTOMIZATION or not name.endswith((".yaml", ".yml")):
             continue
-        for doc in yamlio.load_documents(data):
+        for doc in yamlio.dumped_documents(data):
             if isinstance(doc, dict):
                 yield name, doc
 

@@ -121,7 +121,35 @@ def _sequence_lines(items: list[Any], indent: str, out: list[str]) -> None:
 
 def dump_documents(docs: Iterable[Mapping[str, Any]]) -> bytes:
     """Return several documents as one canonical multi-document YAML file."""
-    return "---\n".join(dump_document(d) for d in docs).encode("utf-8")
+    docs = list(docs)
+    data = "---\n".join(dump_document(d) for d in docs).encode("utf-8")
+    _remember(data, docs)
+    return data
+
+
+#: the documents behind the bytes dumped last (a few hundred files): checks over a fresh
+#: rendering (core/guards.py) read them instead of parsing the bytes back, which costs
+#: more than rendering itself. The bytes are a function of the documents, so it is exact.
+_DUMPED: dict[bytes, tuple[Mapping[str, Any], ...]] = {}
+_DUMPED_MAX = 512
+
+
+def _remember(data: bytes, docs: list[Mapping[str, Any]]) -> None:
+    _DUMPED[data] = tuple(docs)
+    while len(_DUMPED) > _DUMPED_MAX:
+        try:
+            del _DUMPED[next(iter(_DUMPED))]
+        except (KeyError, StopIteration, RuntimeError):  # another thread got there first
+            break
+
+
+def dumped_documents(data: bytes) -> list[Any]:
+    """The documents of canonical YAML this module wrote (parsed again when no longer
+    remembered); treat them as read-only."""
+    docs = _DUMPED.get(data)
+    if docs is not None:
+        return list(docs)
+    return [d for d in yaml.load_all(data, Loader=_Loader) if d is not None]
 
 
 class _UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
