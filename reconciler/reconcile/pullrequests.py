@@ -20,7 +20,7 @@ from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed
 from reconciler.ports.configrepo import ConfigRepo, PushResult
 from reconciler.ports.forge import Forge, ForgeError, PullRequestSpec
-from reconciler.reconcile.engine import PassReport, Reconciler
+from reconciler.reconcile.engine import PassReport, Reconciler, without_fleet_refusals
 
 log = logging.getLogger(__name__)
 LABELS = ("gitops-reconciler",)
@@ -79,6 +79,8 @@ class PullRequestReconciler:
         report = PassReport()
         report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                             for r in parsed.refusals]
+        parsed, fleet_refused = without_fleet_refusals(parsed, self._settings)
+        report.outcomes += fleet_refused
         for obj in parsed.objects:
             report.outcomes.append(self.apply(obj))
         held = {r.key for r in parsed.refusals if r.key is not None}
