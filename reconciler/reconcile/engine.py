@@ -303,8 +303,7 @@ class Reconciler:
                             for r in parsed.refusals]
         parsed, fleet_refused = without_fleet_refusals(parsed, self._settings)
         report.outcomes += fleet_refused
-        held = {r.key for r in parsed.refusals if r.key is not None}
-        held |= {o.key for o in fleet_refused if o.key is not None}
+        held = {r.key for r in parsed.refusals if r.key is not None}  # fleet refusals too
         new = [o for o in parsed.objects if o.key not in self._in_sync
                and self._repo.tree_id(o.key.directory) is None
                and not o.spec.suspend and not common.namespace_problem(o, self._settings)]
