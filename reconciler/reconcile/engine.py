@@ -174,7 +174,8 @@ class Reconciler:
         return Outcome(key, Result.COMMITTED, Reason.REMOVED, f"{key}: {note or 'removed'}",
                        commit)
 
-    def _plan_apply(self, obj: Resource, force: bool) -> _Plan | Outcome | None:
+    def _plan_apply(self, obj: Resource, force: bool  # noqa: PLR0911 - one return per verdict
+                    ) -> _Plan | Outcome | None:
         key = obj.key
         input_hash = common.object_input_hash(obj, self._settings)
         tree_id = self._repo.tree_id(key.directory)
@@ -186,19 +187,15 @@ class Reconciler:
         self._held.pop(key, None)
         record = self._record(key.directory) if tree_id is not None else None
         human = self.ownership.human_change(key)
-        stop: Outcome | None = None
         if human is not None and not force and self._policy(obj) == "report" \
                 and self.ownership.spec_at_own(key) == spec_data(obj):
-            stop = Outcome(
+            outcome = Outcome(
                 key, Result.HELD, human.reason,
                 f"{key}: {human.describe()}; not overwritten while the spec is unchanged "
                 f"(annotate {RESYNC_ANNOTATION} or run `reconciler resync {key}` to restore)",
                 human.commit.id)
-            self._held[key] = (input_hash, tree_id or "", stop)
-        elif record is None or record.input_hash != input_hash:  # the rendering would change
-            stop = guard_outcome(obj, record.spec if record else None, self._settings)
-        if stop is not None:
-            return stop
+            self._held[key] = (input_hash, tree_id or "", outcome)
+            return outcome
         pool_changes = self._pool_change(key.name, _pool_entry(obj, self._settings))
         if human is None and record is not None and record.input_hash == input_hash \
                 and pool_changes.empty:
@@ -214,6 +211,11 @@ class Reconciler:
         generation = _generation(obj, record, self.ownership.record_at_own(key), action)
         obj = _with_generation(obj, generation)
         rendered = render(obj, self._settings)
+        refusal = (guards.refuse_transition(obj, record.spec if record else None, self._settings)
+                   or guards.refuse_rendered(obj, rendered, self._settings))
+        if refusal is not None:  # nothing is written: not the object, not its pool entry
+            self._pool = None  # _pool_change above already counted the entry in
+            return _refused(refusal)
         changes = plan.plan_directory(rendered, current).merged(pool_changes)
         if changes.empty:
             self._in_sync[key] = (input_hash, tree_id or "")
@@ -413,15 +415,6 @@ class Reconciler:
             self._remember(obj.key, input_hash)
         return refused + [Outcome(o.key, Result.COMMITTED, Reason.IMPORTED,
                                   f"{o.key}: imported", commit) for o in new]
-
-
-def guard_outcome(obj: Resource, previous_spec: Mapping[str, object] | None,
-                  settings: Settings) -> Outcome | None:
-    """The REFUSED outcome when a guard refuses ``obj`` (going from ``previous_spec``, what
-    the config repo holds): nothing may be written for it."""
-    refusal = (guards.refuse_transition(obj, previous_spec, settings)
-               or guards.refuse_object(obj, settings))
-    return _refused(refusal) if refusal is not None else None
 
 
 def without_fleet_refusals(parsed: Parsed, settings: Settings) -> tuple[Parsed, list[Outcome]]:
