@@ -21,21 +21,23 @@ SUFFIXES = (".yaml", ".yml", ".json")
 _Entry = tuple[Path, str | None]  # a manifest path, and why it cannot be read (or None)
 
 
-def manifest_files(root: Path) -> Iterator[Path]:
+def manifest_files(root: Path, *, ignoring: bool = True) -> Iterator[Path]:
     """Every readable-looking manifest file under ``root`` (or ``root`` itself), in a
-    stable order, skipping hidden and ignored ones (``.reconcilerignore``)."""
-    for path, problem in walk(root):
+    stable order, skipping hidden ones and (``ignoring``) those ``.reconcilerignore`` and
+    the default ignore patterns name."""
+    for path, problem in walk(root, ignoring=ignoring):
         if problem is None:
             yield path
 
 
-def walk(root: Path) -> Iterator[_Entry]:
+def walk(root: Path, *, ignoring: bool = True) -> Iterator[_Entry]:
     """Every manifest under ``root`` with the reason it must not be read, if any."""
     if not root.is_dir():
         yield root, None if root.exists() else "no such file or directory"
         return
     base = root.resolve()
-    rules = ignore.parse_rules(_ignore_text(root))
+    rules = ignore.parse_rules(_ignore_text(root)) if ignoring else \
+        ignore.parse_rules(defaults=())
     problems: list[_Entry] = []
 
     def unlistable(exc: OSError) -> None:

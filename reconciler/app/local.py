@@ -231,7 +231,8 @@ def read_deployers(paths: Sequence[Path]) -> tuple[list[dict[str, object]], list
     apps: list[dict[str, object]] = []
     kustomizations: list[dict[str, object]] = []
     for root in paths:
-        for path in filesource.manifest_files(root):
+        # Flux Kustomizations often live in kustomization.yaml: no resource ignore rules here
+        for path in filesource.manifest_files(root, ignoring=False):
             try:
                 docs = list(yamlio.load_documents(path.read_bytes()))
             except (OSError, yamlio.YAMLError) as exc:

@@ -272,3 +272,15 @@ def test_reconcilerignore_and_default_ignores_keep_other_files_out(tmp_path):
     (tmp_path / ".reconcilerignore").write_text("ci/\nvalues-*.yaml\n!renovate.json\n")
     (refusal,) = filesource.read_sources([tmp_path]).refusals
     assert str(refusal).startswith(str(tmp_path / "renovate.json"))
+
+
+def test_applied_from_still_reads_a_flux_kustomization_yaml(tmp_path):
+    """The resource ignore defaults do not apply to ``--applied-from``: a Flux Kustomization
+    kept in kustomization.yaml is read."""
+    from reconciler import app
+
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n"
+        "metadata: {name: tenants, namespace: flux-system}\nspec: {path: ./tenants}\n")
+    apps, kustomizations = app.read_deployers([tmp_path])
+    assert (apps, [k["metadata"]["name"] for k in kustomizations]) == ([], ["tenants"])
