@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from reconciler.core import ignore, sources
+from reconciler.core import errors, ignore, sources
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -106,15 +106,28 @@ def read_file(path: Path, limits: sources.Limits) -> sources.Parsed:
 
 def read_sources(roots: list[Path], limits: sources.Limits = sources.DEFAULT_LIMITS
                  ) -> sources.Parsed:
-    """Parse every manifest under ``roots``; unreadable paths become refusals."""
+    """Parse every manifest under ``roots``; unreadable paths become refusals.
+
+    A root that is missing or cannot be read is a usage error: a pass over it would take
+    every object for deleted.
+    """
     results: list[sources.Parsed] = []
     for root in roots:
+        check_root(root)
         for path, problem in walk(root):
             if problem is not None:
                 results.append(sources.unreadable(str(path), problem))
             else:
                 results.append(read_file(path, limits))
     return sources.combine(results)
+
+
+def check_root(root: Path) -> None:
+    """Raise a usage error when ``root`` is missing or cannot be read."""
+    if not root.exists():
+        raise errors.UserInputError(f"--source {root}: no such file or directory")
+    if not os.access(root, os.R_OK | (os.X_OK if root.is_dir() else 0)):
+        raise errors.UserInputError(f"--source {root}: permission denied")
 
 
 def snapshot(roots: list[Path]) -> tuple[tuple[str, int, int], ...]:

@@ -44,6 +44,9 @@ class Reason(StrEnum):
     PULL_REQUEST_CLOSED = "PullRequestClosed"
     FORGE_ERROR = "ForgeError"
     UNSAFE_PATH = "UnsafePath"
+    ADOPTED = "Adopted"
+    SOURCE_EMPTY = "SourceEmpty"  # a kind vanished from the source: nothing removed
+    EXPIRED = "Expired"
     # guards (core/guards.py): never commit what the cluster rejects or what destroys data
     STORAGE_SHRINK = "StorageShrink"
     VERSION_DOWNGRADE = "VersionDowngrade"
