@@ -16,7 +16,7 @@ from reconciler.core import names, yamlio
 from reconciler.core.models import API_VERSION, ObjectKey, Resource, spec_data
 from reconciler.core.settings import Settings
 
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 MANAGED_BY = "gitops-reconciler"
 SOURCE_FILE = ".reconciler.json"
 KUSTOMIZATION = "kustomization.yaml"
@@ -79,11 +79,26 @@ def namespace_problem(obj: Resource, settings: Settings) -> str | None:
     return None
 
 
-def labels_for(key: ObjectKey, component: str) -> dict[str, str]:
-    """Standard labels on everything rendered for ``key``."""
+#: Annotations that keep Argo CD and Flux from ever deleting what they carry (a tenant's
+#: Namespace and its data volume), even when the tenant's directory is removed from Git.
+KEEP_ON_PRUNE = {
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
+
+
+def labels_for(key: ObjectKey, component: str, app: str | None = None) -> dict[str, str]:
+    """The recommended ``app.kubernetes.io/*`` labels (and the owner's label) for ``key``.
+
+    ``app`` is the application's name (default: ``component``); the instance is unique
+    across the platform (``<owner>-<app>``), the owner is what the object is part of.
+    """
+    name = app or component
     return {
         "app.kubernetes.io/component": component,
+        "app.kubernetes.io/instance": f"{key.name}-{name}",
         "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/name": name,
         "app.kubernetes.io/part-of": key.name,
         f"reconciler.ahoi.dev/{key.kind.lower()}": key.name,
     }
@@ -155,6 +170,23 @@ def parse_source_record(raw: bytes) -> SourceRecord | None:
 def container_resources(cpu: str, memory: str) -> dict[str, Any]:
     """Requests equal to limits for memory, a CPU request: what the ResourceQuota needs."""
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}
+
+
+def probes(handler: Mapping[str, Any], *, startup_seconds: int = 60) -> dict[str, Any]:
+    """Startup, liveness and readiness probes sharing one check.
+
+    The startup probe allows ``startup_seconds`` before liveness starts counting, so a slow
+    start (a database replaying its WAL) is not killed; liveness then needs 3 failures in
+    30 s, readiness takes the pod out of its Service after 2.
+    """
+    return {
+        "startupProbe": {**handler, "periodSeconds": 5,
+                         "failureThreshold": max(1, startup_seconds // 5)},
+        "livenessProbe": {**handler, "periodSeconds": 10, "failureThreshold": 3,
+                          "timeoutSeconds": 5},
+        "readinessProbe": {**handler, "periodSeconds": 5, "failureThreshold": 2,
+                           "timeoutSeconds": 3},
+    }
 
 
 def restricted_security() -> dict[str, Any]:
