@@ -1,0 +1,254 @@
+"""Tenant isolation through the shared pool, proven with the real PostgreSQL and pgbouncer.
+
+Two tenants with a database (alpha, bravo) and one without (charlie) are rendered; each
+tenant's PostgreSQL is started from its rendered StatefulSet (role, database, password from
+the Secret it references), pgbouncer runs the rendered pgbouncer.ini with only host names,
+ports and the userlist path substituted, and psql connects with exactly the settings the
+rendered scheduler receives. The Secrets are created the way the rendered ExternalSecrets
+describe, from a store holding one password per tenant.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.core.models import Customer
+from reconciler.core.render import pool
+from reconciler.core.render.customers import render_customer
+from reconciler.core.settings import ExternalSecrets, Settings
+from tests.gitservers_assets import processes
+from tests.pool import servers
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = Settings(external_secrets=ExternalSecrets(store="vault"))
+TEMPLATE_VALUE = re.compile(r'\{\{ index \. "([a-z0-9-]+)" \}\}')
+
+
+def tenant(name: str, *, database: bool) -> Customer:
+    """A Customer with a scheduler (the workload that connects) and maybe a database."""
+    return Customer.model_validate({"metadata": {"name": name}, "spec": {"features": {
+        "database": {"enabled": database}, "scheduler": {"enabled": True}}}})
+
+
+CUSTOMERS = (tenant("alpha", database=True), tenant("bravo", database=True),
+             tenant("charlie", database=False))
+
+
+def documents(files: dict[str, bytes], *, kind: str) -> list[dict[str, Any]]:
+    """Every rendered object of ``kind`` in a directory's files."""
+    return [d for rel, data in sorted(files.items()) if rel.endswith(".yaml")
+            for d in yaml.safe_load_all(data) if d and d.get("kind") == kind]
+
+
+def materialize(external_secret: dict[str, Any], store: dict[str, dict[str, str]],
+                ) -> dict[str, str]:
+    """What External Secrets Operator writes into the target Secret: fetched values, or the
+    template filled with them (only the ``index . "key"`` form the renderer uses)."""
+    spec = external_secret["spec"]
+    fetched = {d["secretKey"]: store[d["remoteRef"]["key"]][d["remoteRef"]["property"]]
+               for d in spec["data"]}
+    template = spec["target"].get("template")
+    if template is None:
+        return fetched
+    filled = {k: TEMPLATE_VALUE.sub(lambda m: fetched[m.group(1)], v)
+              for k, v in template["data"].items()}
+    assert not [v for v in filled.values() if "{{" in v], filled
+    return filled
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What the rendered manifests became: Secrets, addresses and the running servers."""
+
+    programs: servers.Programs
+    secrets: dict[tuple[str, str], dict[str, str]]  # (namespace, name) -> data
+    addresses: dict[tuple[str, int], tuple[str, int]]  # in-cluster host:port -> loopback
+    scheduler_env: dict[str, list[dict[str, Any]]]  # tenant -> rendered env
+    namespaces: dict[str, str]  # tenant -> namespace
+    ini: str
+
+    def env_of(self, name: str) -> dict[str, str]:
+        """The scheduler's environment as a pod of tenant ``name`` gets it."""
+        out = {}
+        for var in self.scheduler_env[name]:
+            if "value" in var:
+                out[var["name"]] = var["value"]
+            else:
+                ref = var["valueFrom"]["secretKeyRef"]
+                out[var["name"]] = self.secrets[(self.namespaces[name], ref["name"])][ref["key"]]
+        return out
+
+    def connect(self, env: dict[str, str], *, database: str | None = None,
+                sql: str = "select current_database() || ' ' || current_user"):
+        """psql with a scheduler's settings (host and port mapped to loopback)."""
+        host, port = self.addresses[(env["DATABASE_HOST"], int(env["DATABASE_PORT"]))]
+        conninfo = (f"host={host} port={port} dbname={database or env['DATABASE_NAME']} "
+                    f"user={env['DATABASE_USER']}")
+        return servers.psql(self.programs, conninfo, password=env["DATABASE_PASSWORD"], sql=sql)
+
+
+def substitute_ini(ini: str, *, addresses: dict[tuple[str, int], tuple[str, int]],
+                   listen_port: int, auth_file: Path, rendered_auth_file: str) -> str:
+    """The rendered ini with only host names, ports and the userlist path replaced."""
+
+    def database_line(match: re.Match[str]) -> str:
+        host, port = addresses[(match.group(1), int(match.group(2)))]
+        return f"host={host} port={port}"
+
+    out = re.sub(r"host=(\S+) port=(\d+)", database_line, ini)
+    replacements = {"listen_addr = 0.0.0.0": "listen_addr = 127.0.0.1",
+                    f"listen_port = {pool.POOL_PORT}": f"listen_port = {listen_port}",
+                    f"auth_file = {rendered_auth_file}": f"auth_file = {auth_file}"}
+    for old, new in replacements.items():
+        assert old in out, old
+        out = out.replace(old, new)
+    changed = [(a, b) for a, b in zip(ini.splitlines(), out.splitlines(), strict=True) if a != b]
+    assert all(("host=" in a and "port=" in a) or a.split(" =")[0] in
+               ("listen_addr", "listen_port", "auth_file") for a, _ in changed), changed
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """Both tenant databases and the pool, running as rendered; stopped afterwards."""
+    programs = servers.find_programs()
+    rendered = {c.metadata.name: dict(render_customer(c, SETTINGS).files) for c in CUSTOMERS}
+    entries = [e for c in CUSTOMERS if (e := pool.pool_entry(c, SETTINGS)) is not None]
+    pool_files = dict(pool.render_pool(entries, SETTINGS).files)
+    store = {f"tenants/{c.metadata.name}/database": {"password": secrets.token_urlsafe(18)}
+             for c in CUSTOMERS}
+
+    secret_data: dict[tuple[str, str], dict[str, str]] = {}
+    for files in [*rendered.values(), pool_files]:
+        for es in documents(files, kind="ExternalSecret"):
+            key = (es["metadata"]["namespace"], es["spec"]["target"]["name"])
+            secret_data[key] = materialize(es, store)
+    namespaces = {n: documents(f, kind="Namespace")[0]["metadata"]["name"]
+                  for n, f in rendered.items()}
+    scheduler_env = {n: documents(f, kind="Deployment")[0]["spec"]["template"]["spec"]
+                     ["containers"][0]["env"] for n, f in rendered.items()}
+
+    running: list[servers.Server] = []
+    addresses: dict[tuple[str, int], tuple[str, int]] = {}
+    with servers.server_workdir() as work:
+        try:
+            for name, files in rendered.items():
+                (statefulset,) = documents(files, kind="StatefulSet") or [None]
+                if statefulset is None:
+                    continue
+                (service,) = documents(files, kind="Service")
+                env = {e["name"]: e for e in
+                       statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
+                ref = env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+                password = secret_data[(namespaces[name], ref["name"])][ref["key"]]
+                data, log = work / name, work / f"{name}.log"
+                servers.init_postgres(programs, data=data, superuser=env["POSTGRES_USER"]["value"],
+                                      password=password, log_path=log)
+                port = processes.pick_free_port()
+                running.append(servers.start_postgres(programs, data=data, port=port,
+                                                      log_path=log))
+                create = servers.psql(
+                    programs, f"host={data} port={port} dbname=postgres "
+                              f"user={env['POSTGRES_USER']['value']}",
+                    password=None, sql=f'create database "{env["POSTGRES_DB"]["value"]}"')
+                assert create.returncode == 0, create.stderr
+                svc_host = f"{service['metadata']['name']}.{service['metadata']['namespace']}"
+                addresses[(f"{svc_host}.svc.cluster.local", service["spec"]["ports"][0]["port"])] \
+                    = ("127.0.0.1", port)
+
+            (deployment,) = documents(pool_files, kind="Deployment")
+            (pool_service,) = documents(pool_files, kind="Service")
+            pod = deployment["spec"]["template"]["spec"]
+            (userlist_volume,) = [v for v in pod["volumes"] if "secret" in v]
+            (mount,) = [m for m in pod["containers"][0]["volumeMounts"]
+                        if m["name"] == userlist_volume["name"]]
+            userlist = secret_data[(pool_service["metadata"]["namespace"],
+                                    userlist_volume["secret"]["secretName"])]
+            auth_file = work / "userlist.txt"
+            servers.write_owned(auth_file, userlist[pool.USERLIST_KEY])
+            pool_port = processes.pick_free_port()
+            pool_host = f"pgbouncer.{pool_service['metadata']['namespace']}.svc"
+            addresses[(pool_host, pool_service["spec"]["ports"][0]["port"])] = \
+                ("127.0.0.1", pool_port)
+            rendered_ini = pool_files["pgbouncer.ini"].decode()
+            ini = substitute_ini(rendered_ini, addresses=addresses, listen_port=pool_port,
+                                 auth_file=auth_file,
+                                 rendered_auth_file=f"{mount['mountPath']}/{pool.USERLIST_KEY}")
+            servers.write_owned(work / "pgbouncer.ini", ini)
+            running.append(servers.Server([programs.pgbouncer, str(work / "pgbouncer.ini")],
+                                          port=pool_port, log_path=work / "pgbouncer.log",
+                                          cwd=work))
+            yield Cluster(programs, secret_data, addresses, scheduler_env, namespaces,
+                          rendered_ini)
+        finally:
+            for server in reversed(running):
+                server.stop()
+
+
+def test_each_tenant_opens_its_own_database_through_the_pool(cluster):
+    """With exactly the settings its scheduler receives, each tenant reaches its own
+    database (as its own role) through pgbouncer on port 6432."""
+    for name in ("alpha", "bravo"):
+        env = cluster.env_of(name)
+        assert env["DATABASE_PORT"] == "6432"
+        result = cluster.connect(env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"app {name}"
+
+
+def test_one_tenants_credentials_never_open_another_tenants_database(cluster):
+    """alpha's credentials fail on bravo's database and bravo's on alpha's, while each still
+    opens its own (so the failure is the isolation, not a server that is down)."""
+    alpha, bravo = cluster.env_of("alpha"), cluster.env_of("bravo")
+    for own, other in ((alpha, bravo), (bravo, alpha)):
+        denied = cluster.connect(own, database=other["DATABASE_NAME"])
+        assert denied.returncode != 0, denied.stdout
+        assert "password authentication failed" in denied.stderr, denied.stderr
+        assert cluster.connect(own).returncode == 0
+    stolen = cluster.connect({**alpha, "DATABASE_PASSWORD": bravo["DATABASE_PASSWORD"]})
+    assert stolen.returncode != 0 and "SASL authentication failed" in stolen.stderr  # pool refuses
+
+
+def test_data_written_by_one_tenant_stays_in_its_database(cluster):
+    """A row alpha writes through the pool is read back by alpha and absent from bravo's
+    database."""
+    alpha, bravo = cluster.env_of("alpha"), cluster.env_of("bravo")
+    wrote = cluster.connect(alpha, sql="create table if not exists notes (body text); "
+                                       "insert into notes values ('alpha only')")
+    assert wrote.returncode == 0, wrote.stderr
+    assert cluster.connect(alpha, sql="select body from notes").stdout.strip() == "alpha only"
+    missing = cluster.connect(bravo, sql="select count(*) from notes")
+    assert missing.returncode != 0 and 'relation "notes" does not exist' in missing.stderr
+
+
+def test_a_customer_without_a_database_is_not_in_the_pool(cluster):
+    """charlie (database disabled) has no pool line and no connection settings, and the pool
+    answers its name with "no such database"."""
+    assert not re.search(r"(?m)^charlie\s*=", cluster.ini)
+    assert not [k for k in cluster.env_of("charlie") if k.startswith("DATABASE_")]
+    refused = cluster.connect(cluster.env_of("alpha"), database="charlie")
+    assert refused.returncode != 0
+    assert 'no such database: charlie' in refused.stderr, refused.stderr
+
+
+def test_the_proven_files_are_the_default_install_files():
+    """Turning on external_secrets only adds ExternalSecret files: the pool, database and
+    scheduler files proven above are byte for byte those of a default install."""
+    default = Settings()
+    for customer in CUSTOMERS:
+        with_es = dict(render_customer(customer, SETTINGS).files)
+        without = dict(render_customer(customer, default).files)
+        for rel in ("database.yaml", "scheduler.yaml", "namespace.yaml"):
+            assert with_es.get(rel) == without.get(rel), (customer.metadata.name, rel)
+    entries = [e for c in CUSTOMERS if (e := pool.pool_entry(c, SETTINGS)) is not None]
+    assert pool.render_ini(entries) == pool.render_pool(entries, default).files["pgbouncer.ini"]
+    assert "externalsecret.yaml" not in pool.render_pool(entries, default).files
