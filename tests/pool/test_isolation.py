@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 import yaml
 
 from reconciler.core.models import Customer
-from reconciler.core.render import pool
+from reconciler.core.render import common, pool
 from reconciler.core.render.customers import render_customer
 from reconciler.core.settings import ExternalSecrets, Settings
 from tests.gitservers_assets import processes
@@ -252,3 +253,25 @@ def test_the_proven_files_are_the_default_install_files():
     entries = [e for c in CUSTOMERS if (e := pool.pool_entry(c, SETTINGS)) is not None]
     assert pool.render_ini(entries) == pool.render_pool(entries, default).files["pgbouncer.ini"]
     assert "externalsecret.yaml" not in pool.render_pool(entries, default).files
+
+
+def test_a_customer_named_like_the_pools_console_is_refused():
+    """pgbouncer reserves the database name "pgbouncer" and then refuses its whole config
+    (every tenant would lose its database), so such a Customer with a database is refused
+    with one line; without a database it is fine."""
+    programs = servers.find_programs()
+    with servers.server_workdir() as work:
+        ini = pool.render_ini([pool.entry_for("pgbouncer", SETTINGS)]).decode()
+        ini = ini.replace("auth_file = /etc/pgbouncer/userlist/userlist.txt",
+                          f"auth_file = {work}/userlist.txt")
+        ini = ini.replace(f"listen_port = {pool.POOL_PORT}",
+                          f"listen_port = {processes.pick_free_port()}")
+        servers.write_owned(work / "userlist.txt", "")
+        servers.write_owned(work / "pgbouncer.ini", ini)
+        proc = subprocess.run(servers.as_server_user([programs.pgbouncer, str(work / "pgbouncer.ini")]),
+                              capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode != 0 and 'database name "pgbouncer" is reserved' in proc.stderr
+    problem = common.namespace_problem(tenant("pgbouncer", database=True), SETTINGS)
+    assert problem is not None and "reserved by the connection pool" in problem
+    assert "\n" not in problem
+    assert common.namespace_problem(tenant("pgbouncer", database=False), SETTINGS) is None

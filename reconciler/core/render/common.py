@@ -63,12 +63,22 @@ def spec_hash(obj: Resource) -> str:
     return digest(spec_data(obj))
 
 
+#: Database names pgbouncer reserves (its admin console): one such ``[databases]`` line makes
+#: pgbouncer refuse its whole configuration, i.e. every tenant's connections.
+POOL_RESERVED_NAMES = frozenset({"pgbouncer"})
+
+
 def namespace_problem(obj: Resource, settings: Settings) -> str | None:
-    """Why ``obj``'s namespace name would be invalid under ``settings`` (None when fine).
+    """Why ``obj`` cannot be rendered under ``settings`` (None when fine).
 
     A name is a valid label on its own but the namespace pattern adds to it, so a long
-    name can still make a namespace Kubernetes rejects.
+    name can still make a namespace Kubernetes rejects; and a Customer with a database
+    must not take a name the connection pool reserves.
     """
+    if (obj.kind == "Customer" and obj.metadata.name in POOL_RESERVED_NAMES
+            and obj.spec.features.database.enabled):
+        return (f"metadata.name: {obj.metadata.name!r} is reserved by the connection pool "
+                "(pgbouncer's admin console); a Customer with a database needs another name")
     pattern = (settings.namespace_pattern if obj.kind == "Customer"
                else settings.preview_namespace_pattern)
     namespace = pattern.replace("{name}", obj.metadata.name)
