@@ -46,7 +46,7 @@ class Images(BaseModel):
     database_pins: dict[str, str] = {}
     scheduler: str = "ghcr.io/ahoi/scheduler:1.4.2"
     webhooks: str = "ghcr.io/ahoi/webhooks:1.4.2"
-    pgbouncer: str = "ghcr.io/cloudnative-pg/pgbouncer:1.24.0"
+    pgbouncer: str = "ghcr.io/cloudnative-pg/pgbouncer:1.24.1"
 
     @field_validator("database", "scheduler", "webhooks", "pgbouncer")
     @classmethod

@@ -198,8 +198,8 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 @pytest.mark.parametrize("reference", [
-    "ghcr.io/cloudnative-pg/pgbouncer:1.24.0",
-    f"ghcr.io/cloudnative-pg/pgbouncer:1.24.0@{DIGEST}",
+    "ghcr.io/cloudnative-pg/pgbouncer:1.24.1",
+    f"ghcr.io/cloudnative-pg/pgbouncer:1.24.1@{DIGEST}",
     f"registry.corp:5000/mirror/pgbouncer@{DIGEST}",
 ])
 def test_images_may_be_pinned_by_digest(reference):
@@ -236,7 +236,7 @@ def test_database_versions_are_pinned_by_digest():
 def test_default_images_are_the_documented_ones():
     """The defaults are those the README names (and says where they come from)."""
     images = Settings().images
-    assert images.pgbouncer == "ghcr.io/cloudnative-pg/pgbouncer:1.24.0"
+    assert images.pgbouncer == "ghcr.io/cloudnative-pg/pgbouncer:1.24.1"
     assert images.database == "docker.io/library/postgres"
     readme = (samples.ROOT / "README.md").read_text()
     for reference in (images.pgbouncer, images.database, images.scheduler, images.webhooks):
