@@ -216,7 +216,7 @@ def test_images_may_be_pinned_by_digest(reference):
                                        "x/y:1\n", "-x/y:1"])
 def test_a_malformed_image_reference_is_refused_by_name(reference):
     """An image that is not a reference is one clear line naming the setting."""
-    with pytest.raises(SettingsError, match="^setting images.webhooks: .*not an image reference"):
+    with pytest.raises(SettingsError, match=r"^setting images.webhooks: .*not an image reference"):
         load_settings(None, {"RECONCILER_IMAGES_WEBHOOKS": reference})
 
 
@@ -229,7 +229,7 @@ def test_database_versions_are_pinned_by_digest():
     assert settings.images.database_image("16") == "docker.io/library/postgres:16"
     database = customers.render_customer(samples.FULL_CUSTOMER, settings).files["database.yaml"]
     assert f"image: docker.io/library/postgres:15.10@{DIGEST}".encode() in database  # v15
-    with pytest.raises(SettingsError, match="^setting images.database_pins: .*@sha256"):
+    with pytest.raises(SettingsError, match=r"^setting images.database_pins: .*@sha256"):
         load_settings("images:\n  database_pins:\n    '15': postgres:15.10\n", {})
 
 

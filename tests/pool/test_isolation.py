@@ -31,7 +31,8 @@ from tests.pool import servers
 pytestmark = pytest.mark.slow
 
 SETTINGS = Settings(external_secrets=ExternalSecrets(store="vault"))
-TEMPLATE_VALUE = re.compile(r'\{\{ index \. "([a-z0-9-]+)" \}\}')
+#: The one Go template form the renderer uses: a line per fetched key, in key order.
+RANGE = re.compile(r'^\{\{ range \$(\w+), \$(\w+) := \. \}\}(.*)\{\{ end \}\}$')
 
 
 def tenant(name: str, *, database: bool) -> Customer:
@@ -53,16 +54,22 @@ def documents(files: dict[str, bytes], *, kind: str) -> list[dict[str, Any]]:
 def materialize(external_secret: dict[str, Any], store: dict[str, dict[str, str]],
                 ) -> dict[str, str]:
     """What External Secrets Operator writes into the target Secret: fetched values, or the
-    template filled with them (only the ``index . "key"`` form the renderer uses)."""
+    template executed over them (Go's ``range`` over a map visits keys in sorted order)."""
     spec = external_secret["spec"]
     fetched = {d["secretKey"]: store[d["remoteRef"]["key"]][d["remoteRef"]["property"]]
                for d in spec["data"]}
     template = spec["target"].get("template")
     if template is None:
         return fetched
-    filled = {k: TEMPLATE_VALUE.sub(lambda m: fetched[m.group(1)], v)
-              for k, v in template["data"].items()}
-    assert not [v for v in filled.values() if "{{" in v], filled
+    filled = {}
+    for name, text in template["data"].items():
+        match = RANGE.match(text)
+        assert match, f"not the template form this test executes: {text}"
+        key, value, body = match.groups()
+        body = body.replace('{{ "\\n" }}', "\n")
+        filled[name] = "".join(body.replace(f"{{{{ ${key} }}}}", k).replace(f"{{{{ ${value} }}}}", v)
+                               for k, v in sorted(fetched.items()))
+        assert "{{" not in filled[name], filled[name]
     return filled
 
 

@@ -83,8 +83,9 @@ def test_tenant_external_secret_creates_the_referenced_secret_from_the_store(tmp
 
 
 def test_pool_external_secret_assembles_one_userlist_line_per_tenant(tmp_path):
-    """The pool's ExternalSecret fetches each database tenant's password and templates one
-    "role" "password" line per tenant into userlist.txt; its text holds names, no value."""
+    """The pool's ExternalSecret fetches each database tenant's password under its role and
+    templates one "role" "password" line per key into userlist.txt (the pool test executes
+    the template); its text holds names, no value."""
     objects = built(dict(samples.render_pool(samples.POOL_CUSTOMERS, WITH_STORE).files), tmp_path)
     (external,) = [o for o in objects if o["kind"] == "ExternalSecret"]
     spec = external["spec"]
@@ -93,9 +94,11 @@ def test_pool_external_secret_assembles_one_userlist_line_per_tenant(tmp_path):
     assert [d["secretKey"] for d in spec["data"]] == ["alpha", "charlie", "delta"]  # not bravo
     assert {d["remoteRef"]["key"] for d in spec["data"]} == {
         f"platform/{n}/postgres" for n in ("alpha", "charlie", "delta")}
-    template = spec["target"]["template"]["data"][pool.USERLIST_KEY]
-    assert template.splitlines() == [f'"{n}" "{{{{ index . "{n}" }}}}"'
-                                     for n in ("alpha", "charlie", "delta")]
+    assert spec["target"]["template"] == {"engineVersion": "v2",
+                                          "data": {pool.USERLIST_KEY: pool.USERLIST_TEMPLATE}}
+    many = samples.render_pool(tuple(samples.customer(f"t{i}", database=True) for i in range(50)),
+                               WITH_STORE).files["externalsecret.yaml"]
+    assert many.count(pool.USERLIST_TEMPLATE.encode()) == 1  # one template for any fleet
 
 
 def test_no_external_secret_without_the_setting():

@@ -23,6 +23,10 @@ POOL_PORT = customers.POOL_PORT
 POOL_KEY = ObjectKey("Pool", "pgbouncer")
 USERLIST_KEY = "userlist.txt"  # the key of the pool's Secret (settings.pool_auth_secret)
 USERLIST_DIR = "/etc/pgbouncer/userlist"
+#: External Secrets Operator template (Go text/template, engine v2) of userlist.txt: one
+#: ``"role" "password"`` line per fetched key, in key order.
+USERLIST_TEMPLATE = ('{{ range $role, $password := . }}"{{ $role }}" "{{ $password }}"'
+                     '{{ "\\n" }}{{ end }}')
 #: Deployed selectors are immutable: this one has been the same since the first release.
 SELECTOR = {"app.kubernetes.io/name": "pgbouncer"}
 
@@ -209,12 +213,12 @@ def _userlist_external_secret(meta: dict[str, Any], entries: list[PoolEntry],
                               settings: Settings) -> dict[str, Any]:
     """An ExternalSecret assembling userlist.txt from every tenant's credentials.
 
-    Each tenant's password is fetched under the tenant's name and written as one
-    ``"role" "password"`` line; the template holds names only, never a value.
+    Each tenant's password is fetched under its role's name, and one template (the same
+    for any number of tenants) writes a ``"role" "password"`` line per fetched key; the
+    object names stores and keys only, never a value.
     """
     store = settings.external_secrets
     assert store is not None
-    template = "".join(f'"{e.role}" "{{{{ index . "{e.name}" }}}}"\n' for e in entries)
     return {
         "apiVersion": customers.EXTERNAL_SECRETS_API,
         "kind": "ExternalSecret",
@@ -223,8 +227,9 @@ def _userlist_external_secret(meta: dict[str, Any], entries: list[PoolEntry],
             "refreshInterval": store.refresh_interval,
             "secretStoreRef": {"kind": store.store_kind, "name": store.store},
             "target": {"name": settings.pool_auth_secret, "creationPolicy": "Owner",
-                       "template": {"engineVersion": "v2", "data": {USERLIST_KEY: template}}},
-            "data": [{"secretKey": e.name, "remoteRef": {
+                       "template": {"engineVersion": "v2",
+                                    "data": {USERLIST_KEY: USERLIST_TEMPLATE}}},
+            "data": [{"secretKey": e.role, "remoteRef": {
                 "key": customers.remote_key(e.name, settings),
                 "property": customers.PASSWORD_KEY}} for e in entries],
         },
