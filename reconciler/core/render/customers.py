@@ -13,7 +13,7 @@ from typing import Any
 from reconciler.core import yamlio
 from reconciler.core.models import Customer
 from reconciler.core.render import common
-from reconciler.core.settings import Settings
+from reconciler.core.settings import ExternalSecrets, Settings
 
 POSTGRES_PORT = 5432
 POOL_PORT = 6432
@@ -63,7 +63,7 @@ def render_customer(customer: Customer, settings: Settings) -> common.RenderedDi
         files["database.yaml"] = yamlio.dump_documents(_database(customer, ns, settings))
         if settings.external_secrets is not None:
             files["externalsecret.yaml"] = yamlio.dump_documents(
-                [_external_secret(customer, ns, settings)])
+                [_external_secret(customer, ns, settings, settings.external_secrets)])
     if features.scheduler.enabled:
         files["scheduler.yaml"] = yamlio.dump_documents([_scheduler(customer, ns, settings)])
     if features.webhooks.enabled:
@@ -205,10 +205,9 @@ def _database(customer: Customer, ns: str, settings: Settings) -> list[dict[str,
     return [claim, service, statefulset]
 
 
-def _external_secret(customer: Customer, ns: str, settings: Settings) -> dict[str, Any]:
+def _external_secret(customer: Customer, ns: str, settings: Settings,
+                     store: ExternalSecrets) -> dict[str, Any]:
     """An ExternalSecret creating the tenant's credentials Secret from the configured store."""
-    store = settings.external_secrets
-    assert store is not None
     return {
         "apiVersion": EXTERNAL_SECRETS_API,
         "kind": "ExternalSecret",
@@ -218,15 +217,14 @@ def _external_secret(customer: Customer, ns: str, settings: Settings) -> dict[st
             "secretStoreRef": {"kind": store.store_kind, "name": store.store},
             "target": {"name": settings.database_secret, "creationPolicy": "Owner"},
             "data": [{"secretKey": PASSWORD_KEY, "remoteRef": {
-                "key": remote_key(customer.metadata.name, settings), "property": PASSWORD_KEY}}],
+                "key": remote_key(customer.metadata.name, store), "property": PASSWORD_KEY}}],
         },
     }
 
 
-def remote_key(name: str, settings: Settings) -> str:
+def remote_key(name: str, store: ExternalSecrets) -> str:
     """The key of the Customer called ``name``'s credentials in the external store."""
-    assert settings.external_secrets is not None
-    return settings.external_secrets.key_pattern.replace("{name}", name)
+    return store.key_pattern.replace("{name}", name)
 
 
 def _scheduler(customer: Customer, ns: str, settings: Settings) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from reconciler.core import yamlio
 from reconciler.core.models import Customer, ObjectKey
 from reconciler.core.render import common, customers
-from reconciler.core.settings import Settings
+from reconciler.core.settings import ExternalSecrets, Settings
 
 POOL_PORT = customers.POOL_PORT
 POOL_KEY = ObjectKey("Pool", "pgbouncer")
@@ -126,7 +126,8 @@ def render_pool(entries: Iterable[PoolEntry], settings: Settings) -> common.Rend
     }
     if settings.external_secrets is not None:
         manifests["externalsecret.yaml"] = [
-            _userlist_external_secret(meta(settings.pool_auth_secret), ordered, settings)]
+            _userlist_external_secret(meta(settings.pool_auth_secret), ordered, settings,
+                                      settings.external_secrets)]
     input_hash = pool_input_hash(ordered, settings)
     files = {rel: yamlio.dump_documents(docs) for rel, docs in manifests.items()}
     files["pgbouncer.ini"] = render_ini(ordered)
@@ -210,15 +211,13 @@ def _network_policy(meta: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def _userlist_external_secret(meta: dict[str, Any], entries: list[PoolEntry],
-                              settings: Settings) -> dict[str, Any]:
+                              settings: Settings, store: ExternalSecrets) -> dict[str, Any]:
     """An ExternalSecret assembling userlist.txt from every tenant's credentials.
 
     Each tenant's password is fetched under its role's name, and one template (the same
     for any number of tenants) writes a ``"role" "password"`` line per fetched key; the
     object names stores and keys only, never a value.
     """
-    store = settings.external_secrets
-    assert store is not None
     return {
         "apiVersion": customers.EXTERNAL_SECRETS_API,
         "kind": "ExternalSecret",
@@ -230,7 +229,7 @@ def _userlist_external_secret(meta: dict[str, Any], entries: list[PoolEntry],
                        "template": {"engineVersion": "v2",
                                     "data": {USERLIST_KEY: USERLIST_TEMPLATE}}},
             "data": [{"secretKey": e.role, "remoteRef": {
-                "key": customers.remote_key(e.name, settings),
+                "key": customers.remote_key(e.name, store),
                 "property": customers.PASSWORD_KEY}} for e in entries],
         },
     }
