@@ -154,3 +154,32 @@ def psql(programs: Programs, conninfo: str, *, password: str | None, sql: str,
     return subprocess.run([programs.psql, "-X", "-w", "-tA", "-v", "ON_ERROR_STOP=1",
                            "-d", conninfo, "-c", sql],
                           capture_output=True, text=True, env=env, check=False, timeout=60)
+
+
+def with_program_dir(argv: list[str], program_path: str) -> list[str]:
+    """``argv`` with the directory of ``program_path`` first on PATH (Debian keeps
+    pgbouncer in /usr/sbin, which an unprivileged user's PATH may lack)."""
+    path = f"{Path(program_path).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    return ["env", f"PATH={path}", *argv]
+
+
+def publish_secret(directory: Path, data: dict[str, str], *, generation: int) -> None:
+    """Write a Secret volume the way the kubelet does: files in a new ``..<generation>``
+    directory, an atomic swap of the ``..data`` link, and ``<key> -> ..data/<key>`` links."""
+    directory.mkdir(exist_ok=True)
+    stamp = directory / f"..{generation}"
+    stamp.mkdir()
+    for path in (directory, stamp):
+        path.chmod(0o755)
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(SERVER_USER)
+            os.chown(path, user.pw_uid, user.pw_gid)
+    for key, value in data.items():
+        write_owned(stamp / key, value)
+    swap = directory / "..data_tmp"
+    swap.symlink_to(stamp.name)
+    os.replace(swap, directory / "..data")
+    for key in data:
+        link = directory / key
+        if not link.is_symlink():
+            link.symlink_to(f"..data/{key}")

@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +74,31 @@ def materialize(external_secret: dict[str, Any], store: dict[str, dict[str, str]
     return filled
 
 
-@dataclass(frozen=True)
+@dataclass
 class Cluster:
     """What the rendered manifests became: Secrets, addresses and the running servers."""
 
     programs: servers.Programs
-    secrets: dict[tuple[str, str], dict[str, str]]  # (namespace, name) -> data
+    store: dict[str, dict[str, str]]  # the external secret store: key -> properties
+    external_secrets: list[dict[str, Any]]  # every rendered ExternalSecret
+    secret_mounts: dict[tuple[str, str], Path]  # (namespace, Secret) -> kubelet-like volume
     addresses: dict[tuple[str, int], tuple[str, int]]  # in-cluster host:port -> loopback
     scheduler_env: dict[str, list[dict[str, Any]]]  # tenant -> rendered env
     namespaces: dict[str, str]  # tenant -> namespace
     ini: str
+    secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    generation: int = 0
+
+    def sync_secrets(self) -> None:
+        """Do what External Secrets Operator and the kubelet do: (re)write every Secret
+        from the store, and swap mounted Secret volumes to the new data atomically."""
+        self.generation += 1
+        for es in self.external_secrets:
+            key = (es["metadata"]["namespace"], es["spec"]["target"]["name"])
+            self.secrets[key] = materialize(es, self.store)
+            if key in self.secret_mounts:
+                servers.publish_secret(self.secret_mounts[key], self.secrets[key],
+                                       generation=self.generation)
 
     def env_of(self, name: str) -> dict[str, str]:
         """The scheduler's environment as a pod of tenant ``name`` gets it."""
@@ -104,24 +120,20 @@ class Cluster:
         return servers.psql(self.programs, conninfo, password=env["DATABASE_PASSWORD"], sql=sql)
 
 
-def substitute_ini(ini: str, *, addresses: dict[tuple[str, int], tuple[str, int]],
-                   listen_port: int, auth_file: Path, rendered_auth_file: str) -> str:
-    """The rendered ini with only host names, ports and the userlist path replaced."""
+def substitute(text: str, *, addresses: dict[tuple[str, int], tuple[str, int]],
+               listen_port: int, paths: dict[str, Path]) -> str:
+    """The rendered text with only host names, ports and mounted paths replaced."""
 
     def database_line(match: re.Match[str]) -> str:
-        host, port = addresses[(match.group(1), int(match.group(2)))]
+        host, port = addresses.get((match.group(1), int(match.group(2))),
+                                   (match.group(1), int(match.group(2))))
         return f"host={host} port={port}"
 
-    out = re.sub(r"host=(\S+) port=(\d+)", database_line, ini)
-    replacements = {"listen_addr = 0.0.0.0": "listen_addr = 127.0.0.1",
-                    f"listen_port = {pool.POOL_PORT}": f"listen_port = {listen_port}",
-                    f"auth_file = {rendered_auth_file}": f"auth_file = {auth_file}"}
-    for old, new in replacements.items():
-        assert old in out, old
-        out = out.replace(old, new)
-    changed = [(a, b) for a, b in zip(ini.splitlines(), out.splitlines(), strict=True) if a != b]
-    assert all(("host=" in a and "port=" in a) or a.split(" =")[0] in
-               ("listen_addr", "listen_port", "auth_file") for a, _ in changed), changed
+    out = re.sub(r"host=(\S+) port=(\d+)", database_line, text)
+    out = out.replace("listen_addr = 0.0.0.0", "listen_addr = 127.0.0.1")
+    out = out.replace(f"listen_port = {pool.POOL_PORT}", f"listen_port = {listen_port}")
+    for mount_path, local in paths.items():
+        out = out.replace(mount_path, str(local))
     return out
 
 
@@ -132,74 +144,86 @@ def cluster() -> Iterator[Cluster]:
     rendered = {c.metadata.name: dict(render_customer(c, SETTINGS).files) for c in CUSTOMERS}
     entries = [e for c in CUSTOMERS if (e := pool.pool_entry(c, SETTINGS)) is not None]
     pool_files = dict(pool.render_pool(entries, SETTINGS).files)
-    store = {f"tenants/{c.metadata.name}/database": {"password": secrets.token_urlsafe(18)}
-             for c in CUSTOMERS}
-
-    secret_data: dict[tuple[str, str], dict[str, str]] = {}
-    for files in [*rendered.values(), pool_files]:
-        for es in documents(files, kind="ExternalSecret"):
-            key = (es["metadata"]["namespace"], es["spec"]["target"]["name"])
-            secret_data[key] = materialize(es, store)
-    namespaces = {n: documents(f, kind="Namespace")[0]["metadata"]["name"]
-                  for n, f in rendered.items()}
-    scheduler_env = {n: documents(f, kind="Deployment")[0]["spec"]["template"]["spec"]
-                     ["containers"][0]["env"] for n, f in rendered.items()}
+    (deployment,) = documents(pool_files, kind="Deployment")
+    (pool_service,) = documents(pool_files, kind="Service")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    pool_ns = pool_service["metadata"]["namespace"]
 
     running: list[servers.Server] = []
-    addresses: dict[tuple[str, int], tuple[str, int]] = {}
     with servers.server_workdir() as work:
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        paths = {mounts[name]: work / name for name, v in volumes.items() if "secret" in v}
+        paths.update({mounts[name]: work / "pgbouncer.ini" for name, v in volumes.items()
+                      if "configMap" in v})
+        state = Cluster(
+            programs=programs,
+            store={f"tenants/{c.metadata.name}/database": {"password": secrets.token_urlsafe(18)}
+                   for c in CUSTOMERS},
+            external_secrets=[es for files in [*rendered.values(), pool_files]
+                              for es in documents(files, kind="ExternalSecret")],
+            secret_mounts={(pool_ns, v["secret"]["secretName"]): work / name
+                           for name, v in volumes.items() if "secret" in v},
+            addresses={},
+            scheduler_env={n: documents(f, kind="Deployment")[0]["spec"]["template"]["spec"]
+                           ["containers"][0]["env"] for n, f in rendered.items()},
+            namespaces={n: documents(f, kind="Namespace")[0]["metadata"]["name"]
+                        for n, f in rendered.items()},
+            ini=pool_files["pgbouncer.ini"].decode(),
+        )
+        state.sync_secrets()
         try:
             for name, files in rendered.items():
-                (statefulset,) = documents(files, kind="StatefulSet") or [None]
-                if statefulset is None:
-                    continue
-                (service,) = documents(files, kind="Service")
-                env = {e["name"]: e for e in
-                       statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
-                ref = env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
-                password = secret_data[(namespaces[name], ref["name"])][ref["key"]]
-                data, log = work / name, work / f"{name}.log"
-                servers.init_postgres(programs, data=data, superuser=env["POSTGRES_USER"]["value"],
-                                      password=password, log_path=log)
-                port = processes.pick_free_port()
-                running.append(servers.start_postgres(programs, data=data, port=port,
-                                                      log_path=log))
-                create = servers.psql(
-                    programs, f"host={data} port={port} dbname=postgres "
-                              f"user={env['POSTGRES_USER']['value']}",
-                    password=None, sql=f'create database "{env["POSTGRES_DB"]["value"]}"')
-                assert create.returncode == 0, create.stderr
-                svc_host = f"{service['metadata']['name']}.{service['metadata']['namespace']}"
-                addresses[(f"{svc_host}.svc.cluster.local", service["spec"]["ports"][0]["port"])] \
-                    = ("127.0.0.1", port)
-
-            (deployment,) = documents(pool_files, kind="Deployment")
-            (pool_service,) = documents(pool_files, kind="Service")
-            pod = deployment["spec"]["template"]["spec"]
-            (userlist_volume,) = [v for v in pod["volumes"] if "secret" in v]
-            (mount,) = [m for m in pod["containers"][0]["volumeMounts"]
-                        if m["name"] == userlist_volume["name"]]
-            userlist = secret_data[(pool_service["metadata"]["namespace"],
-                                    userlist_volume["secret"]["secretName"])]
-            auth_file = work / "userlist.txt"
-            servers.write_owned(auth_file, userlist[pool.USERLIST_KEY])
+                for statefulset in documents(files, kind="StatefulSet"):
+                    running.append(start_database(state, name, files, statefulset, work))
             pool_port = processes.pick_free_port()
-            pool_host = f"pgbouncer.{pool_service['metadata']['namespace']}.svc"
-            addresses[(pool_host, pool_service["spec"]["ports"][0]["port"])] = \
-                ("127.0.0.1", pool_port)
-            rendered_ini = pool_files["pgbouncer.ini"].decode()
-            ini = substitute_ini(rendered_ini, addresses=addresses, listen_port=pool_port,
-                                 auth_file=auth_file,
-                                 rendered_auth_file=f"{mount['mountPath']}/{pool.USERLIST_KEY}")
+            state.addresses[(f"{pool_service['metadata']['name']}.{pool_ns}.svc",
+                             pool_service["spec"]["ports"][0]["port"])] = ("127.0.0.1", pool_port)
+            ini = substitute(state.ini, addresses=state.addresses, listen_port=pool_port,
+                             paths=paths)
+            assert_only_addresses_and_paths_differ(state.ini, ini)
             servers.write_owned(work / "pgbouncer.ini", ini)
-            running.append(servers.Server([programs.pgbouncer, str(work / "pgbouncer.ini")],
+            command = [substitute(arg, addresses={}, listen_port=pool_port, paths=paths)
+                       for arg in container["command"]]
+            running.append(servers.Server(servers.with_program_dir(command, programs.pgbouncer),
                                           port=pool_port, log_path=work / "pgbouncer.log",
                                           cwd=work))
-            yield Cluster(programs, secret_data, addresses, scheduler_env, namespaces,
-                          rendered_ini)
+            yield state
         finally:
             for server in reversed(running):
                 server.stop()
+
+
+def start_database(state: Cluster, name: str, files: dict[str, bytes],
+                   statefulset: dict[str, Any], work: Path) -> servers.Server:
+    """Initialise and start tenant ``name``'s PostgreSQL the way its StatefulSet does, and
+    map its Service's address to it."""
+    (service,) = documents(files, kind="Service")
+    env = {e["name"]: e for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ref = env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    password = state.secrets[(state.namespaces[name], ref["name"])][ref["key"]]
+    role = env["POSTGRES_USER"]["value"]
+    data, log = work / name, work / f"{name}.log"
+    servers.init_postgres(state.programs, data=data, superuser=role, password=password,
+                          log_path=log)
+    port = processes.pick_free_port()
+    server = servers.start_postgres(state.programs, data=data, port=port, log_path=log)
+    create = servers.psql(state.programs, f"host={data} port={port} dbname=postgres user={role}",
+                          password=None, sql=f'create database "{env["POSTGRES_DB"]["value"]}"')
+    assert create.returncode == 0, create.stderr
+    host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
+    state.addresses[(host, service["spec"]["ports"][0]["port"])] = ("127.0.0.1", port)
+    return server
+
+
+def assert_only_addresses_and_paths_differ(rendered: str, used: str) -> None:
+    """The ini pgbouncer runs differs from the rendered one only in addresses and paths."""
+    changed = [a for a, b in zip(rendered.splitlines(), used.splitlines(), strict=True) if a != b]
+    assert changed, "nothing was substituted"
+    for line in changed:
+        assert ("host=" in line and "port=" in line) or line.split(" =")[0] in (
+            "listen_addr", "listen_port", "auth_file"), line
 
 
 def test_each_tenant_opens_its_own_database_through_the_pool(cluster):
@@ -268,12 +292,10 @@ def test_a_customer_named_like_the_pools_console_is_refused():
     with one line; without a database it is fine."""
     programs = servers.find_programs()
     with servers.server_workdir() as work:
-        ini = pool.render_ini([pool.entry_for("pgbouncer", SETTINGS)]).decode()
-        ini = ini.replace("auth_file = /etc/pgbouncer/userlist/userlist.txt",
-                          f"auth_file = {work}/userlist.txt")
-        ini = ini.replace(f"listen_port = {pool.POOL_PORT}",
-                          f"listen_port = {processes.pick_free_port()}")
-        servers.write_owned(work / "userlist.txt", "")
+        ini = substitute(pool.render_ini([pool.entry_for("pgbouncer", SETTINGS)]).decode(),
+                         addresses={}, listen_port=processes.pick_free_port(),
+                         paths={pool.USERLIST_DIR: work})
+        servers.write_owned(work / pool.USERLIST_KEY, "")
         servers.write_owned(work / "pgbouncer.ini", ini)
         proc = subprocess.run(servers.as_server_user([programs.pgbouncer, str(work / "pgbouncer.ini")]),
                               capture_output=True, text=True, timeout=30, check=False)
@@ -282,3 +304,23 @@ def test_a_customer_named_like_the_pools_console_is_refused():
     assert problem is not None and "reserved by the connection pool" in problem
     assert "\n" not in problem
     assert common.namespace_problem(tenant("pgbouncer", database=False), SETTINGS) is None
+
+
+def test_a_rotated_password_reaches_the_running_pool(cluster):
+    """alpha rotates its role's password and the store's value; once External Secrets and
+    the kubelet update the mounted userlist, the running pool (no restart) accepts the new
+    password and refuses the old one, and bravo is undisturbed."""
+    alpha = cluster.env_of("alpha")
+    new = secrets.token_urlsafe(18)
+    rotated = cluster.connect(alpha, sql=f"alter role alpha password '{new}'")
+    assert rotated.returncode == 0, rotated.stderr
+    cluster.store["tenants/alpha/database"]["password"] = new
+    cluster.sync_secrets()
+    assert cluster.env_of("alpha")["DATABASE_PASSWORD"] == new
+    deadline = time.monotonic() + 4 * pool.RELOAD_CHECK_SECONDS + 10
+    while (result := cluster.connect(cluster.env_of("alpha"))).returncode != 0:
+        assert time.monotonic() < deadline, f"the pool never took the new password: {result.stderr}"
+        time.sleep(0.5)
+    assert result.stdout.strip() == "app alpha"
+    assert cluster.connect(alpha).returncode != 0  # the old password
+    assert cluster.connect(cluster.env_of("bravo")).returncode == 0

@@ -23,6 +23,23 @@ POOL_PORT = customers.POOL_PORT
 POOL_KEY = ObjectKey("Pool", "pgbouncer")
 USERLIST_KEY = "userlist.txt"  # the key of the pool's Secret (settings.pool_auth_secret)
 USERLIST_DIR = "/etc/pgbouncer/userlist"
+CONFIG_PATH = "/etc/pgbouncer/pgbouncer.ini"
+RELOAD_CHECK_SECONDS = 5
+#: The pool container's command. pgbouncer reads auth_file only at start and on SIGHUP, and
+#: the kubelet updates a mounted Secret by swapping its ``..data`` link: so a small loop
+#: reloads pgbouncer when the userlist Secret changed (a new tenant, a rotated password),
+#: and passes the pod's stop on as pgbouncer's safe shutdown (SIGINT). The ini file itself
+#: changes only with a new ConfigMap name, i.e. a rollout.
+POOL_SCRIPT = (
+    f'pgbouncer {CONFIG_PATH} & pid=$!; '
+    'trap \'kill -INT "$pid"; wait "$pid"; exit $?\' INT TERM; '
+    f'seen=$(readlink {USERLIST_DIR}/..data); '
+    'while kill -0 "$pid" 2>/dev/null; do '
+    f'sleep {RELOAD_CHECK_SECONDS} & wait $!; '
+    f'now=$(readlink {USERLIST_DIR}/..data); '
+    'if [ "$now" != "$seen" ]; then seen=$now; kill -HUP "$pid"; fi; '
+    'done; wait "$pid"'
+)
 #: External Secrets Operator template (Go text/template, engine v2) of userlist.txt: one
 #: ``"role" "password"`` line per fetched key, in key order.
 USERLIST_TEMPLATE = ('{{ range $role, $password := . }}"{{ $role }}" "{{ $password }}"'
@@ -164,13 +181,13 @@ def _deployment(meta: dict[str, Any], settings: Settings) -> dict[str, Any]:
                     "containers": [{
                         "name": "pgbouncer",
                         "image": settings.images.pgbouncer,
-                        "command": ["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"],
+                        "command": ["sh", "-c", POOL_SCRIPT],
                         "ports": [{"name": "pgbouncer", "containerPort": POOL_PORT}],
                         **common.probes(tcp, startup_seconds=30),
                         "resources": common.container_resources("200m", "256Mi"),
                         "securityContext": common.restricted_security(),
                         "volumeMounts": [
-                            {"name": "config", "mountPath": "/etc/pgbouncer/pgbouncer.ini",
+                            {"name": "config", "mountPath": CONFIG_PATH,
                              "subPath": "pgbouncer.ini"},
                             {"name": "userlist", "mountPath": USERLIST_DIR, "readOnly": True},
                         ],
