@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,20 +105,46 @@ class Server:
             self.stop()
             raise
 
+    def pid_of(self, name: str) -> int | None:
+        """The id of the process called ``name`` in this server's tree (None when gone)."""
+        for pid in [self._process.pid, *processes.descendants_of(self._process.pid)]:
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                    return pid
+        return None
+
+    def wait(self, timeout_s: float) -> int | None:
+        """The exit status once the first process ended, or None after ``timeout_s``."""
+        try:
+            return self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def log_tail(self) -> str:
         """The end of the server's log, for failure messages."""
         return processes.log_tail(self.log_path)
 
     def stop(self) -> None:
-        """SIGINT (PostgreSQL's fast shutdown, pgbouncer's safe one), then kill if it hangs."""
-        if self._process.poll() is not None:
-            return
+        """SIGINT to the whole session (PostgreSQL's fast shutdown, pgbouncer's safe one),
+        then kill whatever is left of it, even when the first process already ended."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGINT)
         try:
             self._process.wait(timeout=processes.STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             processes.crash(self._process)
+        deadline = time.monotonic() + processes.STOP_TIMEOUT_S
+        while self._session_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+
+    def _session_alive(self) -> bool:
+        try:
+            os.killpg(self._process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def init_postgres(programs: Programs, *, data: Path, superuser: str, password: str,

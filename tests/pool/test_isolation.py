@@ -10,8 +10,10 @@ describe, from a store holding one password per tenant.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -324,3 +326,31 @@ def test_a_rotated_password_reaches_the_running_pool(cluster):
     assert result.stdout.strip() == "app alpha"
     assert cluster.connect(alpha).returncode != 0  # the old password
     assert cluster.connect(cluster.env_of("bravo")).returncode == 0
+
+
+def test_the_pool_container_stops_when_its_first_process_gets_sigterm():
+    """A container is stopped by SIGTERM to its first process only (the rendered command's
+    shell): pgbouncer then gets its safe shutdown and everything is gone within seconds."""
+    programs = servers.find_programs()
+    files = dict(pool.render_pool([], SETTINGS).files)
+    (deployment,) = documents(files, kind="Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    with servers.server_workdir() as work:
+        port = processes.pick_free_port()
+        paths = {pool.CONFIG_PATH: work / "pgbouncer.ini", pool.USERLIST_DIR: work / "userlist"}
+        servers.publish_secret(work / "userlist", {pool.USERLIST_KEY: ""}, generation=1)
+        servers.write_owned(work / "pgbouncer.ini", substitute(
+            files["pgbouncer.ini"].decode(), addresses={}, listen_port=port, paths=paths))
+        command = [substitute(arg, addresses={}, listen_port=port, paths=paths)
+                   for arg in container["command"]]
+        server = servers.Server(servers.with_program_dir(command, programs.pgbouncer),
+                                port=port, log_path=work / "pool.log", cwd=work)
+        try:
+            shell = server.pid_of("sh")
+            assert shell is not None and server.pid_of("pgbouncer") is not None
+            os.kill(shell, signal.SIGTERM)
+            assert server.wait(timeout_s=10) is not None, server.log_tail()
+            assert server.pid_of("pgbouncer") is None
+            assert not processes.port_listening(port)
+        finally:
+            server.stop()
