@@ -501,3 +501,67 @@ def test_preview_namespaces_are_isolated_and_limited_like_tenants(built):
         assert hard == {"requests.cpu": b.case.settings.preview_quota.cpu,
                         "requests.memory": b.case.settings.preview_quota.memory,
                         "pods": str(b.case.settings.preview_quota.pods)}
+
+
+def reachable(policies: list[dict[str, Any]], *, pod: dict[str, str], port: int,
+              from_namespace: dict[str, str], from_pod: dict[str, str], same_namespace: bool,
+              ) -> bool:
+    """Whether the NetworkPolicies of a namespace let a connection in (Kubernetes semantics:
+    a pod selected by no policy is open; otherwise the union of the selecting policies'
+    rules; a peer with both selectors needs both to match)."""
+    selecting = [p for p in policies if selects(p["spec"]["podSelector"], pod)]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"]["ingress"]:
+            if "ports" in rule and port not in [p["port"] for p in rule["ports"]]:
+                continue
+            for peer in rule["from"]:
+                ns_ok = (selects(peer["namespaceSelector"], from_namespace)
+                         if "namespaceSelector" in peer else same_namespace)
+                pod_ok = selects(peer["podSelector"], from_pod) if "podSelector" in peer else True
+                if ns_ok and pod_ok:
+                    return True
+    return False
+
+
+def test_tenant_pods_are_reached_only_by_their_own_pods_the_pool_and_the_ingress(built):
+    """In a tenant namespace, the tenant's own pods reach everything; the pool's pods reach
+    only the database on 5432; the ingress controller only the webhooks on 8080; other
+    platform pods, other tenants and previews reach nothing."""
+    checked = 0
+    for b in cases_where(built, Customer):
+        customer = b.case.objects[0]
+        settings = b.case.settings
+        policies = of_kind(b, "NetworkPolicy")
+        pods = {t["metadata"]["labels"]["app.kubernetes.io/name"]: t["metadata"]["labels"]
+                for _, t in pod_templates(b)}
+        platform = {"kubernetes.io/metadata.name": settings.platform_namespace}
+        ingress = {"kubernetes.io/metadata.name": settings.ingress_namespace}
+        other_tenant = {"kubernetes.io/metadata.name": "customer-someone-else",
+                        "reconciler.ahoi.dev/customer": "someone-else"}
+        pool_pod = {"app.kubernetes.io/name": "pgbouncer"}
+
+        def can(pod: str, port: int, ns: dict[str, str], from_pod: dict[str, str], *,
+                same: bool = False, policies=policies, pods=pods) -> bool:
+            return reachable(policies, pod=pods[pod], port=port, from_namespace=ns,
+                             from_pod=from_pod, same_namespace=same)
+
+        for name in pods:
+            own = namespace_labels(b)
+            assert can(name, 5432, own, {"app.kubernetes.io/name": "scheduler"}, same=True)
+            assert not can(name, 5432, other_tenant, {"app.kubernetes.io/name": "scheduler"})
+            assert not can(name, 8080, platform, {"app.kubernetes.io/name": "other"})
+        if "database" in pods:
+            assert can("database", 5432, platform, pool_pod)
+            assert not can("database", 5432, ingress, {})
+            assert not can("database", 5432, other_tenant, pool_pod)
+        if "webhooks" in pods:
+            assert can("webhooks", 8080, ingress, {"app.kubernetes.io/name": "ingress-nginx"})
+            assert not can("webhooks", 8080, platform, pool_pod)
+            assert not can("webhooks", 5432, ingress, {})
+        if "scheduler" in pods:
+            assert not can("scheduler", 8080, ingress, {}) and not can("scheduler", 8080,
+                                                                        platform, pool_pod)
+        checked += customer.spec.features.database.enabled
+    assert checked >= 4

@@ -56,7 +56,7 @@ def render_customer(customer: Customer, settings: Settings) -> common.RenderedDi
     features = customer.spec.features
     files: dict[str, bytes] = {
         "namespace.yaml": yamlio.dump_documents([_namespace(customer, ns)]),
-        "networkpolicy.yaml": yamlio.dump_documents([_network_policy(customer, ns, settings)]),
+        "networkpolicy.yaml": yamlio.dump_documents(_network_policies(customer, ns, settings)),
         "resourcequota.yaml": yamlio.dump_documents([_quota(customer, ns)]),
     }
     if features.database.enabled:
@@ -96,24 +96,36 @@ def _from_namespace(name: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
-def _network_policy(customer: Customer, ns: str, settings: Settings) -> dict[str, Any]:
-    """Only the tenant's own pods, the connection pool and the ingress controller get in."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta(customer, "tenant-isolation", ns, "isolation"),
-        "spec": {
-            "podSelector": {},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {"from": [
-                    {"podSelector": {}},
-                    _from_namespace(settings.platform_namespace),
-                    _from_namespace(settings.ingress_namespace),
-                ]},
-            ],
-        },
-    }
+def _network_policies(customer: Customer, ns: str, settings: Settings) -> list[dict[str, Any]]:
+    """Only the tenant's own pods reach its pods; the pool reaches only the database, the
+    ingress controller only the webhooks (policies add up: a pod is reachable from the
+    union of the peers of the policies selecting it)."""
+    features = customer.spec.features
+
+    def policy(name: str, pods: dict[str, Any], peers: list[dict[str, Any]],
+               port: int | None = None) -> dict[str, Any]:
+        rule: dict[str, Any] = {"from": peers}
+        if port is not None:
+            rule["ports"] = [{"protocol": "TCP", "port": port}]
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta(customer, name, ns, "isolation"),
+            "spec": {"podSelector": pods, "policyTypes": ["Ingress"], "ingress": [rule]},
+        }
+
+    policies = [policy("tenant-isolation", {}, [{"podSelector": {}}])]
+    if features.database.enabled:
+        pool_pods = {**_from_namespace(settings.platform_namespace),
+                     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "pgbouncer"}}}
+        policies.append(policy("database-from-pool",
+                               {"matchLabels": {"app.kubernetes.io/name": "database"}},
+                               [pool_pods], POSTGRES_PORT))
+    if features.webhooks.enabled:
+        policies.append(policy("webhooks-from-ingress",
+                               {"matchLabels": {"app.kubernetes.io/name": "webhooks"}},
+                               [_from_namespace(settings.ingress_namespace)], WEBHOOKS_PORT))
+    return policies
 
 
 def _quota(customer: Customer, ns: str) -> dict[str, Any]:
