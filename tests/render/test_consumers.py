@@ -565,3 +565,31 @@ def test_tenant_pods_are_reached_only_by_their_own_pods_the_pool_and_the_ingress
                                                                         platform, pool_pod)
         checked += customer.spec.features.database.enabled
     assert checked >= 4
+
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def test_label_values_stay_valid_for_the_longest_names():
+    """With the longest names the namespace patterns allow (and a 63-character preview app),
+    every label value of every rendered object and pod template is a valid label value (at
+    most 63 characters), so the API server accepts them."""
+    longest = 63 - len("customer-")
+    customer = Customer.model_validate({"metadata": {"name": "c" * longest}, "spec": {
+        "features": {"database": {"enabled": True}, "scheduler": {"enabled": True},
+                     "webhooks": {"enabled": True}}}})
+    preview = Preview.model_validate({**samples.PREVIEW_DEFAULT_HOST.model_dump(mode="json"),
+                                      "metadata": {"name": "p" * (63 - len("preview-"))}})
+    preview = preview.model_copy(update={"spec": preview.spec.model_copy(update={"app": "a" * 63})})
+    rendered = [samples.render_object(customer, samples.DEFAULT),
+                samples.render_object(preview, samples.DEFAULT),
+                samples.render_pool((customer,), samples.DEFAULT)]
+    for directory in rendered:
+        for rel, data in directory.files.items():
+            if not rel.endswith(".yaml"):
+                continue
+            for doc in yaml.safe_load_all(data):
+                for node in walk(doc):
+                    if isinstance(node, dict) and isinstance(node.get("labels"), dict):
+                        for key, value in node["labels"].items():
+                            assert len(value) <= 63 and LABEL_VALUE.match(value), (rel, key, value)

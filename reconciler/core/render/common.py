@@ -100,13 +100,14 @@ KEEP_ON_PRUNE = {
 def labels_for(key: ObjectKey, component: str, app: str | None = None) -> dict[str, str]:
     """The recommended ``app.kubernetes.io/*`` labels (and the owner's label) for ``key``.
 
-    ``app`` is the application's name (default: ``component``); the instance is unique
-    across the platform (``<owner>-<app>``), the owner is what the object is part of.
+    ``app`` is the application's name (default: ``component``). The instance is the owner
+    (as Helm uses its release name): with ``name`` it tells every workload apart, and like
+    every value here it stays within the 63 characters a label value may have.
     """
     name = app or component
     return {
         "app.kubernetes.io/component": component,
-        "app.kubernetes.io/instance": f"{key.name}-{name}",
+        "app.kubernetes.io/instance": key.name,
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/name": name,
         "app.kubernetes.io/part-of": key.name,
