@@ -2,10 +2,11 @@
 
 Two tenants with a database (alpha, bravo) and one without (charlie) are rendered; each
 tenant's PostgreSQL is started from its rendered StatefulSet (role, database, password from
-the Secret it references), pgbouncer runs the rendered pgbouncer.ini with only host names,
-ports and the userlist path substituted, and psql connects with exactly the settings the
-rendered scheduler receives. The Secrets are created the way the rendered ExternalSecrets
-describe, from a store holding one password per tenant.
+the Secret it references), the pool runs the rendered container command and the rendered
+pgbouncer.ini with only host names, ports and mounted paths substituted, and psql connects
+with exactly the settings the rendered scheduler receives. The Secrets are created the way
+the rendered ExternalSecrets describe, from a store holding one password per tenant, and
+mounted the way the kubelet mounts a Secret volume.
 """
 
 from __future__ import annotations
