@@ -81,8 +81,15 @@ class ExternalSecrets(BaseModel):
     @field_validator("key_pattern")
     @classmethod
     def _pattern_has_name(cls, value: str) -> str:
-        if "{name}" not in value:
-            raise ValueError("must contain {name}")
+        if "{name}" not in value or not value.isprintable():
+            raise ValueError("must contain {name} (and no control characters)")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store_is_a_name(cls, value: str) -> str:
+        if not names.is_dns1123_subdomain(value):
+            raise ValueError(f"{value!r} is not a valid object name")
         return value
 
 
@@ -165,6 +172,13 @@ class Settings(BaseModel):
     def _pattern_has_name(cls, value: str) -> str:
         if "{name}" not in value or not names.is_dns1123_label(value.replace("{name}", "x")):
             raise ValueError("must contain {name} and form a DNS-1123 label")
+        return value
+
+    @field_validator("database_secret", "pool_auth_secret")
+    @classmethod
+    def _secret_is_a_name(cls, value: str) -> str:
+        if not names.is_dns1123_subdomain(value):
+            raise ValueError(f"{value!r} is not a valid Secret name")
         return value
 
     @field_validator("platform_namespace", "ingress_namespace")

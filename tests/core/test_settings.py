@@ -129,6 +129,15 @@ def test_bad_config_file_is_a_user_error_naming_the_file(tmp_path):
                  id="platform-namespace"),
     pytest.param(None, {"RECONCILER_INGRESS_NAMESPACE": "ingress_nginx"}, "ingress_namespace",
                  id="ingress-namespace"),
+    pytest.param(None, {"RECONCILER_DATABASE_SECRET": "DB Creds"}, "database_secret",
+                 id="database-secret"),
+    pytest.param("pool_auth_secret: 'a\\nb'\n", {}, "pool_auth_secret", id="pool-secret"),
+    pytest.param("external_secrets: {store: 'Vault Store'}\n", {}, "external_secrets.store",
+                 id="store-name"),
+    pytest.param("external_secrets: {store: vault, key_pattern: tenants/db}\n", {},
+                 "external_secrets.key_pattern", id="key-pattern-without-name"),
+    pytest.param("external_secrets: {store: vault, refresh_interval: often}\n", {},
+                 "external_secrets.refresh_interval", id="refresh-interval"),
 ])
 def test_values_that_would_break_rendering_are_refused(text, env, setting):
     """Values that would otherwise reach rendered manifests broken (a non-mapping images,
