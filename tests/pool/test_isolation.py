@@ -1,6 +1,6 @@
 """Tenant isolation through the shared pool, proven with the real PostgreSQL and pgbouncer.
 
-Two tenants with a database (alpha, bravo) and one without (charlie) are rendered; each
+Two tenants with a database (A, B) and one without (C) are rendered; each
 tenant's PostgreSQL is started from its rendered StatefulSet (role, database, password from
 the Secret it references), the pool runs the rendered container command and the rendered
 pgbouncer.ini with only host names, ports and mounted paths substituted, and psql connects
@@ -45,8 +45,9 @@ def tenant(name: str, *, database: bool) -> Customer:
         "database": {"enabled": database}, "scheduler": {"enabled": True}}}})
 
 
-CUSTOMERS = (tenant("alpha", database=True), tenant("bravo", database=True),
-             tenant("charlie", database=False))
+#: Names as real fleets have them: a hyphen, a leading digit (roles then need quoting).
+A, B, C = "alpha-01", "0815-bravo", "charlie"
+CUSTOMERS = (tenant(A, database=True), tenant(B, database=True), tenant(C, database=False))
 
 
 def documents(files: dict[str, bytes], *, kind: str) -> list[dict[str, Any]]:
@@ -232,7 +233,7 @@ def assert_only_addresses_and_paths_differ(rendered: str, used: str) -> None:
 def test_each_tenant_opens_its_own_database_through_the_pool(cluster):
     """With exactly the settings its scheduler receives, each tenant reaches its own
     database (as its own role) through pgbouncer on port 6432."""
-    for name in ("alpha", "bravo"):
+    for name in (A, B):
         env = cluster.env_of(name)
         assert env["DATABASE_PORT"] == "6432"
         result = cluster.connect(env)
@@ -241,9 +242,9 @@ def test_each_tenant_opens_its_own_database_through_the_pool(cluster):
 
 
 def test_one_tenants_credentials_never_open_another_tenants_database(cluster):
-    """alpha's credentials fail on bravo's database and bravo's on alpha's, while each still
+    """A's credentials fail on B's database and B's on A's, while each still
     opens its own (so the failure is the isolation, not a server that is down)."""
-    alpha, bravo = cluster.env_of("alpha"), cluster.env_of("bravo")
+    alpha, bravo = cluster.env_of(A), cluster.env_of(B)
     for own, other in ((alpha, bravo), (bravo, alpha)):
         denied = cluster.connect(own, database=other["DATABASE_NAME"])
         assert denied.returncode != 0, denied.stdout
@@ -254,9 +255,9 @@ def test_one_tenants_credentials_never_open_another_tenants_database(cluster):
 
 
 def test_data_written_by_one_tenant_stays_in_its_database(cluster):
-    """A row alpha writes through the pool is read back by alpha and absent from bravo's
+    """A row A writes through the pool is read back by A and absent from B's
     database."""
-    alpha, bravo = cluster.env_of("alpha"), cluster.env_of("bravo")
+    alpha, bravo = cluster.env_of(A), cluster.env_of(B)
     wrote = cluster.connect(alpha, sql="create table if not exists notes (body text); "
                                        "insert into notes values ('alpha only')")
     assert wrote.returncode == 0, wrote.stderr
@@ -266,13 +267,13 @@ def test_data_written_by_one_tenant_stays_in_its_database(cluster):
 
 
 def test_a_customer_without_a_database_is_not_in_the_pool(cluster):
-    """charlie (database disabled) has no pool line and no connection settings, and the pool
+    """C (database disabled) has no pool line and no connection settings, and the pool
     answers its name with "no such database"."""
-    assert not re.search(r"(?m)^charlie\s*=", cluster.ini)
-    assert not [k for k in cluster.env_of("charlie") if k.startswith("DATABASE_")]
-    refused = cluster.connect(cluster.env_of("alpha"), database="charlie")
+    assert not re.search(rf"(?m)^{C}\s*=", cluster.ini)
+    assert not [k for k in cluster.env_of(C) if k.startswith("DATABASE_")]
+    refused = cluster.connect(cluster.env_of(A), database=C)
     assert refused.returncode != 0
-    assert 'no such database: charlie' in refused.stderr, refused.stderr
+    assert f"no such database: {C}" in refused.stderr, refused.stderr
 
 
 def test_the_proven_files_are_the_default_install_files():
@@ -310,23 +311,23 @@ def test_a_customer_named_like_the_pools_console_is_refused():
 
 
 def test_a_rotated_password_reaches_the_running_pool(cluster):
-    """alpha rotates its role's password and the store's value; once External Secrets and
+    """A rotates its role's password and the store's value; once External Secrets and
     the kubelet update the mounted userlist, the running pool (no restart) accepts the new
-    password and refuses the old one, and bravo is undisturbed."""
-    alpha = cluster.env_of("alpha")
+    password and refuses the old one, and B is undisturbed."""
+    alpha = cluster.env_of(A)
     new = secrets.token_urlsafe(18)
-    rotated = cluster.connect(alpha, sql=f"alter role alpha password '{new}'")
+    rotated = cluster.connect(alpha, sql=f"alter role \"{A}\" password '{new}'")
     assert rotated.returncode == 0, rotated.stderr
-    cluster.store["tenants/alpha/database"]["password"] = new
+    cluster.store[f"tenants/{A}/database"]["password"] = new
     cluster.sync_secrets()
-    assert cluster.env_of("alpha")["DATABASE_PASSWORD"] == new
+    assert cluster.env_of(A)["DATABASE_PASSWORD"] == new
     deadline = time.monotonic() + 4 * pool.RELOAD_CHECK_SECONDS + 10
-    while (result := cluster.connect(cluster.env_of("alpha"))).returncode != 0:
+    while (result := cluster.connect(cluster.env_of(A))).returncode != 0:
         assert time.monotonic() < deadline, f"the pool never took the new password: {result.stderr}"
         time.sleep(0.5)
-    assert result.stdout.strip() == "app alpha"
+    assert result.stdout.strip() == f"app {A}"
     assert cluster.connect(alpha).returncode != 0  # the old password
-    assert cluster.connect(cluster.env_of("bravo")).returncode == 0
+    assert cluster.connect(cluster.env_of(B)).returncode == 0
 
 
 def test_the_pool_container_stops_when_its_first_process_gets_sigterm():
