@@ -71,8 +71,9 @@ def as_server_user(argv: list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def server_workdir() -> Iterator[Path]:
-    """A fresh directory the server user owns (pytest's tmp dirs are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="pool-test-"))
+    """A fresh directory the server user owns (pytest's tmp dirs, and maybe $TMPDIR, are
+    private to root, so as root it is made under /tmp, which every user can traverse)."""
+    path = Path(tempfile.mkdtemp(prefix="pool-test-", dir="/tmp" if os.geteuid() == 0 else None))
     try:
         if os.geteuid() == 0:
             user = pwd.getpwnam(SERVER_USER)
