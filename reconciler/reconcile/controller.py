@@ -65,6 +65,7 @@ class Controller:
         self.refused: dict[ObjectKey, str] = {}
         #: why the controller stopped on its own (an informer was denied: 401/403), or None
         self.fatal: str | None = None
+        self._denied_keys: set[ObjectKey] = set()  # refused by RBAC: no retry until a change
 
     def _enqueuer(self, kind: str) -> Callable[[str], None]:
         def enqueue(name: str) -> None:
@@ -118,7 +119,7 @@ class Controller:
                 continue
             if not self.process(key, requeue=False):  # retried here, a bounded number of times
                 tries[key] = tries.get(key, 0) + 1
-                if tries[key] < attempts:
+                if tries[key] < attempts and key not in self._denied_keys:
                     # no watch runs here: re-read the object our own writes (finalizer,
                     # status) moved on, or the retry carries a stale resourceVersion (409)
                     self.informers[key.kind].refresh(key.name)
@@ -242,6 +243,7 @@ class Controller:
             log.error("reconcile failed, not retried: %s", exc, extra={"object": str(key)})
             ok, result, requeue = False, "error", False
             self.failures[key] = str(exc)
+            self._denied_keys.add(key)
         except errors.ReconcilerError as exc:
             log.warning("reconcile failed: %s", exc, extra={"object": str(key)})
             ok, result = False, "error"
@@ -256,6 +258,7 @@ class Controller:
         if ok:
             self.queue.forget(key)
             self.failures.pop(key, None)
+            self._denied_keys.discard(key)
         elif requeue:
             self.queue.retry(key)
         return ok
