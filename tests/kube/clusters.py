@@ -156,8 +156,15 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer
             pytest.fail(f"{message}; CI=true needs it", pytrace=False)
         pytest.skip(message)
     directory = tmp_path_factory.mktemp("kubeapi")
+    audit = directory / "audit.jsonl"
+    policy = directory / "audit-policy.yaml"
+    policy.write_text(json.dumps({"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+                                  "omitStages": ["RequestReceived"],
+                                  "rules": [{"level": "Metadata", "users": [CONTROLLER_USER]},
+                                            {"level": "None"}]}))
     try:
-        with kubeapi.running(directory / "server", go=go) as api:
+        with kubeapi.running(directory / "server", go=go, extra_args=(
+                f"--audit-policy-file={policy}", f"--audit-log-path={audit}")) as api:
             kubectl = fixtures.kubectl_for(api.kubeconfig, home=directory / "kubectl-home")
             provision_deploy_base(kubectl)
             token = api.service_account_token(DEPLOY_NAMESPACE, SERVICE_ACCOUNT)
@@ -166,6 +173,25 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer
             yield RealServer(api.kubeconfig, controller, DEPLOY_NAMESPACE, api)
     except kubeapi.KubeApiError as exc:
         pytest.fail(f"tests/kubeapi: {exc}", pytrace=False)
+    report_rbac_use(audit, tmp_path_factory.getbasetemp() / "rbac-use.txt")
+
+
+def report_rbac_use(audit: Path, out: Path) -> None:
+    """Write which (group, resource, verb, namespace) the ServiceAccount used in the session
+    and which were refused, from the API server's audit log (for trimming the RBAC)."""
+    used: set[tuple[str, str, str, str]] = set()
+    refused: set[tuple[str, str, str, str]] = set()
+    if audit.is_file():
+        for line in audit.read_text().splitlines():
+            entry = json.loads(line)
+            ref = entry.get("objectRef") or {}
+            resource = ref.get("resource", "") + (f"/{ref['subresource']}"
+                                                  if ref.get("subresource") else "")
+            key = (ref.get("apiGroup", ""), resource, entry["verb"], ref.get("namespace", "*"))
+            code = (entry.get("responseStatus") or {}).get("code", 0)
+            (refused if code == 403 else used).add(key)
+    out.write_text("".join(f"used {' '.join(k)}\n" for k in sorted(used))
+                   + "".join(f"refused {' '.join(k)}\n" for k in sorted(refused)))
 
 
 def provision_deploy_base(kubectl: fixtures.Kubectl) -> None:

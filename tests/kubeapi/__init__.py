@@ -189,8 +189,7 @@ def start(binary: Path, directory: Path, *, extra_args: tuple[str, ...] = (),
         command = [str(binary), "-dir", str(directory)]
         if extra_args:
             command += ["--", *extra_args]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink)
     deadline = time.monotonic() + timeout
     while not ready.is_file():
         if process.poll() is not None:

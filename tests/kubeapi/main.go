@@ -8,7 +8,8 @@
 // static token file with one admin token (group system:masters), etcd's data, and, once
 // /readyz answers, admin.kubeconfig and ready.json ({"server", "etcd", "kubeconfig"}).
 // Authorization is RBAC, so any other identity (a ServiceAccount token from the
-// TokenRequest API) gets exactly what its Roles grant. SIGTERM or SIGINT stops both.
+// TokenRequest API) gets exactly what its Roles grant. SIGTERM or SIGINT stops both, and
+// so does the end of the process that started it (no server outlives a killed test run).
 package main
 
 import (
@@ -32,6 +33,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -48,8 +50,20 @@ func main() {
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		fail(err)
 	}
+	go stopWithParent()
 	if err := run(*dir, flag.Args()); err != nil {
 		fail(err)
+	}
+}
+
+// stopWithParent sends this process SIGTERM (a graceful stop) once its parent is gone.
+func stopWithParent() {
+	parent := os.Getppid()
+	for range time.Tick(time.Second) {
+		if os.Getppid() != parent {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			return
+		}
 	}
 }
 
