@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from reconciler.adapters.kube import EVENT_MESSAGE_BYTES, KubeCluster, api_client
-from reconciler.core import errors, sources
+from reconciler.core import applied, errors, sources
+from reconciler.core.leader import Lease
 from reconciler.reconcile.informer import Informer
 from tests import kubeapi
 from tests.fake_apiserver import fixtures
@@ -258,6 +259,41 @@ def test_a_watch_resumed_from_before_an_etcd_compaction_gets_410_and_lists_again
 
 
 # -- least privilege ----------------------------------------------------------------------
+
+
+def test_every_call_the_controller_makes_is_allowed_to_the_deploy_service_account(
+        cluster: clusters.Cluster, kube: Any, own_server: Any) -> None:
+    """As deploy/'s ServiceAccount each adapter call succeeds, including those the scenarios
+    reach rarely: reading Argo CD / Flux objects (not installed: an empty list, not 403),
+    deleting an expired Preview, and the Lease."""
+    name, preview_name = cluster.name("grants"), cluster.name("grants-preview")
+    kube("apply", "-f", "-", input=customer(name))
+    kube("apply", "-f", "-", input=json.dumps({
+        "apiVersion": GROUP_VERSION, "kind": "Preview", "metadata": {"name": preview_name},
+        "spec": dict(PREVIEWS[0][1])}))
+    api = api_client(str(cluster.reconciler_kubeconfig))
+    try:
+        adapter = KubeCluster(api)
+        for plural, obj in (("customers", name), ("previews", preview_name)):
+            items, _ = adapter.list_objects(plural)
+            assert obj in [i["metadata"]["name"] for i in items]
+            raw = adapter.get_object(plural, obj)
+            assert raw is not None
+            adapter.set_finalizers(plural, obj, [], raw["metadata"]["resourceVersion"])
+            adapter.patch_status(plural, obj, {"observedGeneration": 1})
+            adapter.remove_annotation(plural, obj, "reconciler.ahoi.dev/resync")
+        assert adapter.list_any(*applied.ARGO_APPLICATIONS) == []
+        assert adapter.list_any(*applied.FLUX_KUSTOMIZATIONS) == []
+        namespace = cluster.lease_namespace()
+        lease = adapter.write_lease(namespace, "grants", Lease("me", 1.5, 1.5, 15, 0, None))
+        assert adapter.read_lease(namespace, "grants") is not None
+        adapter.write_lease(namespace, "grants", lease)
+        adapter.delete_object("previews", preview_name)
+        with pytest.raises(errors.AccessDeniedError, match="cannot delete resource"):
+            adapter.delete_object("customers", name)  # never: deleting a Customer is a human's
+    finally:
+        api.close()
+    assert get(kube, "preview", preview_name) is None
 
 
 def trimmed_account(cluster: clusters.Cluster, server: Any, tmp_path: Path, *,

@@ -11,6 +11,7 @@ Run the controller scenarios against it from another shell with
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import tempfile
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         api.stop()
+        if args.dir is None:  # ours: certificates, tokens and etcd data go with the server
+            shutil.rmtree(directory, ignore_errors=True)
     return 0
 
 
