@@ -30,6 +30,7 @@ EVENTS_NAMESPACE = "default"  # the API server refuses other namespaces for clus
 FIELD_MANAGER = "gitops-reconciler"  # owner of the status fields in managedFields
 EVENT_MESSAGE_BYTES = 1024  # the API server refuses (422) an Event whose message is longer
 EVENT_FIELD_CHARS = 128  # reason and action: longer is refused too
+LEASES = ("coordination.k8s.io", "v1", "leases")
 
 
 def api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
@@ -113,10 +114,8 @@ class KubeCluster:
 
     def __init__(self, api: client.ApiClient) -> None:
         # the typed client models reject the raw dicts this adapter trades in: keep them Any
-        self._api = api
+        self._api: Any = api
         self._custom: Any = client.CustomObjectsApi(api)
-        self._core: Any = client.CoreV1Api(api)
-        self._coordination: Any = client.CoordinationV1Api(api)
 
     def list_objects(self, plural: str) -> tuple[list[RawObject], str]:
         """Every object of ``plural`` and the list's resourceVersion."""
@@ -257,28 +256,40 @@ class KubeCluster:
             "count": 1,
         }
         try:
-            self._core.create_namespaced_event(EVENTS_NAMESPACE, body)
+            self._post(f"/api/v1/namespaces/{EVENTS_NAMESPACE}/events", body)
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             log.warning("could not record event %s: %s", reason, _translate(exc, "create event"))
+
+    def _post(self, path: str, body: RawObject) -> None:
+        """POST a raw object as JSON. The typed client would first turn it into its model and
+        back, re-encoding timestamps: a MicroTime whose fraction is zero then loses its six
+        digits, and the API server refuses it (400)."""
+        params = self._api.param_serialize(
+            method="POST", resource_path=path, body=body, auth_settings=["BearerToken"],
+            header_params={"Content-Type": "application/json", "Accept": "application/json"})
+        response = self._api.call_api(*params)
+        response.read()
+        self._api.response_deserialize(response, {"200": "object", "201": "object"})
 
     def read_lease(self, namespace: str, name: str) -> Lease | None:
         """The Lease, or None."""
         try:
-            raw = self._coordination.read_namespaced_lease(name, namespace)
+            raw: RawObject = self._custom.get_namespaced_custom_object(
+                *LEASES[:2], namespace, LEASES[2], name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise _translate(exc, f"read lease {namespace}/{name}") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise _translate(exc, f"read lease {namespace}/{name}") from exc
-        spec = raw.spec
+        spec = raw.get("spec") or {}
         return Lease(
-            holder=spec.holder_identity,
-            acquire_time=_seconds(spec.acquire_time),
-            renew_time=_seconds(spec.renew_time),
-            duration_seconds=int(spec.lease_duration_seconds or 15),
-            transitions=int(spec.lease_transitions or 0),
-            resource_version=raw.metadata.resource_version,
+            holder=spec.get("holderIdentity"),
+            acquire_time=_seconds(spec.get("acquireTime")),
+            renew_time=_seconds(spec.get("renewTime")),
+            duration_seconds=int(spec.get("leaseDurationSeconds") or 15),
+            transitions=int(spec.get("leaseTransitions") or 0),
+            resource_version=raw["metadata"]["resourceVersion"],
         )
 
     def write_lease(self, namespace: str, name: str, lease: Lease) -> Lease:
@@ -295,13 +306,17 @@ class KubeCluster:
                 "renewTime": _micro(lease.renew_time) if lease.renew_time else None,
             },
         }
+        # raw dicts through the generic client, as for Events: no typed model re-encoding
+        # the MicroTimes on the way
         try:
             if lease.resource_version is None:
-                raw = self._coordination.create_namespaced_lease(namespace, body)
+                raw: RawObject = self._custom.create_namespaced_custom_object(
+                    *LEASES[:2], namespace, LEASES[2], body)
             else:
                 body["metadata"]["resourceVersion"] = lease.resource_version
-                raw = self._coordination.replace_namespaced_lease(name, namespace, body)
+                raw = self._custom.replace_namespaced_custom_object(
+                    *LEASES[:2], namespace, LEASES[2], name, body)
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"write lease {namespace}/{name}") from exc
         return Lease(lease.holder, lease.acquire_time, lease.renew_time, lease.duration_seconds,
-                     lease.transitions, raw.metadata.resource_version)
+                     lease.transitions, raw["metadata"]["resourceVersion"])

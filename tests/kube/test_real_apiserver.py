@@ -175,7 +175,8 @@ def test_status_is_applied_by_our_field_manager_and_keeps_other_writers_fields(
 def test_an_event_with_a_long_multibyte_message_is_recorded_within_the_limit(
         cluster: clusters.Cluster, kube: Any) -> None:
     """The server refuses messages over 1 KiB in bytes: a long message in UTF-8 is cut to fit
-    (on a character boundary) and still recorded."""
+    (on a character boundary) and still recorded, at a whole-second time too (whose
+    eventTime the typed client used to send without the fraction the server requires)."""
     name = cluster.name("events")
     kube("apply", "-f", "-", input=customer(name))
     raw = get(kube, "customer", name)
@@ -184,7 +185,7 @@ def test_an_event_with_a_long_multibyte_message_is_recorded_within_the_limit(
     try:
         KubeCluster(api).create_event(raw, event_type="Warning", reason="InvalidSpec",
                                       message="Größe überschritten: " + "ä" * 2000,
-                                      component="gitops-reconciler", now=1_800_000_000.25)
+                                      component="gitops-reconciler", now=1_800_000_000.0)  # a whole second
     finally:
         api.close()
     listed = json.loads(kube("get", "events", "-n", "default", "-o", "json").stdout)["items"]
@@ -285,8 +286,10 @@ def test_every_call_the_controller_makes_is_allowed_to_the_deploy_service_accoun
         assert adapter.list_any(*applied.ARGO_APPLICATIONS) == []
         assert adapter.list_any(*applied.FLUX_KUSTOMIZATIONS) == []
         namespace = cluster.lease_namespace()
-        lease = adapter.write_lease(namespace, "grants", Lease("me", 1.5, 1.5, 15, 0, None))
-        assert adapter.read_lease(namespace, "grants") is not None
+        # whole seconds: a MicroTime with a zero fraction is still sent with six digits
+        lease = adapter.write_lease(namespace, "grants",
+                                    Lease("me", 1_800_000_000.0, 1_800_000_000.0, 15, 0, None))
+        assert adapter.read_lease(namespace, "grants") == lease
         adapter.write_lease(namespace, "grants", lease)
         adapter.delete_object("previews", preview_name)
         with pytest.raises(errors.AccessDeniedError, match="cannot delete resource"):
