@@ -58,6 +58,7 @@ CUSTOMERS: list[tuple[str, dict[str, Any]]] = [
     ("long-display", {"displayName": "x" * 129}),
     ("suspend-yes", {"suspend": "yes"}),
     ("null-spec", None),  # type: ignore[list-item]
+    ("dotted.name", {}),  # a valid object name, but the CRD's CEL rule wants a DNS label
 ]
 PREVIEWS: list[tuple[str, dict[str, Any]]] = [
     ("ok", {"app": "billing", "branch": "fix/invoices", "commit": COMMIT,
@@ -283,6 +284,12 @@ def test_every_call_the_controller_makes_is_allowed_to_the_deploy_service_accoun
             adapter.set_finalizers(plural, obj, [], raw["metadata"]["resourceVersion"])
             adapter.patch_status(plural, obj, {"observedGeneration": 1})
             adapter.remove_annotation(plural, obj, "reconciler.ahoi.dev/resync")
+        raw = adapter.get_object("customers", name)
+        assert raw is not None
+        stale = raw["metadata"]["resourceVersion"]
+        adapter.replace_spec("customers", name, {"displayName": "Rolled back"}, stale)  # rollback
+        with pytest.raises(errors.ReconcilerError, match="HTTP 4"):
+            adapter.replace_spec("customers", name, {"displayName": "Again"}, stale)
         assert adapter.list_any(*applied.ARGO_APPLICATIONS) == []
         assert adapter.list_any(*applied.FLUX_KUSTOMIZATIONS) == []
         namespace = cluster.lease_namespace()
