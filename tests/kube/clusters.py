@@ -148,13 +148,7 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer
     if external is not None:
         yield RealServer(external, external, None, None)
         return
-    go = kubeapi.find_go()
-    if go is None:
-        message = ("no Go toolchain (go on PATH or /usr/local/go/bin/go): cannot build the "
-                   "real kube-apiserver of tests/kubeapi")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}; CI=true needs it", pytrace=False)
-        pytest.skip(message)
+    go = require_go(kubeapi.find_go(), environ=os.environ)
     directory = tmp_path_factory.mktemp("kubeapi")
     audit = directory / "audit.jsonl"
     policy = directory / "audit-policy.yaml"
@@ -192,6 +186,17 @@ def report_rbac_use(audit: Path, out: Path) -> None:
             (refused if code == 403 else used).add(key)
     out.write_text("".join(f"used {' '.join(k)}\n" for k in sorted(used))
                    + "".join(f"refused {' '.join(k)}\n" for k in sorted(refused)))
+
+
+def require_go(go: Path | None, *, environ: Mapping[str, str]) -> Path:
+    """``go``, or else skip the test with one line (fail it under ``CI=true``)."""
+    if go is not None:
+        return go
+    message = ("no Go toolchain (go on PATH or /usr/local/go/bin/go): cannot build the "
+               "real kube-apiserver of tests/kubeapi")
+    if environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI=true needs it", pytrace=False)
+    pytest.skip(message)
 
 
 def provision_deploy_base(kubectl: fixtures.Kubectl) -> None:
