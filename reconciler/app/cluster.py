@@ -81,13 +81,10 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
                               name="controller")
     worker.start()
     while not stop.wait(0.5):
-        if controller.fatal is not None:
-            log.error("the controller cannot work: exiting (%s)", controller.fatal)
-            stop.set()
-            worker.join(timeout=10)
-            return 1
-        if lost.is_set():
-            log.error("leadership lost: exiting so that a restart rejoins the election")
+        if controller.fatal is not None or lost.is_set():
+            log.error("%s", "leadership lost: exiting so that a restart rejoins the election"
+                      if controller.fatal is None
+                      else f"the controller cannot work: exiting ({controller.fatal})")
             stop.set()
             worker.join(timeout=10)
             return 1
