@@ -1,67 +1,125 @@
 """Local-mode source: Customer and Preview manifests read from files under a directory.
 
-Reads files; judging their content is the core's job (``core.sources``).
+Reads files; judging their content is the core's job (``core.sources``). A file that
+cannot be read for any reason (dangling symlink, a symlink leading outside the source,
+permissions, I/O error, not a regular file, over the size limit) and a directory that
+cannot be listed become refusals that mark the pass incomplete, so nothing is removed on
+the strength of their objects' absence. The size is checked before anything is parsed.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from reconciler.core import errors, sources
+from reconciler.core import errors, ignore, sources
 from reconciler.core.models import ObjectKey
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
+_Entry = tuple[Path, str | None]  # a manifest path, and why it cannot be read (or None)
 
-def manifest_files(root: Path, problems: list[tuple[Path, str]] | None = None) -> Iterator[Path]:
-    """Every manifest file under ``root`` (or ``root`` itself), in a stable order.
 
-    ``problems`` collects what could not be listed or followed (an unreadable directory,
-    a dangling symlink): their objects are unknown, which must hold back removals.
-    """
-    if root.is_file():
-        yield root
+def manifest_files(root: Path, *, ignoring: bool = True) -> Iterator[Path]:
+    """Every readable-looking manifest file under ``root`` (or ``root`` itself), in a
+    stable order, skipping hidden ones and (``ignoring``) those ``.reconcilerignore`` and
+    the default ignore patterns name."""
+    for path, problem in walk(root, ignoring=ignoring):
+        if problem is None:
+            yield path
+
+
+def walk(root: Path, *, ignoring: bool = True) -> Iterator[_Entry]:
+    """Every manifest under ``root`` with the reason it must not be read, if any."""
+    if not root.is_dir():
+        yield root, None if root.exists() else "no such file or directory"
         return
+    base = root.resolve()
+    rules = ignore.parse_rules(_ignore_text(root)) if ignoring else \
+        ignore.parse_rules(defaults=())
+    problems: list[_Entry] = []
 
-    def unreadable(exc: OSError) -> None:
-        if problems is not None:
-            problems.append((Path(exc.filename or root), exc.strerror or str(exc)))
-    found: list[Path] = []
-    for top, dirs, files in os.walk(root, onerror=unreadable):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            path = Path(top, name)
-            if name.startswith(".") or path.suffix not in SUFFIXES:
+    def unlistable(exc: OSError) -> None:
+        problems.append((Path(exc.filename or root),
+                         f"cannot list directory: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
+        here = Path(dirpath)
+        relative = here.relative_to(root).as_posix()
+        prefix = "" if relative == "." else relative + "/"
+        kept = []
+        for name in sorted(dirnames):
+            if name.startswith(".") or rules.ignored(prefix + name, is_dir=True):
                 continue
-            if path.is_file():
-                found.append(path)
-            elif path.is_symlink() and problems is not None:
-                problems.append((path, "dangling symlink"))
-    yield from sorted(found)
+            path = here / name
+            if path.is_symlink():  # never followed; one leading outside is reported
+                problem = _symlink_problem(path, base)
+                if problem is not None:
+                    problems.append((path, problem))
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if name.startswith(".") or not name.endswith(SUFFIXES) \
+                    or rules.ignored(prefix + name):
+                continue
+            path = here / name
+            yield path, _symlink_problem(path, base) if path.is_symlink() else None
+    yield from sorted(problems)
 
 
-def read_sources(roots: list[Path]) -> sources.Parsed:
+def _ignore_text(root: Path) -> str:
+    try:
+        return (root / ignore.FILE_NAME).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _symlink_problem(path: Path, base: Path) -> str | None:
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "dangling symlink: its target does not exist"
+    if not target.is_relative_to(base):
+        return f"symlink to {target}, outside the source directory: not read"
+    return None
+
+
+def read_file(path: Path, limits: sources.Limits) -> sources.Parsed:
+    """Parse one file, or the refusal saying why it cannot be read."""
+    origin = str(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the pass for ever
+            return sources.unreadable(origin, "not a regular file")
+        if info.st_size > limits.max_bytes:
+            return sources.unreadable(
+                origin, f"{info.st_size} bytes, over the limit of {limits.max_bytes} "
+                        "(setting max_source_file_bytes); not read")
+        with path.open("rb") as handle:
+            data = handle.read(limits.max_bytes + 1)  # it may have grown since
+    except OSError as exc:
+        return sources.unreadable(origin, f"cannot read: {exc.strerror or exc}")
+    return sources.parse_text(origin, data, limits)
+
+
+def read_sources(roots: list[Path], limits: sources.Limits = sources.DEFAULT_LIMITS
+                 ) -> sources.Parsed:
     """Parse every manifest under ``roots``; unreadable paths become refusals.
 
-    A root that is missing or cannot be listed is a usage error: a pass over it would
-    take every object for deleted.
+    A root that is missing or cannot be read is a usage error: a pass over it would take
+    every object for deleted.
     """
     results: list[sources.Parsed] = []
     for root in roots:
         check_root(root)
-        problems: list[tuple[Path, str]] = []
-        for path in manifest_files(root, problems):
-            try:
-                text = path.read_bytes()
-            except OSError as exc:
-                problems.append((path, exc.strerror or str(exc)))
-                continue
-            results.append(sources.parse_text(str(path), text))
-        results += [sources.Parsed((), (sources.Refusal(
-            str(path), f"cannot be read ({why}): nothing is removed in this pass"),),
-            incomplete=True) for path, why in problems]
+        for path, problem in walk(root):
+            if problem is not None:
+                results.append(sources.unreadable(str(path), problem))
+            else:
+                results.append(read_file(path, limits))
     return sources.combine(results)
 
 
@@ -77,9 +135,10 @@ def snapshot(roots: list[Path]) -> tuple[tuple[str, int, int], ...]:
     """A cheap fingerprint (path, size, mtime) of every manifest: changes when a file does."""
     out: list[tuple[str, int, int]] = []
     for root in roots:
-        if not root.exists():
-            continue
-        for path in manifest_files(root):
+        for path, problem in walk(root):
+            if problem is not None:
+                out.append((f"{path}: {problem}", 0, 0))
+                continue
             try:
                 st = path.stat()
             except OSError:
@@ -95,14 +154,18 @@ class SourceCache:
     """The manifests under ``roots``, each file parsed once and re-read only when its
     identity (inode, size, mtime_ns) changed: watch mode's cost per edit is the edit's.
 
-    ``rescan`` stats every file (the fallback without notifications, and the periodic
-    resync); ``update`` looks only at the paths a notification named.
+    ``rescan`` walks every root (the fallback without notifications, and the periodic
+    resync); ``update`` looks only at the known files a notification named (a new file, a
+    symlink or a changed ``.reconcilerignore`` goes through a rescan, so the walk's rules
+    on ignores and symlinks always apply).
     """
 
-    def __init__(self, roots: list[Path]) -> None:
+    def __init__(self, roots: list[Path], limits: sources.Limits = sources.DEFAULT_LIMITS
+                 ) -> None:
         self._roots = roots
-        self._files: dict[str, tuple[Identity, sources.Parsed]] = {}
-        self._problems: list[tuple[Path, str]] = []
+        self._limits = limits
+        self._files: dict[str, tuple[Identity | None, sources.Parsed]] = {}
+        self._problems: dict[str, sources.Parsed] = {}
         self._before: set[ObjectKey] = set()  # keys of files replaced since ``affected``
 
     def affected(self, paths: set[str]) -> set[ObjectKey]:
@@ -113,20 +176,22 @@ class SourceCache:
 
     def rescan(self) -> set[str]:
         """Walk every root; re-read what changed. Returns the paths that changed."""
-        problems: list[tuple[Path, str]] = []
+        problems: dict[str, sources.Parsed] = {}
         seen: set[str] = set()
         changed: set[str] = set()
         for root in self._roots:
             check_root(root)
-            for path in manifest_files(root, problems):
+            for path, problem in walk(root):
+                if problem is not None:
+                    problems[str(path)] = sources.unreadable(str(path), problem)
+                    continue
                 seen.add(str(path))
-                if self._refresh(path, problems):
+                if self._refresh(path):
                     changed.add(str(path))
         for gone in set(self._files) - seen:
             self._forget(gone)
             changed.add(gone)
-        if problems != self._problems:
-            changed.update(str(p) for p, _ in [*problems, *self._problems])
+        changed |= set(problems) ^ set(self._problems)
         self._problems = problems
         return changed
 
@@ -135,13 +200,15 @@ class SourceCache:
         changed: set[str] = set()
         for text in paths:
             path = Path(text)
+            if path.name == ignore.FILE_NAME:
+                return changed | self.rescan()
             if not self._is_manifest(path):
                 continue
-            if path.is_file():
-                problems: list[tuple[Path, str]] = []
-                if self._refresh(path, problems):
+            if text not in self._files or path.is_symlink():
+                return changed | self.rescan()
+            if path.exists():
+                if self._refresh(path):
                     changed.add(text)
-                self._problems = [p for p in self._problems if p[0] != path] + problems
             elif self._forget(text):
                 changed.add(text)
         return changed
@@ -152,19 +219,16 @@ class SourceCache:
         for path in paths:
             cached = self._files.get(path)
             if cached is not None:
-                keys |= self.objects_of_parsed(cached[1])
+                keys |= _keys_of(cached[1])
         return keys
 
     def parsed(self) -> sources.Parsed:
         """Everything, combined as ``read_sources`` would return it."""
-        results = [parsed for _, parsed in self._files.values()]
-        results += [sources.Parsed((), (sources.Refusal(
-            str(path), f"cannot be read ({why}): nothing is removed in this pass"),),
-            incomplete=True) for path, why in self._problems]
-        return sources.combine(results)
+        return sources.combine([*(p for _, p in self._files.values()),
+                                *self._problems.values()])
 
     def _is_manifest(self, path: Path) -> bool:
-        if path.suffix not in SUFFIXES:
+        if not path.name.endswith(SUFFIXES):
             return False
         for root in self._roots:
             if path == root:
@@ -176,32 +240,29 @@ class SourceCache:
             return not any(part.startswith(".") for part in relative.parts)
         return False
 
-    def _refresh(self, path: Path, problems: list[tuple[Path, str]]) -> bool:
+    def _refresh(self, path: Path) -> bool:
         """Re-read ``path`` when its identity changed; True when it did."""
         key = str(path)
         try:
             st = path.stat()
-            identity = (st.st_ino, st.st_size, st.st_mtime_ns)
-            cached = self._files.get(key)
-            if cached is not None and cached[0] == identity:
-                return False
-            text = path.read_bytes()
-        except OSError as exc:
-            problems.append((path, exc.strerror or str(exc)))
-            return self._forget(key)
+            identity: Identity | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            identity = None  # read_file says why; never cached as known
+        cached = self._files.get(key)
+        if cached is not None and identity is not None and cached[0] == identity:
+            return False
         self._forget(key)
-        self._files[key] = (identity, sources.parse_text(key, text))
+        self._files[key] = (identity, read_file(path, self._limits))
         return True
 
     def _forget(self, path: str) -> bool:
         cached = self._files.pop(path, None)
         if cached is None:
             return False
-        self._before |= self.objects_of_parsed(cached[1])
+        self._before |= _keys_of(cached[1])
         return True
 
-    @staticmethod
-    def objects_of_parsed(parsed: sources.Parsed) -> set[ObjectKey]:
-        """The keys ``parsed`` defines or refuses."""
-        return {o.key for o in parsed.objects} | {
-            r.key for r in parsed.refusals if r.key is not None}
+
+def _keys_of(parsed: sources.Parsed) -> set[ObjectKey]:
+    """The keys ``parsed`` defines or refuses."""
+    return {o.key for o in parsed.objects} | {r.key for r in parsed.refusals if r.key is not None}

@@ -491,7 +491,7 @@ def test_a_settings_change_rerenders_every_object_in_one_commit(bare, engine):
         "customer/acme", "customer/zeta", "preview/campaigns-feat-xyz"}
     assert '"generation": 1' in show(bare, "tenants/acme/.reconciler.json")
     assert "acme.hooks.apps.example.org" in show(bare, "tenants/acme/webhooks.yaml")
-    assert "preview-b32bef0.apps.example.org" in show(bare, "previews/campaigns-feat-xyz/app.yaml")
+    assert "preview-campaigns-feat-xyz.apps.example.org" in show(bare, "previews/campaigns-feat-xyz/app.yaml")
     assert '"domain": "apps.example.org"' in show(bare, ".reconciler/settings.json")
     # the next pass finds everything up to date
     again = make_engine(bare, Settings(domain="apps.example.org")).sync(parsed(*objects))
