@@ -505,10 +505,10 @@ def test_an_image_bump_over_many_tenants_is_one_commit_with_the_pool(bare):
     make_engine(bare, Settings(import_batch=10)).sync(parsed(*objects))
     tip = head(bare)
     bumped = Settings(import_batch=10, images={"scheduler": "ghcr.io/ahoi/scheduler:1.4.3",
-                                               "pgbouncer": "docker.io/bitnami/pgbouncer:1.24.0"})
+                                               "pgbouncer": "ghcr.io/cloudnative-pg/pgbouncer:1.24.2"})
     make_engine(bare, bumped).sync(parsed(*objects))
     [commit] = commits_since(bare, tip)
-    assert subject(bare, commit) == ("rerender: pgbouncer image 1.23.1 -> 1.24.0; scheduler "
+    assert subject(bare, commit) == ("rerender: pgbouncer image 1.24.1 -> 1.24.2; scheduler "
                                      "image 1.4.2 -> 1.4.3 (120 tenants)")
     assert any(p.startswith("platform/pgbouncer/") and not p.endswith(".reconciler.json")
                for p in touched(bare, commit))
