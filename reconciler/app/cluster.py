@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 
+from reconciler.adapters.gitremote import redact
 from reconciler.adapters.kube import KubeCluster, api_client
 from reconciler.adapters.observability import HealthServer, PrometheusMetrics
 from reconciler.adapters.scheduler import Scheduler
@@ -53,6 +54,9 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
 
     health = HealthServer(port=health_port, metrics=metrics, ready=ready)
     health.start()
+    log.info("watching Customers and Previews in the cluster -> %s branch %s (mode %s); "
+             "/healthz /readyz /metrics on port %d%s", redact(target.repo), settings.branch,
+             target.mode, health.port, ", waiting for the leader lease" if leader_elect else "")
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     if leader_elect:

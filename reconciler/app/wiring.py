@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import reconciler
-from reconciler.adapters.forges.factory import forge_for
 from reconciler.adapters.gitremote import Credentials, MirrorConfigRepo, is_url
 from reconciler.adapters.gitrepo import GitConfigRepo
 from reconciler.adapters.signing import Signer, signer_from_spec
 from reconciler.core import errors, messages, plan
 from reconciler.core.models import ObjectKey
-from reconciler.core.settings import Settings, SettingsError, load_settings
+from reconciler.core.settings import Settings
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.delivery import Delivery
 from reconciler.reconcile.engine import ObjectReconciler, Reconciler
@@ -25,20 +24,6 @@ log = logging.getLogger(__name__)
 
 
 VERSION = reconciler.__version__
-
-
-def settings_from(config: Path | None, environ: dict[str, str] | None = None) -> Settings:
-    """Settings from the ``--config`` file and ``RECONCILER_*`` variables."""
-    text = None
-    if config is not None:
-        try:
-            text = config.read_text()
-        except OSError as exc:
-            raise errors.UserInputError(f"{config}: {exc.strerror}") from exc
-    try:
-        return load_settings(text, os.environ if environ is None else environ)
-    except SettingsError as exc:
-        raise errors.UserInputError(f"{config or 'environment'}: {exc}") from exc
 
 
 def layout_root() -> Path:
@@ -218,6 +203,8 @@ def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
     if not target.forge.token:
         raise errors.UserInputError("--mode pr needs a forge token: --forge-token-file or "
                                     "$RECONCILER_FORGE_TOKEN")
+    from reconciler.adapters.forges.factory import forge_for  # requests: only for PR mode
+
     forge = forge_for(target.forge.kind, target.forge.api_url, target.forge.repository,
                       target.forge.token)
 

@@ -216,6 +216,8 @@ KINDS: dict[str, type[Customer] | type[Preview]] = {"Customer": Customer, "Previ
 PLURALS = {"Customer": "customers", "Preview": "previews"}
 SINGULAR_PREFIX = {"Customer": "customer", "Preview": "preview"}
 DIRECTORIES = {"Customer": "tenants", "Preview": "previews"}
+#: directories rendered from all objects together (named in trailers, e.g. ``pool/pgbouncer``)
+SHARED_DIRECTORIES = {"Pool": "platform"}
 
 
 @dataclass(frozen=True, order=True)
@@ -231,7 +233,7 @@ class ObjectKey:
     @property
     def directory(self) -> str:
         """The directory of the config repo this object owns, e.g. ``tenants/acme``."""
-        return f"{DIRECTORIES[self.kind]}/{self.name}"
+        return f"{DIRECTORIES.get(self.kind) or SHARED_DIRECTORIES[self.kind]}/{self.name}"
 
     @classmethod
     def parse(cls, text: str) -> ObjectKey:

@@ -61,6 +61,8 @@ class Controller:
         }
         self._last_commit: dict[ObjectKey, str] | None = None
         self.failures: dict[ObjectKey, str] = {}
+        #: objects whose change is held (metrics), and since when
+        self._held_since: dict[ObjectKey, float] = {}
         #: objects whose spec can never render (Stalled) until someone changes them
         self.refused: dict[ObjectKey, str] = {}
 
@@ -127,6 +129,8 @@ class Controller:
         """Push what is pending (re-queueing objects if the remote moved)."""
         assert self.delivery is not None
         report = self.delivery.deliver()
+        if report.error or report.pushes:
+            self._metrics.pushed(ok=not report.error)
         if report.error:
             self._metrics.git_error()
             log.error("delivery: %s", report.error)
@@ -346,6 +350,12 @@ class Controller:
                                    component=COMPONENT, now=self._clock())
 
     def _count(self, outcome: Outcome) -> None:
+        if outcome.key is not None:
+            if outcome.result == Result.HELD or outcome.reason == Reason.REMOVAL_HELD:
+                self._held_since.setdefault(outcome.key, self._clock())
+            else:
+                self._held_since.pop(outcome.key, None)
+            self._metrics.held(len(self._held_since), min(self._held_since.values(), default=None))
         if outcome.result == Result.COMMITTED:
             self._metrics.committed()
             if self.delivery is not None:

@@ -7,7 +7,7 @@ pure core, writing to the ConfigRepo port. Every outcome carries a reason.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,6 +21,9 @@ from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.ownership import Ownership
 
 log = logging.getLogger(__name__)
+
+#: told ``n`` each time n more objects of a pass are done (a progress bar, or nothing)
+Progress = Callable[[int], None]
 
 POLICY_ANNOTATION = "reconciler.ahoi.dev/on-human-change"
 RESYNC_ANNOTATION = "reconciler.ahoi.dev/resync"
@@ -72,8 +75,8 @@ class ObjectReconciler(Protocol):
     def remove(self, key: ObjectKey, *, note: str | None = None) -> Outcome:
         """Remove one object's directory."""
 
-    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None
-             ) -> PassReport:
+    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None,
+             progress: Progress | None = None) -> PassReport:
         """A full pass."""
 
     def invalidate(self) -> None:
@@ -290,10 +293,11 @@ class Reconciler:
 
     # -- a full pass ----------------------------------------------------------------------
 
-    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None
-             ) -> PassReport:
+    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None,
+             progress: Progress | None = None) -> PassReport:
         """Reconcile every object of ``parsed`` and remove what no longer has a resource
-        (``notes`` say why, per object, in the removal commits)."""
+        (``notes`` say why, per object, in the removal commits); ``progress(n)`` is told
+        each time ``n`` more objects of ``parsed`` are done."""
         report = PassReport()
         report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                             for r in parsed.refusals]
@@ -305,12 +309,14 @@ class Reconciler:
             new = [o for o in new if self.ownership.last_own(o.key) is None]
         imported: set[ObjectKey] = set()
         if len(new) > self._settings.import_batch:
-            outcomes = self._import(new)
+            outcomes = self._import(new, progress)
             report.outcomes += outcomes
             imported = {o.key for o in outcomes if o.key is not None and o.ok}
         for obj in parsed.objects:
             if obj.key not in imported:
                 report.outcomes.append(self.apply(obj))
+                if progress is not None:
+                    progress(1)
         report.outcomes += self._remove_absent(parsed, held, notes or {})
         report.outcomes += self._fix_pool(parsed, held)
         self._repo.flush()
@@ -367,7 +373,7 @@ class Reconciler:
         return [Outcome(pool.POOL_KEY, Result.COMMITTED, Reason.RERENDERED, msg.split("\n")[0],
                         commit)]
 
-    def _import(self, new: Sequence[Resource]) -> list[Outcome]:
+    def _import(self, new: Sequence[Resource], progress: Progress | None) -> list[Outcome]:
         """Add many new objects in one commit (the first import of a large fleet)."""
         changes = plan.ChangeSet()
         planned: list[tuple[Resource, str]] = []
@@ -376,6 +382,8 @@ class Reconciler:
             rendered = render(obj, self._settings)
             changes = changes.merged(plan.plan_directory(rendered, {}))
             planned.append((obj, rendered.input_hash))
+            if progress is not None:
+                progress(1)
         entries = self._current_pool()
         for obj, _ in planned:
             entry = _pool_entry(obj, self._settings)

@@ -20,7 +20,7 @@ from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed
 from reconciler.ports.configrepo import ConfigRepo, PushResult
 from reconciler.ports.forge import Forge, ForgeError, PullRequestSpec
-from reconciler.reconcile.engine import PassReport, Reconciler
+from reconciler.reconcile.engine import PassReport, Progress, Reconciler
 
 log = logging.getLogger(__name__)
 LABELS = ("gitops-reconciler",)
@@ -73,14 +73,16 @@ class PullRequestReconciler:
         """Propose the removal of ``key``'s directory as a pull request."""
         return self.propose(key, lambda view: self._make_engine(view).remove(key, note=note))
 
-    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None
-             ) -> PassReport:
+    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None,
+             progress: Progress | None = None) -> PassReport:
         """Local-mode pass: one proposal per object, removals for vanished objects."""
         report = PassReport()
         report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                             for r in parsed.refusals]
         for obj in parsed.objects:
             report.outcomes.append(self.apply(obj))
+            if progress is not None:
+                progress(1)
         held = {r.key for r in parsed.refusals if r.key is not None}
         wanted = {o.key for o in parsed.objects}
         base = self._store.fetch()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from reconciler.core import errors, messages, plan
 from reconciler.core.history import CommitInfo
-from reconciler.core.models import ObjectKey
+from reconciler.core.models import DIRECTORIES, ObjectKey
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common
 from reconciler.ports.configrepo import ConfigRepo
@@ -107,9 +107,13 @@ def audit(repo: ConfigRepo, key: ObjectKey, ownership: Ownership) -> list[AuditE
         trailers = dict(values)
         action = trailers.get(messages.TRAILER_ACTION)
         gen = trailers.get(messages.TRAILER_GENERATION)
-        if ownership.is_own(commit) and named:
+        # the pool is re-rendered inside Customer commits, which name only the Customer
+        if ownership.is_own(commit) and (named or key.kind not in DIRECTORIES):
             kind = "import" if action == "import" else "reconciler"
             detail = action or "update"
+            if not named:
+                detail = f"with {trailers.get(messages.TRAILER_OBJECT, '?')}"
+                gen = None
             if trailers.get(messages.TRAILER_SUPERSEDES):
                 detail += f", supersedes {trailers[messages.TRAILER_SUPERSEDES][:12]}"
         elif action == "rollback" and named:
