@@ -93,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=["text", "json"], default="text",
                         help="text (default): timestamped lines; json: one JSON object per "
                              "line, results included")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser,
+                                title="commands")
 
     def command(name: str, func: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -699,14 +699,14 @@ def _setup_is_a_no_op() -> bool:
 
 @pytest.mark.skipif(not _setup_is_a_no_op(), reason="scripts/setup.sh would install or reinstall")
 def test_demo_script_prints_the_git_log_of_the_examples(tmp_path):
-    """``bash scripts/demo.sh`` (README quickstart) reconciles the examples into DEMO_REPO and
-    prints its git log with every example object and its trailers."""
+    """``bash scripts/demo.sh`` (README quickstart) reconciles the examples into DEMO_REPO,
+    prints its git log with every example object and its trailers, and says where it is."""
     repo = tmp_path / "demo-repo"
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh")], capture_output=True, text=True,
                           env=clean_env({"DEMO_REPO": str(repo)}), timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert f"== config repo: {repo}" in proc.stdout
-    log = proc.stdout.split(f"== config repo: {repo}", 1)[1]
+    assert f"== the config repo is {repo} (bare)" in proc.stdout
+    log = proc.stdout
     assert "init: config repo layout" in log
     for key in EXAMPLE_KEYS:
         assert f"{key}: created" in log
