@@ -58,7 +58,7 @@ def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, code, words):
     assert not (tmp_path / "r.git").exists()
 
 
-def test_unknown_objects_are_errors_and_pool_is_known(examples_run):
+def test_unknown_objects_are_errors_and_pool_is_known(examples_run):  # noqa: F811
     """``history``/``diff`` of an object the repo never had exit 1 with one line; the pool,
     named ``pool/pgbouncer`` in trailers, has a history of reconciler commits."""
     repo = examples_run.repo
@@ -106,7 +106,7 @@ def test_json_log_format_makes_every_line_json(tmp_path):
     records = [json.loads(line) for line in (proc.stdout + proc.stderr).splitlines() if line]
     assert {r["object"] for r in records if r.get("result") == "committed"} >= {
         "customer/acme", "preview/campaigns-feat-xyz"}
-    assert [r for r in records if r.get("summary")][0]["commits"] == 5
+    assert next(r for r in records if r.get("summary"))["commits"] == 5
     assert all("time" in r for r in records)
 
 
@@ -158,10 +158,10 @@ def test_light_commands_import_no_heavy_library(tmp_path, argv):
     """``--help``, ``render`` and ``crds`` start without pygit2, kubernetes,
     prometheus-client, APScheduler, requests or rich."""
     args = [a.replace("{tmp}", str(tmp_path / "out")) for a in argv]
-    code = ("import sys\nfrom reconciler import cli\ntry:\n    cli.main(%r)\n"
+    code = (f"import sys\nfrom reconciler import cli\ntry:\n    cli.main({args!r})\n"
             "except SystemExit:\n    pass\n"
             "heavy = {'pygit2', 'kubernetes', 'prometheus_client', 'apscheduler', 'requests',"
-            " 'rich'}\nprint(sorted(heavy & set(sys.modules)), file=sys.stderr)" % args)
+            " 'rich'}\nprint(sorted(heavy & set(sys.modules)), file=sys.stderr)")
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, env=clean_env())
