@@ -104,7 +104,7 @@ def find_object(sources: Sequence[Path], key: ObjectKey) -> Resource:
     for refusal in parsed.refusals:
         if refusal.key == key:
             raise errors.UserInputError(str(refusal))
-    raise errors.UserInputError(f"{key}: no such resource under {', '.join(map(str, sources))}")
+    raise errors.NotFoundError(f"{key}: no such resource under {', '.join(map(str, sources))}")
 
 
 def resync(sources: Sequence[Path], target: Target, settings: Settings,

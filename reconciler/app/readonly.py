@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.app.local import read_deployers
-from reconciler.app.offline import read_sources
+from reconciler.app.offline import check_sources, read_sources
 from reconciler.app.wiring import Target, wire
 from reconciler.core import errors, messages
 from reconciler.core.models import ObjectKey
@@ -38,6 +38,7 @@ def parse_key(text: str, *, shared: bool = False) -> ObjectKey:
 def status(target: Target, settings: Settings, sources: Sequence[Path],
            applied_from: Sequence[Path] | None) -> list[StatusRow]:
     """``reconciler status``: every object of the sources, and orphaned directories."""
+    check_sources(sources)
     repo = wire(target, settings, create=False).repo
     deployed = read_deployers(applied_from) if applied_from else None
     return queries.object_status(repo, settings, read_sources(sources), time.time(), deployed)

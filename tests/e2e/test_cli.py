@@ -508,8 +508,8 @@ def test_history_lists_an_objects_commits_newest_first(workspace):
     entries = json.loads(proc.stdout)
     assert [e["commit"] for e in entries] == acme_commits
     assert [(e["generation"], e["subject"]) for e in entries] == [
-        ("2", "customer/acme: scheduler 2 -> 4 workers"),
-        ("1", "customer/acme: created (database 20Gi, scheduler 2 workers, webhooks)"),
+        (2, "customer/acme: scheduler 2 -> 4 workers"),
+        (1, "customer/acme: created (database 20Gi, scheduler 2 workers, webhooks)"),
     ]
     assert entries[0]["date"] >= entries[1]["date"]
 

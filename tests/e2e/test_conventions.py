@@ -40,6 +40,7 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *words: st
     (["run", "--source", "/typo", "--repo", "{tmp}/r.git", "--once"], 2, ["/typo"]),
     (["crds", "--out", "/proc/nope"], 2, ["/proc/nope"]),
     (["render", "/typo", "--out", "{tmp}/out"], 2, ["/typo"]),
+    (["status", "--source", "/typo", "--repo", "{tmp}/r.git"], 2, ["/typo"]),
     (["run", "--source", "examples", "--repo", "{tmp}/r.git", "--push-window", "-5"], 2,
      ["--push-window", "-5"]),
     (["run", "--source", "examples"], 2, ["--repo"]),
@@ -48,8 +49,8 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *words: st
     (["--config", "x", "render"], 2, ["'x'"]),
     (["run", "--source", "examples", "--repo", "{tmp}/r.git", "--config", "/nope.yaml"], 2,
      ["/nope.yaml"]),
-], ids=["source-typo", "crds-out-unwritable", "render-missing-path", "negative-push-window",
-        "missing-repo", "bad-object-name", "unknown-command", "option-in-wrong-place",
+], ids=["source-typo", "crds-out-unwritable", "render-missing-path", "status-source-typo",
+        "negative-push-window", "missing-repo", "bad-object-name", "unknown-command", "option-in-wrong-place",
         "missing-config"])
 def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, code, words):
     """Each mistake on the command line gets exactly one line naming it and exit 2."""
@@ -59,13 +60,15 @@ def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, code, words):
 
 
 def test_unknown_objects_are_errors_and_pool_is_known(examples_run):  # noqa: F811
-    """``history``/``diff`` of an object the repo never had exit 1 with one line; the pool,
+    """``history``/``diff``/``resync`` of an object nobody has exit 1 with one line; the pool,
     named ``pool/pgbouncer`` in trailers, has a history of reconciler commits."""
     repo = examples_run.repo
     one_error_line(reconciler("history", "customer/doesnotexist", "--repo", repo), 1,
                    "customer/doesnotexist")
     one_error_line(reconciler("diff", "preview/nope", "1", "2", "--repo", repo), 1,
                    "preview/nope")
+    one_error_line(reconciler("resync", "customer/nope", "--source", examples_run.source,
+                              "--repo", repo), 1, "customer/nope")
     proc = reconciler("history", "pool/pgbouncer", "--repo", repo, "-o", "json")
     assert proc.returncode == 0, proc.stderr
     entries = json.loads(proc.stdout)
