@@ -14,11 +14,13 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from reconciler import __version__, app
 from reconciler.core import errors
-from reconciler.core.outcomes import Outcome, Reason, Result
+
+if TYPE_CHECKING:  # the models (pydantic) load only for commands that print outcomes
+    from reconciler.core.outcomes import Outcome
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -290,6 +292,8 @@ class Output:
     def report(self, outcomes: Sequence[Outcome], commits: int) -> None:
         """A pass: one line per outcome worth telling, then one summary line. A large import
         and many held removals are summed up in one line each, unless ``verbose``."""
+        from reconciler.core.outcomes import Reason, Result
+
         told = [o for o in outcomes if o.result != Result.UNCHANGED]
         grouped: dict[Reason, list[Outcome]] = {}
         if not self.verbose:

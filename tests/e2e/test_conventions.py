@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -155,18 +154,20 @@ def test_watch_mode_announces_what_it_watches(tmp_path):
     assert str(repo) in first and "every 2 s" in first
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["render", str(EXAMPLES), "--out", "{tmp}"],
-                                  ["crds", "--out", "{tmp}"]])
-def test_light_commands_import_no_heavy_library(tmp_path, argv):
+@pytest.mark.parametrize(("argv", "also_absent"), [
+    (["--help"], ["pydantic", "yaml"]),
+    (["render", str(EXAMPLES), "--out", "{tmp}"], []),
+    (["crds", "--out", "{tmp}"], []),
+], ids=["help", "render", "crds"])
+def test_light_commands_import_no_heavy_library(tmp_path, argv, also_absent):
     """``--help``, ``render`` and ``crds`` start without pygit2, kubernetes,
-    prometheus-client, APScheduler, requests or rich."""
+    prometheus-client, APScheduler, requests or rich (``--help`` even without pydantic)."""
     args = [a.replace("{tmp}", str(tmp_path / "out")) for a in argv]
+    heavy = {"pygit2", "kubernetes", "prometheus_client", "apscheduler", "requests", "rich",
+             *also_absent}
     code = (f"import sys\nfrom reconciler import cli\ntry:\n    cli.main({args!r})\n"
             "except SystemExit:\n    pass\n"
-            "heavy = {'pygit2', 'kubernetes', 'prometheus_client', 'apscheduler', 'requests',"
-            " 'rich'}\nprint(sorted(heavy & set(sys.modules)), file=sys.stderr)")
-    started = time.monotonic()
+            f"print(sorted(set({sorted(heavy)!r}) & set(sys.modules)), file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, env=clean_env())
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
-    assert time.monotonic() - started < 30
