@@ -5,6 +5,7 @@ a large import is summed up, watch mode says what it watches, and start-up stays
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,22 @@ def test_light_commands_import_no_heavy_library(tmp_path, argv, also_absent):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, env=clean_env())
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_every_log_line_carries_a_timestamp(log_format):
+    """Log lines as the CLI configures them start with (text) or hold (JSON) an ISO time."""
+    code = ("import logging\nfrom reconciler import app\n"
+            f"app.configure_logging(verbose=False, log_format={log_format!r})\n"
+            "logging.getLogger('reconciler.test').warning('push failed: %s', 'rejected',"
+            " extra={'object': 'customer/acme'})\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, env=clean_env())
+    (line,) = proc.stderr.splitlines()
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}")
+    if log_format == "json":
+        record = json.loads(line)
+        assert stamp.match(record["time"]) and record["object"] == "customer/acme"
+    else:
+        assert stamp.match(line), line
+        assert line.endswith("WARNING reconciler.test: push failed: rejected [customer/acme]")

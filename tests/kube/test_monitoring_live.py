@@ -31,7 +31,7 @@ def test_every_metric_the_alerts_and_dashboard_query_is_served(
         launch: Launch, kube: fixtures.Kubectl, repo: Path,  # noqa: F811
         cluster: clusters.Cluster) -> None:
     """After one Customer is committed, the controller's /metrics has every metric name the
-    PrometheusRule and the Grafana dashboard use."""
+    PrometheusRule and the Grafana dashboard use; its log said first what it watches."""
     acme = cluster.name("acme")
     port = free_port()
     replica = launch(health_port=port)
@@ -46,3 +46,5 @@ def test_every_metric_the_alerts_and_dashboard_query_is_served(
     for where, names in queried_metrics().items():
         assert names <= served, f"{where} queries metrics the controller lacks: {names - served}"
     assert replica.stop() == 0
+    announced = [r["msg"] for r in replica.log_lines() if r["msg"].startswith("watching ")]
+    assert announced and str(repo) in announced[0] and f"port {port}" in announced[0]
