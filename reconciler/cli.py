@@ -8,6 +8,7 @@ success, 1 when something was refused or failed, 2 when the command line is wron
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -41,16 +42,28 @@ Run 'reconciler COMMAND --help' for the options of one command.
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors: ``reconciler run: error: ... (see --help)``."""
+    """argparse with one-line usage errors: ``reconciler run: error: ... (see --help)``, or a
+    JSON object when the command line asks for JSON logs."""
+
+    def __init__(self, *args: Any, json_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
 
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        text = f"{self.prog}: error: {message} (see '{self.prog} --help')"
+        if self.json_errors:
+            text = json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "level": "error", "msg": text})
+        print(text, file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``reconciler`` console script."""
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    json_errors = "--log-format=json" in words or any(
+        a == "--log-format" and b == "json" for a, b in itertools.pairwise(words))
+    args = _parser(json_errors=json_errors).parse_args(words)
     out = Output(json_lines=args.log_format == "json", verbose=args.verbose)
     long_running = args.func is _run and not args.once
     app.configure_logging(verbose=args.verbose, log_format=args.log_format,
@@ -86,20 +99,21 @@ def _one_line(exc: Exception) -> str:
 
 # -- the parser -----------------------------------------------------------------------------
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reconciler", description=DESCRIPTION,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
+    parser = _Parser(prog="reconciler", description=DESCRIPTION, json_errors=json_errors,
+                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"gitops-reconciler {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log debug details and print every object of a large import")
     parser.add_argument("--log-format", choices=["text", "json"], default="text",
                         help="text (default): timestamped lines; json: one JSON object per "
                              "line, results included")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser,
-                                title="commands")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", title="commands",
+                                parser_class=_Parser)
 
     def command(name: str, func: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
+        p.json_errors = json_errors
         p.set_defaults(func=func)
         p.add_argument("--config", type=Path, metavar="FILE", help="settings file (YAML)")
         return p

@@ -46,11 +46,12 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *words: st
     (["run", "--source", "examples"], 2, ["--repo"]),
     (["history", "nonsense", "--repo", "{tmp}/r.git"], 2, ["nonsense"]),
     (["bogus"], 2, ["bogus"]),
+    (["run", "--sourc", "examples", "--repo", "{tmp}/r.git"], 2, ["--source"]),
     (["--config", "x", "render"], 2, ["'x'"]),
     (["run", "--source", "examples", "--repo", "{tmp}/r.git", "--config", "/nope.yaml"], 2,
      ["/nope.yaml"]),
 ], ids=["source-typo", "crds-out-unwritable", "render-missing-path", "status-source-typo",
-        "negative-push-window", "missing-repo", "bad-object-name", "unknown-command", "option-in-wrong-place",
+        "negative-push-window", "missing-repo", "bad-object-name", "unknown-command", "no-abbreviations", "option-in-wrong-place",
         "missing-config"])
 def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, code, words):
     """Each mistake on the command line gets exactly one line naming it and exit 2."""
@@ -102,7 +103,8 @@ def test_top_level_help_is_for_users():
 
 
 def test_json_log_format_makes_every_line_json(tmp_path):
-    """With ``--log-format json`` the result lines and the summary are JSON objects too."""
+    """With ``--log-format json`` the result lines, the summary and errors (usage errors too)
+    are JSON objects."""
     proc = reconciler("--log-format", "json", "run", "--source", EXAMPLES, "--repo",
                       tmp_path / "r.git", "--once")
     assert proc.returncode == 0, proc.stderr
@@ -111,6 +113,11 @@ def test_json_log_format_makes_every_line_json(tmp_path):
         "customer/acme", "preview/campaigns-feat-xyz"}
     assert next(r for r in records if r.get("summary"))["commits"] == 5
     assert all("time" in r for r in records)
+    for mistake in (["run", "--source", "x"], ["history", "customer/nope", "--repo",
+                                               str(tmp_path / "r.git")]):
+        proc = reconciler("--log-format", "json", *mistake)
+        line = one_error_line(proc, 2 if mistake[0] == "run" else 1)
+        assert json.loads(line)["level"] == "error"
 
 
 def fleet(directory: Path, count: int) -> Path:
