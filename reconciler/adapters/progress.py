@@ -36,3 +36,15 @@ def terminal_progress(total: int, description: str) -> Iterator[Callable[[int], 
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextmanager
+def terminal_status(text: str) -> Iterator[None]:
+    """A spinner with ``text`` while a step of unknown length runs; nothing off a terminal."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
+        yield

@@ -32,7 +32,11 @@ def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings, *,
                show_progress: bool = False) -> PassReport:
     """One pass over the manifest files; Previews past their ttl are removed. With
     ``show_progress`` a long pass draws a bar on the terminal."""
-    parsed = with_namespace_refusals(read_sources(sources), settings)
+    if show_progress:
+        with progress.terminal_status(f"reading {', '.join(map(str, sources))}"):
+            parsed = with_namespace_refusals(read_sources(sources), settings)
+    else:
+        parsed = with_namespace_refusals(read_sources(sources), settings)
     deadlines = queries.preview_deadlines(wiring.repo, settings, parsed)
     parsed, notes = queries.without_expired(parsed, deadlines, time.time())
     if not show_progress:

@@ -5,6 +5,7 @@ a large import is summed up, watch mode says what it watches, and start-up stays
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -51,8 +52,8 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *words: st
     (["run", "--source", "examples", "--repo", "{tmp}/r.git", "--config", "/nope.yaml"], 2,
      ["/nope.yaml"]),
 ], ids=["source-typo", "crds-out-unwritable", "render-missing-path", "status-source-typo",
-        "negative-push-window", "missing-repo", "bad-object-name", "unknown-command", "no-abbreviations", "option-in-wrong-place",
-        "missing-config"])
+        "negative-push-window", "missing-repo", "bad-object-name", "unknown-command",
+        "no-abbreviations", "option-in-wrong-place", "missing-config"])
 def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, code, words):
     """Each mistake on the command line gets exactly one line naming it and exit 2."""
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -198,3 +199,30 @@ def test_every_log_line_carries_a_timestamp(log_format):
     else:
         assert stamp.match(line), line
         assert line.endswith("WARNING reconciler.test: push failed: rejected [customer/acme]")
+
+
+def test_a_long_pass_shows_progress_on_a_terminal_and_not_in_a_pipe(tmp_path):
+    """With stderr on a terminal, a pass over 60 objects draws a bar counting them (rich), and
+    stdout still ends in the one summary line; with stderr piped there is no bar."""
+    source = fleet(tmp_path / "fleet", 60)
+    primary, secondary = os.openpty()
+    process = subprocess.Popen([*reconciler_command(), "run", "--source", str(source), "--repo",
+                                str(tmp_path / "r.git"), "--once"], stdout=subprocess.PIPE,
+                               stderr=secondary, text=True, env=clean_env())
+    os.close(secondary)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = process.communicate(timeout=120)
+    os.close(primary)
+    assert process.returncode == 0, drawn.decode(errors="replace")
+    assert b"reconciling" in drawn and b"60/60" in drawn
+    assert out.splitlines()[-1] == "60 commits, 0 objects unchanged, 0 refused or failed"
+    piped = reconciler("run", "--source", source, "--repo", tmp_path / "p.git", "--once")
+    assert "reconciling" not in piped.stderr and piped.stderr == ""
