@@ -131,6 +131,6 @@ def test_deploy_guide_matches_the_files():
     overlays = sorted(p.name for p in (ROOT / "deploy" / "overlays").iterdir())
     for needle in ("kubectl apply -k", "gitops-reconciler-git", "ssh-privatekey", "known_hosts",
                    "forge-token", "kustomize edit set image", "docker push",
-                   "kubectl apply -k deploy/monitoring/", "kind: Application",
+                   "kubectl apply -k deploy/monitoring/", "kind: Application", "deploy/argocd/",
                    *(f"deploy/overlays/{name}" for name in overlays)):
         assert needle in guide, needle

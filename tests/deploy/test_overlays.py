@@ -104,3 +104,20 @@ def test_every_overlay_differs_from_the_others_only_in_the_controller(name, buil
         return [o for o in objects if o["kind"] not in
                 ("Deployment", "ConfigMap", "PersistentVolumeClaim")]
     assert shared(overlay(name)) == shared(built)
+
+
+def test_argocd_applications_deploy_an_overlay_and_the_resources_from_git():
+    """deploy/argocd builds two Argo CD Applications in namespace argocd: one syncing an
+    overlay of this repository (the path exists) into gitops-reconciler, one syncing the
+    Customer and Preview manifests (cluster-scoped: no destination namespace)."""
+    apps = {o["metadata"]["name"]: o for o in manifests.kustomize(manifests.DEPLOY / "argocd")}
+    assert set(apps) == {"gitops-reconciler", "gitops-reconciler-resources"}
+    assert {a["metadata"]["namespace"] for a in apps.values()} == {"argocd"}
+    controller = apps["gitops-reconciler"]["spec"]
+    assert (manifests.ROOT / controller["source"]["path"] / "kustomization.yaml").is_file()
+    assert controller["destination"]["namespace"] == manifests.NAMESPACE
+    resources = apps["gitops-reconciler-resources"]["spec"]
+    assert "namespace" not in resources["destination"]
+    assert resources["source"]["directory"] == {"recurse": True}
+    for app in apps.values():
+        assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
