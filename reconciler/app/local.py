@@ -124,6 +124,8 @@ def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
              spec_source: str | None, kubeconfig: str | None,
              context: str | None) -> tuple[Outcome, DeliveryReport | None, str | None]:
     """``reconciler rollback``: restore ``key``'s files (and with a source, its spec)."""
+    if spec_source is not None and spec_source != "kubernetes" and not Path(spec_source).exists():
+        raise errors.UserInputError(f"--spec {spec_source}: no such file or directory")
     wiring = wire(target, settings)
     if isinstance(wiring.engine, PullRequestReconciler):
         outcome = wiring.engine.propose(

@@ -46,13 +46,15 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *words: st
      ["--push-window", "-5"]),
     (["run", "--source", "examples"], 2, ["--repo"]),
     (["history", "nonsense", "--repo", "{tmp}/r.git"], 2, ["nonsense"]),
+    (["rollback", "customer/acme", "--to", "1", "--repo", "{tmp}/r.git", "--spec", "/nope"], 2,
+     ["/nope"]),
     (["bogus"], 2, ["bogus"]),
     (["run", "--sourc", "examples", "--repo", "{tmp}/r.git"], 2, ["--source"]),
     (["--config", "x", "render"], 2, ["'x'"]),
     (["run", "--source", "examples", "--repo", "{tmp}/r.git", "--config", "/nope.yaml"], 2,
      ["/nope.yaml"]),
 ], ids=["source-typo", "crds-out-unwritable", "render-missing-path", "status-source-typo",
-        "negative-push-window", "missing-repo", "bad-object-name", "unknown-command",
+        "negative-push-window", "missing-repo", "bad-object-name", "rollback-spec-typo", "unknown-command",
         "no-abbreviations", "option-in-wrong-place", "missing-config"])
 def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, code, words):
     """Each mistake on the command line gets exactly one line naming it and exit 2."""
