@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         a == "--log-format" and b == "json" for a, b in itertools.pairwise(words))
     args = _parser(json_errors=json_errors).parse_args(words)
     out = Output(json_lines=args.log_format == "json", verbose=args.verbose)
-    long_running = args.func is _run and not args.once
+    # the controller's log is its record of work; local watch mode prints result lines instead
+    long_running = args.func is _run and not args.once and \
+        [str(s) for s in args.source] == ["kubernetes"]
     app.configure_logging(verbose=args.verbose, log_format=args.log_format,
                           long_running=long_running)
     try:
