@@ -160,8 +160,8 @@ def test_watch_mode_announces_what_it_watches(tmp_path):
         first = process.stderr.readline()
     finally:
         process.terminate()
-        process.wait(timeout=10)
-    assert first.startswith(f"watching {EXAMPLES}")
+        rest = process.communicate(timeout=20)[1]  # SIGTERM ends it at once, even while starting
+    assert first.startswith(f"watching {EXAMPLES}"), first + rest
     assert str(repo) in first and "every 2 s" in first
 
 
