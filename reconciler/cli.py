@@ -122,6 +122,7 @@ def _parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
 
     _add_writing_commands(command)
     _add_reading_commands(command)
+    _add_decision_commands(command)
     _add_offline_commands(command)
     return parser
 
@@ -143,6 +144,7 @@ def _add_writing_commands(command: Command) -> None:
     p.add_argument("--health-port", type=_port, default=8080,
                    help="port of /healthz, /readyz and /metrics (kubernetes source; default 8080)")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
+    _add_allow_removals(p)
     _add_repo(p, writes=True)
 
     p = command("resync", _resync, "write an object's rendering now, even over a human's "
@@ -184,6 +186,28 @@ def _add_reading_commands(command: Command) -> None:
     p.add_argument("a", help="generation number or commit")
     p.add_argument("b", help="generation number or commit")
     _add_repo(p)
+
+
+def _add_decision_commands(command: Command) -> None:
+    """Deciding before writing: ``plan`` writes nothing, ``adopt`` hands a directory over."""
+    p = command("plan", _plan, "print what `run --once` would commit, refuse and hold; "
+                "writes nothing (exit 0: run would succeed, 1: refusals or held removals)")
+    _add_source(p)
+    _add_output(p)
+    _add_allow_removals(p)
+    _add_repo(p)
+
+    p = command("adopt", _adopt, "hand a directory the reconciler did not make over to it: "
+                "one commit replaces its files with the object's rendering")
+    p.add_argument("object", help="customer/NAME or preview/NAME")
+    _add_source(p)
+    _add_repo(p, writes=True)
+
+
+def _add_allow_removals(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-removals", type=_count, default=0, metavar="N",
+                   help="confirm up to N removals of a kind in one pass, beyond the removal "
+                        "budget (max(removal_budget_min, removal_budget_percent))")
 
 
 def _add_offline_commands(command: Command) -> None:
@@ -267,6 +291,12 @@ def _seconds(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more seconds")
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of objects, got {text!r}")
+    return int(text)
 
 
 def _port(text: str) -> int:
@@ -390,10 +420,12 @@ def _run(args: argparse.Namespace, out: Output) -> int:
             target=target, settings=settings, kubeconfig=args.kubeconfig,
             context=args.context, once=args.once, leader_elect=args.leader_elect,
             lease_namespace=args.lease_namespace, lease_name=args.lease_name,
-            identity=args.identity, health_port=args.health_port)
+            identity=args.identity, health_port=args.health_port,
+            allow_removals=args.allow_removals)
     progress = not out.json_lines
     if args.once:
-        report, delivered = app.run_once(args.source, target, settings, show_progress=progress)
+        report, delivered = app.run_once(args.source, target, settings, args.allow_removals,
+                                         show_progress=progress)
         out.report(report.outcomes, len(report.commits))
         ok = report.ok
         if delivered is not None:
@@ -401,8 +433,47 @@ def _run(args: argparse.Namespace, out: Output) -> int:
         return EXIT_OK if ok else EXIT_REFUSED
     app.run_forever(args.source, target, settings,
                     on_report=lambda r: out.report(r.outcomes, len(r.commits)),
-                    show_progress=progress, on_start=lambda text: out.line(text, error=True))
+                    allow_removals=args.allow_removals, show_progress=progress,
+                    on_start=lambda text: out.line(text, error=True))
     return EXIT_OK
+
+
+def _plan(args: argparse.Namespace, out: Output) -> int:
+    from reconciler.core import decide as decision  # the models: only when planning
+    from reconciler.core.outcomes import Result
+
+    app.check_sources(args.source)
+    plan = app.plan_once(args.source, _target(args), _settings(args), args.allow_removals)
+    if args.output == "json":
+        print(json.dumps(decision.plan_document(plan), indent=2))
+        return EXIT_REFUSED if plan.refusals else EXIT_OK
+    for c in plan.commits:
+        out.line(f"commit    {c.action:<9} {c.subject}")
+        for f in c.files:
+            out.line(f"          {f.status} {f.path} +{f.added} -{f.removed}")
+    for v in plan.verdicts:
+        if v.result not in (Result.COMMITTED, Result.UNCHANGED):
+            word = "held" if v in plan.held_removals else v.result.value
+            out.line(f"{word:<9} {v.reason.value:<14} {v.message}", error=not v.ok,
+                     object=str(v.key) if v.key else None, result=word,
+                     reason=v.reason.value)
+    unchanged = sum(1 for v in plan.verdicts if v.result == Result.UNCHANGED)
+    out.line(f"{len(plan.commits)} commits planned, {unchanged} objects unchanged, "
+             f"{len(plan.refusals)} refused, {len(plan.held_removals)} removals held; "
+             "nothing written", summary=True, commits=len(plan.commits), unchanged=unchanged,
+             refused=len(plan.refusals), held=len(plan.held_removals))
+    return EXIT_REFUSED if plan.refusals else EXIT_OK
+
+
+def _adopt(args: argparse.Namespace, out: Output) -> int:
+    key = app.parse_key(args.object)
+    app.check_sources(args.source)
+    outcome, delivered = app.resync(args.source, _target(args), _settings(args), key,
+                                    adopt=True)
+    out.line(f"{outcome.result.value}: {outcome.message}", error=not outcome.ok,
+             object=str(key), result=outcome.result.value, commit=outcome.commit)
+    ok = outcome.ok and (delivered is None or out.delivery(delivered))
+    return EXIT_OK if ok else EXIT_REFUSED
 
 
 def _status(args: argparse.Namespace, out: Output) -> int:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         POLL_SECONDS,
         find_object,
         local_pass,
+        plan_once,
         read_deployers,
         restore_spec,
         resync,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
         read_sources,
         render_to,
         settings_from,
-        with_namespace_refusals,
         write_crds,
     )
     from reconciler.app.readonly import HistoryEntry, diff, history, parse_key, status
@@ -57,11 +57,11 @@ if TYPE_CHECKING:
 _WHERE = {
     "run_kubernetes": "cluster",
     **dict.fromkeys(["HistoryEntry", "diff", "history", "parse_key", "status"], "readonly"),
-    **dict.fromkeys(["POLL_SECONDS", "find_object", "local_pass", "read_deployers",
+    **dict.fromkeys(["POLL_SECONDS", "find_object", "local_pass", "plan_once", "read_deployers",
                      "restore_spec", "resync", "rollback", "run_forever", "run_once"], "local"),
     "configure_logging": "logs",
     **dict.fromkeys(["check_sources", "read_sources", "render_to", "settings_from",
-                     "with_namespace_refusals", "write_crds"], "offline"),
+                     "write_crds"], "offline"),
     **dict.fromkeys(["VERSION", "ForgeOptions", "Target", "Wiring", "default_state_dir",
                      "init_repo", "layout_files", "layout_root", "local_reconciler",
                      "open_repo", "pull_request_reconciler", "seed", "target_from", "wire"],
@@ -89,6 +89,7 @@ __all__ = [
     "local_reconciler",
     "open_repo",
     "parse_key",
+    "plan_once",
     "pull_request_reconciler",
     "read_deployers",
     "read_sources",
@@ -104,7 +105,6 @@ __all__ = [
     "status",
     "target_from",
     "wire",
-    "with_namespace_refusals",
     "write_crds",
 ]
 

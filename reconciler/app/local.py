@@ -2,24 +2,26 @@
 rollback and the rest the CLI calls."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reconciler.adapters import filesource, progress
-from reconciler.adapters.gitremote import redact
-from reconciler.app.offline import read_sources, with_namespace_refusals
+from reconciler.adapters.gitremote import is_url, redact
+from reconciler.app.offline import read_sources
 from reconciler.app.wiring import VERSION, Target, Wiring, wire
+from reconciler.core import decide as decision
 from reconciler.core import errors, yamlio
 from reconciler.core import sources as sources_core
 from reconciler.core.models import PLURALS, ObjectKey, Resource
 from reconciler.core.outcomes import Outcome
 from reconciler.core.settings import Settings
-from reconciler.reconcile import queries
+from reconciler.core.snapshot import Request, Snapshot
 from reconciler.reconcile import rollback as rollback_logic
 from reconciler.reconcile.delivery import DeliveryReport
-from reconciler.reconcile.engine import ObjectReconciler, PassReport
+from reconciler.reconcile.engine import PassReport, Reconciler
 from reconciler.reconcile.pullrequests import PullRequestReconciler
 
 log = logging.getLogger(__name__)
@@ -28,71 +30,118 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 
 
-def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings, *,
-               show_progress: bool = False) -> PassReport:
+def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings,
+               allow_removals: int = 0, *, show_progress: bool = False) -> PassReport:
     """One pass over the manifest files; Previews past their ttl are removed. With
-    ``show_progress`` a long pass draws a bar on the terminal."""
-    if show_progress:
-        with progress.terminal_status(f"reading {', '.join(map(str, sources))}"):
-            parsed = with_namespace_refusals(read_sources(sources), settings)
-    else:
-        parsed = with_namespace_refusals(read_sources(sources), settings)
-    deadlines = queries.preview_deadlines(wiring.repo, settings, parsed)
-    parsed, notes = queries.without_expired(parsed, deadlines, time.time())
+    ``show_progress`` a terminal shows what the pass is doing while it runs."""
+    del settings  # the engine was built with them
     if not show_progress:
-        return wiring.engine.sync(parsed, notes=notes)
-    with progress.terminal_progress(len(parsed.objects), "reconciling") as advance:
-        return wiring.engine.sync(parsed, notes=notes, progress=advance)
+        return wiring.engine.sync(read_sources(sources), now=time.time(),
+                                  allow_removals=allow_removals)
+    with progress.terminal_status(f"reading {', '.join(map(str, sources))}"):
+        parsed = read_sources(sources)
+    with progress.terminal_status(f"reconciling {len(parsed.objects)} objects",
+                                  total=len(parsed.objects)):
+        return wiring.engine.sync(parsed, now=time.time(), allow_removals=allow_removals)
 
 
-def run_once(sources: Sequence[Path], target: Target | Path, settings: Settings, *,
-             show_progress: bool = False) -> tuple[PassReport, DeliveryReport | None]:
-    """One local-mode pass, then (for a remote) one delivery of every commit made."""
-    holder: list[ObjectReconciler] = []
+def plan_once(sources: Sequence[Path], target: Target | Path, settings: Settings,
+              allow_removals: int = 0) -> decision.Plan:
+    """``reconciler plan``: what ``run --once`` would commit now; writes nothing.
 
-    def again(_keys: list[ObjectKey]) -> None:
-        holder[0].sync(read_sources(sources))
+    A local repository is opened as it is (never created or seeded); a remote is only
+    fetched into its mirror.
+    """
+    parsed = read_sources(sources)
+    if isinstance(target, Path):
+        target = Target(str(target))
+    if not is_url(target.repo) and not Path(target.repo).exists():
+        # no repository yet: the plan of the first run, into an empty one
+        return decision.decide(Snapshot(parsed.objects, parsed.refusals, parsed.incomplete),
+                               settings, time.time(),
+                               Request(VERSION, allow_removals=allow_removals))
+    wiring = wire(dataclasses.replace(target, mode="direct"), settings, create=False)
+    engine = Reconciler(repo=wiring.repo, settings=settings, version=VERSION)
+    return engine.plan(parsed, now=time.time(), allow_removals=allow_removals)
 
-    wiring = wire(target, settings, on_rebase=again)
-    holder.append(wiring.engine)
-    report = local_pass(wiring, sources, settings, show_progress=show_progress)
-    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
+
+REPASSES = 6  # a remote moving under every push this often is a fight, not a race
+
+
+def deliver_pass(wiring: Wiring, run_pass: Callable[[], PassReport],
+                 report: PassReport) -> tuple[PassReport, DeliveryReport | None]:
+    """Deliver; while the remote moved, run the same pass again on its new head."""
+    if wiring.delivery is None:
+        return report, None
+    delivered = wiring.delivery.deliver()
+    for _ in range(REPASSES):
+        if not delivered.remote_moved:
+            break
+        wiring.after_reset()
+        report = run_pass()
+        again = wiring.delivery.deliver()
+        again.rebases += delivered.rebases
+        again.foreign = delivered.foreign + again.foreign
+        delivered = again
     return report, delivered
 
 
+def run_once(sources: Sequence[Path], target: Target | Path, settings: Settings,
+             allow_removals: int = 0, *,
+             show_progress: bool = False) -> tuple[PassReport, DeliveryReport | None]:
+    """One local-mode pass, then (for a remote) one delivery of every commit made; when
+    the remote moved, the same pass runs again on the new head."""
+    for root in sources:  # before anything is created: a typo must write nothing
+        filesource.check_root(root)
+    wiring = wire(target, settings)
+
+    def run_pass() -> PassReport:
+        return local_pass(wiring, sources, settings, allow_removals,
+                          show_progress=show_progress)
+    return deliver_pass(wiring, run_pass, run_pass())
+
+
 def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settings,
-                on_report: Callable[[PassReport], None], *, show_progress: bool = False,
+                on_report: Callable[[PassReport], None], allow_removals: int = 0, *,
+                show_progress: bool = False,
                 on_start: Callable[[str], None] | None = None) -> None:
     """Local mode: reconcile now, on every change of the sources, and every resync period;
     push (for a remote) once the oldest unpushed commit is ``push_window`` old."""
     last: list[object] = [None]
-    holder: list[ObjectReconciler] = []
+    for root in sources:
+        filesource.check_root(root)
+    wiring = wire(target, settings)
 
-    def again(_keys: list[ObjectKey]) -> None:
-        holder[0].sync(read_sources(sources))
-
-    wiring = wire(target, settings, on_rebase=again)
-    holder.append(wiring.engine)
+    def run_pass() -> PassReport:
+        return local_pass(wiring, sources, settings, allow_removals,
+                          show_progress=show_progress)
 
     def sync(force: bool) -> None:
         snap = filesource.snapshot(list(sources))
         if force or snap != last[0]:
             last[0] = snap
-            report = local_pass(wiring, sources, settings, show_progress=show_progress)
+            try:
+                report = run_pass()
+            except errors.UserInputError as exc:  # the source vanished: remove nothing
+                log.error("%s", exc)
+                return
             on_report(report)
             if report.commits and wiring.delivery is not None:
                 wiring.delivery.committed()
         if wiring.delivery is not None and wiring.delivery.due():
-            delivered = wiring.delivery.deliver()
-            if delivered.error:
+            report, delivered = deliver_pass(wiring, run_pass, PassReport())
+            if report.outcomes:
+                on_report(report)
+            if delivered is not None and delivered.error:
                 log.error("delivery: %s", delivered.error)
-
-    from reconciler.adapters.scheduler import Scheduler  # APScheduler: only for watch mode
 
     if on_start is not None:
         on_start(f"watching {', '.join(map(str, sources))} (checked every {POLL_SECONDS:g} s, "
                  f"full resync every {settings.resync_seconds} s) -> "
-                 f"{redact(str(getattr(target, 'repo', target)))} branch {settings.branch}; Ctrl-C stops")
+                 f"{redact(str(getattr(target, 'repo', target)))} branch {settings.branch}; "
+                 "Ctrl-C stops")
+    from reconciler.adapters.scheduler import Scheduler  # APScheduler: only for watch mode
+
     scheduler = Scheduler()
     scheduler.every(POLL_SECONDS, lambda: sync(False), name="watch-sources", run_now=True)
     scheduler.every(settings.resync_seconds, lambda: sync(True), name="resync")
@@ -112,12 +161,16 @@ def find_object(sources: Sequence[Path], key: ObjectKey) -> Resource:
 
 
 def resync(sources: Sequence[Path], target: Target, settings: Settings,
-           key: ObjectKey) -> tuple[Outcome, DeliveryReport | None]:
-    """``reconciler resync``: write ``key``'s rendering even over a human's change."""
+           key: ObjectKey, *, adopt: bool = False) -> tuple[Outcome, DeliveryReport | None]:
+    """``reconciler resync``: write ``key``'s rendering even over a human's change
+    (``adopt``: ``reconciler adopt``, take over a directory someone else made)."""
+    obj = find_object(sources, key)
     wiring = wire(target, settings)
-    outcome = wiring.engine.apply(find_object(sources, key), force=True)
-    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
-    return outcome, delivered
+
+    def run_pass() -> PassReport:
+        return PassReport([wiring.engine.apply(obj, force=not adopt, adopt=adopt)])
+    report, delivered = deliver_pass(wiring, run_pass, run_pass())
+    return report.outcomes[0], delivered
 
 
 def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
@@ -127,14 +180,19 @@ def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
     if spec_source is not None and spec_source != "kubernetes" and not Path(spec_source).exists():
         raise errors.UserInputError(f"--spec {spec_source}: no such file or directory")
     wiring = wire(target, settings)
-    if isinstance(wiring.engine, PullRequestReconciler):
-        outcome = wiring.engine.propose(
-            key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION))
-    else:
-        outcome = rollback_logic.rollback(wiring.repo, key, point, version=VERSION)
-    if not outcome.ok:
-        return outcome, None, None
-    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
+
+    def run_pass() -> PassReport:
+        if isinstance(wiring.engine, PullRequestReconciler):
+            return PassReport([wiring.engine.propose(
+                key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION,
+                                                          settings=settings))])
+        return PassReport([rollback_logic.rollback(wiring.repo, key, point, version=VERSION,
+                                                   settings=settings)])
+    first = run_pass()
+    if not first.ok:
+        return first.outcomes[0], None, None
+    report, delivered = deliver_pass(wiring, run_pass, first)
+    outcome = report.outcomes[0]
     note = None
     if spec_source is not None:
         point_commit = rollback_logic.resolve_point(wiring.repo, key, point)

@@ -9,13 +9,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import reconciler
 from reconciler.adapters import filesource
 from reconciler.core import crdgen, errors, yamlio
-from reconciler.core.models import Customer
-from reconciler.core.render import common, pool
+from reconciler.core import decide as decision
 from reconciler.core.settings import Settings, SettingsError, load_settings
+from reconciler.core.snapshot import Request, Snapshot
 from reconciler.core.sources import Parsed, Refusal
-from reconciler.reconcile.engine import render
 
 
 def settings_from(config: Path | None, environ: dict[str, str] | None = None) -> Settings:
@@ -33,10 +33,10 @@ def settings_from(config: Path | None, environ: dict[str, str] | None = None) ->
 
 
 def check_sources(paths: Sequence[Path]) -> None:
-    """A usage error for a ``--source`` path that does not exist (a typo, not an empty fleet)."""
+    """A usage error for a ``--source`` path that is missing or unreadable (a typo, not an
+    empty fleet): checked before anything is created."""
     for path in paths:
-        if not path.exists():
-            raise errors.UserInputError(f"--source {path}: no such file or directory")
+        filesource.check_root(path)
 
 
 def read_sources(paths: Sequence[Path]) -> Parsed:
@@ -44,49 +44,27 @@ def read_sources(paths: Sequence[Path]) -> Parsed:
     return filesource.read_sources(list(paths))
 
 
-def with_namespace_refusals(parsed: Parsed, settings: Settings) -> Parsed:
-    """Refuse, naming the file, objects whose namespace these settings make too long."""
-    kept, refusals = [], list(parsed.refusals)
-    for obj in parsed.objects:
-        problem = common.namespace_problem(obj, settings)
-        if problem:
-            refusals.append(Refusal(parsed.origins.get(obj.key, str(obj.key)),
-                                    f"{obj.kind} {obj.metadata.name!r}: {problem}", obj.key))
-        else:
-            kept.append(obj)
-    return Parsed(kept, refusals, parsed.incomplete, origins=parsed.origins)
-
-
 def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Parsed, list[Path]]:
-    """``reconciler render``: write each valid object's directory under ``out``."""
+    """``reconciler render``: write exactly what ``run`` would commit into an empty
+    config repo (suspended and refused objects get no directory), under ``out``."""
     check_sources(paths)
-    parsed = with_namespace_refusals(read_sources(paths), settings)
+    parsed = read_sources(paths)
+    plan = decision.decide(Snapshot(parsed.objects, parsed.refusals, parsed.incomplete),
+                           settings, None, Request(reconciler.__version__))
     written: list[Path] = []
-    refusals = list(parsed.refusals)
-    entries = []
-    directories = []
-    for obj in parsed.objects:
-        problem = common.namespace_problem(obj, settings)
-        if problem:
-            refusals.append(Refusal(str(obj.key), problem, obj.key))
-            continue
-        directories.append(render(obj, settings))
-        if isinstance(obj, Customer) and not obj.spec.suspend:
-            entry = pool.pool_entry(obj, settings)
-            if entry is not None:
-                entries.append(entry)
-    if any(obj.kind == "Customer" for obj in parsed.objects):
-        directories.append(pool.render_pool(entries, settings))
     try:
-        for rendered in directories:
-            for rel, data in rendered.files.items():
-                target = out / rendered.directory / rel
+        for planned in plan.commits:
+            for path, data in sorted(planned.changes.writes.items()):
+                target = out / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
                 written.append(target)
     except OSError as exc:
         raise errors.UserInputError(f"--out {out}: {exc.strerror or exc}") from exc
-    return Parsed(parsed.objects, refusals, parsed.incomplete), written
+    refusals = [Refusal(str(v.key), v.message, v.key) for v in plan.refusals
+                if v.key is not None and v.key not in {r.key for r in parsed.refusals}]
+    rendered = [o for o in parsed.objects if any(o.key in c.keys for c in plan.commits)]
+    return Parsed(rendered, [*parsed.refusals, *refusals], parsed.incomplete), written
 
 
 def write_crds(out: Path) -> list[Path]:

@@ -150,11 +150,21 @@ class Wiring:
     engine: ObjectReconciler
     delivery: Delivery | None
 
+    def after_reset(self) -> None:
+        """The branch was reset to a moved remote: forget caches, re-seed an empty branch."""
+        self.engine.invalidate()
+        if self.repo.head() is None:
+            seed(self.repo)
+
 
 def wire(target: Target | Path, settings: Settings,
          on_rebase: Callable[[list[ObjectKey]], None] | None = None, *,
          create: bool = True) -> Wiring:
-    """Build the config repo (local or mirrored), the Reconciler and, for a remote, Delivery."""
+    """Build the config repo (local or mirrored), the Reconciler and, for a remote, Delivery.
+
+    Without ``on_rebase``, a delivery that finds the remote moved returns that as a value
+    (``DeliveryReport.remote_moved``): the caller calls ``after_reset`` and runs its pass
+    again."""
     if isinstance(target, Path):
         target = Target(str(target))
     if not is_url(target.repo):
@@ -171,7 +181,7 @@ def wire(target: Target | Path, settings: Settings,
         signer=target.signer)
     if target.mode == "pr":
         return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None)
-    if mirror.head() is None:
+    if mirror.head() is None and create:
         seed(mirror)  # an empty remote: the first push creates the branch
     engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
 
@@ -183,7 +193,7 @@ def wire(target: Target | Path, settings: Settings,
             on_rebase(keys)
 
     delivery = Delivery(
-        repo=mirror, on_rebase=rebase,
+        repo=mirror, on_rebase=rebase if on_rebase is not None else None,
         window=settings.push_window_seconds if target.push_window is None else target.push_window,
         require_signed=mirror.is_signed if target.signer is not None else None)
     if mirror.pending():

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.core import errors, messages
+from reconciler.core import errors, layout, messages
 from reconciler.core.models import ObjectKey
 from reconciler.ports.configrepo import ForeignChange, RemoteConfigRepo
 
 log = logging.getLogger(__name__)
 
-OWNED_TOPS = ("tenants/", "previews/", "platform/pgbouncer/")
+OWNED_TOPS = layout.OWNED_TOPS
 
 
 @dataclass
@@ -35,19 +35,16 @@ class DeliveryReport:
     rebases: int = 0
     error: str | None = None
     foreign: list[ForeignChange] = field(default_factory=list)
+    #: the remote moved and the local branch was reset to it: the pending changes are gone
+    #: and the caller must run its pass again on the new head, then deliver again
+    remote_moved: bool = False
 
 
 def pending_keys(repo: RemoteConfigRepo) -> list[ObjectKey]:
     """Objects named in the trailers of the pending commits."""
     keys: list[ObjectKey] = []
     for commit in repo.pending():
-        for value in messages.trailer_values(commit.message, messages.TRAILER_OBJECT):
-            try:
-                key = ObjectKey.parse(value)
-            except ValueError:
-                continue
-            if key not in keys:
-                keys.append(key)
+        keys += [k for k in messages.object_keys(commit.message) if k not in keys]
     return keys
 
 
@@ -55,7 +52,7 @@ class Delivery:
     """Pushes pending commits of a mirror to its remote."""
 
     def __init__(self, *, repo: RemoteConfigRepo, window: float = 10.0,
-                 on_rebase: Callable[[list[ObjectKey]], None],
+                 on_rebase: Callable[[list[ObjectKey]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, max_attempts: int = 6,
                  base_delay: float = 0.5, max_delay: float = 30.0,
@@ -92,6 +89,9 @@ class Delivery:
                 # left by an unsigned run: make them again, signed, rather than push them
                 keys = pending_keys(self._repo)
                 self._repo.reset_to_remote()
+                if self._on_rebase is None:
+                    report.remote_moved = True
+                    return report
                 self._on_rebase(keys)
                 pending = self._repo.pending()
                 unsigned = self._unsigned([c.id for c in pending])
@@ -116,7 +116,11 @@ class Delivery:
                 self._first_pending = None
                 return report
             report.error = f"remote refused the push: {result.rejected}"
-            if not self._rebase(report):
+            moved = self._rebase(report)
+            if report.remote_moved:  # a value: the caller runs its pass again, then delivers
+                report.error = None
+                return report
+            if not moved:
                 # the remote did not move: a hook or a branch protection said no; retrying
                 # now would only repeat it. Keep the commits for the next push window.
                 report.error += f"; {len(pending)} commits kept locally for the next push"
@@ -147,6 +151,9 @@ class Delivery:
         self._repo.reset_to_remote()
         report.rebases += 1
         log.info("remote moved to %s; re-rendering %d objects on it", str(remote)[:12], len(keys))
+        if self._on_rebase is None:
+            report.remote_moved = True
+            return False
         self._on_rebase(keys)
         return True
 
