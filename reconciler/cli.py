@@ -336,32 +336,36 @@ class Output:
                   result=o.result.value, reason=o.reason.value, commit=o.commit)
 
     def report(self, outcomes: Sequence[Outcome], commits: int) -> None:
-        """A pass: one line per outcome worth telling, then one summary line. A large import
-        and many held removals are summed up in one line each, unless ``verbose``."""
+        """A pass: one line per outcome worth telling, then one summary line. A large import,
+        and many objects held for one same reason (removals held back), are summed up in
+        one line each, unless ``verbose``."""
         from reconciler.core.outcomes import Reason, Result
 
         told = [o for o in outcomes if o.result != Result.UNCHANGED]
-        grouped: dict[Reason, list[Outcome]] = {}
-        if not self.verbose:
-            for reason in (Reason.IMPORTED, Reason.REMOVAL_HELD):
-                same = [o for o in told if o.reason == reason]
-                if len(same) > 5:
-                    grouped[reason] = same
+        groups: dict[tuple[Reason, str], list[Outcome]] = {}
         for o in told:
-            if o.reason not in grouped:
+            if o.reason == Reason.IMPORTED:
+                groups.setdefault((o.reason, ""), []).append(o)
+            elif o.reason in (Reason.REMOVAL_HELD, Reason.SOURCE_EMPTY) and o.key is not None:
+                why = o.message.removeprefix(f"{o.key}: ")
+                groups.setdefault((o.reason, why), []).append(o)
+        grouped = {} if self.verbose else {k: v for k, v in groups.items() if len(v) > 5}
+        summed = {id(o) for members in grouped.values() for o in members}
+        for o in told:
+            if id(o) not in summed:
                 self.outcome(o)
-        if Reason.IMPORTED in grouped:
-            imported = grouped[Reason.IMPORTED]
-            commit = imported[0].commit or ""
-            self.line(f"imported {len(imported)} objects in commit {commit[:12]} (-v lists "
-                      "them; git log -1 names each in its trailers)",
-                      result="committed", reason=Reason.IMPORTED.value, commit=commit,
-                      objects=len(imported))
-        if Reason.REMOVAL_HELD in grouped:
-            held = grouped[Reason.REMOVAL_HELD]
-            self.line(f"{len(held)} objects not removed because some source file could not be "
-                      "read (-v lists them)", error=True, result="skipped",
-                      reason=Reason.REMOVAL_HELD.value, objects=len(held))
+        for (reason, why), members in grouped.items():
+            first = members[0]
+            if reason == Reason.IMPORTED:
+                commit = first.commit or ""
+                self.line(f"imported {len(members)} objects in commit {commit[:12]} (-v lists "
+                          "them; git log -1 names each in its trailers)",
+                          result=first.result.value, reason=reason.value, commit=commit,
+                          objects=len(members))
+            else:
+                self.line(f"{len(members)} objects {first.result.value}: {why} (-v lists them)",
+                          error=not first.ok, result=first.result.value, reason=reason.value,
+                          objects=len(members))
         unchanged = sum(1 for o in outcomes if o.result == Result.UNCHANGED)
         failed = sum(1 for o in outcomes if not o.ok)
         self.line(f"{commits} commits, {unchanged} objects unchanged, {failed} refused or failed",
