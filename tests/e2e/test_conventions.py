@@ -160,7 +160,12 @@ def test_watch_mode_announces_what_it_watches(tmp_path):
         first = process.stderr.readline()
     finally:
         process.terminate()
-        rest = process.communicate(timeout=20)[1]  # SIGTERM ends it at once, even while starting
+        try:
+            rest = process.communicate(timeout=20)[1]  # SIGTERM ends it, even while starting
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
     assert first.startswith(f"watching {EXAMPLES}"), first + rest
     assert str(repo) in first and "every 2 s" in first
 
