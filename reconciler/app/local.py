@@ -34,12 +34,11 @@ def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings,
                allow_removals: int = 0, *, show_progress: bool = False) -> PassReport:
     """One pass over the manifest files; Previews past their ttl are removed. With
     ``show_progress`` a terminal shows what the pass is doing while it runs."""
-    del settings  # the engine was built with them
     if not show_progress:
-        return wiring.engine.sync(read_sources(sources), now=time.time(),
+        return wiring.engine.sync(read_sources(sources, settings), now=time.time(),
                                   allow_removals=allow_removals)
     with progress.terminal_status(f"reading {', '.join(map(str, sources))}"):
-        parsed = read_sources(sources)
+        parsed = read_sources(sources, settings)
     with progress.terminal_status(f"reconciling {len(parsed.objects)} objects",
                                   total=len(parsed.objects)):
         return wiring.engine.sync(parsed, now=time.time(), allow_removals=allow_removals)
@@ -52,7 +51,7 @@ def plan_once(sources: Sequence[Path], target: Target | Path, settings: Settings
     A local repository is opened as it is (never created or seeded); a remote is only
     fetched into its mirror.
     """
-    parsed = read_sources(sources)
+    parsed = read_sources(sources, settings)
     if isinstance(target, Path):
         target = Target(str(target))
     if not is_url(target.repo) and not Path(target.repo).exists():
@@ -148,9 +147,10 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     scheduler.run_forever()
 
 
-def find_object(sources: Sequence[Path], key: ObjectKey) -> Resource:
+def find_object(sources: Sequence[Path], key: ObjectKey,
+                settings: Settings | None = None) -> Resource:
     """The valid resource ``key`` among the manifests under ``sources``."""
-    parsed = read_sources(sources)
+    parsed = read_sources(sources, settings)
     for obj in parsed.objects:
         if obj.key == key:
             return obj
@@ -164,7 +164,7 @@ def resync(sources: Sequence[Path], target: Target, settings: Settings,
            key: ObjectKey, *, adopt: bool = False) -> tuple[Outcome, DeliveryReport | None]:
     """``reconciler resync``: write ``key``'s rendering even over a human's change
     (``adopt``: ``reconciler adopt``, take over a directory someone else made)."""
-    obj = find_object(sources, key)
+    obj = find_object(sources, key, settings)
     wiring = wire(target, settings)
 
     def run_pass() -> PassReport:
@@ -234,7 +234,8 @@ def read_deployers(paths: Sequence[Path]) -> tuple[list[dict[str, object]], list
     apps: list[dict[str, object]] = []
     kustomizations: list[dict[str, object]] = []
     for root in paths:
-        for path in filesource.manifest_files(root):
+        # Flux Kustomizations often live in kustomization.yaml: no resource ignore rules here
+        for path in filesource.manifest_files(root, ignoring=False):
             try:
                 docs = list(yamlio.load_documents(path.read_bytes()))
             except (OSError, yamlio.YAMLError) as exc:

@@ -13,6 +13,7 @@ import reconciler
 from reconciler.adapters import filesource
 from reconciler.core import crdgen, errors, yamlio
 from reconciler.core import decide as decision
+from reconciler.core import sources as sources_core
 from reconciler.core.settings import Settings, SettingsError, load_settings
 from reconciler.core.snapshot import Request, Snapshot
 from reconciler.core.sources import Parsed, Refusal
@@ -39,16 +40,18 @@ def check_sources(paths: Sequence[Path]) -> None:
         filesource.check_root(path)
 
 
-def read_sources(paths: Sequence[Path]) -> Parsed:
-    """Parse every manifest under ``paths``."""
-    return filesource.read_sources(list(paths))
+def read_sources(paths: Sequence[Path], settings: Settings | None = None) -> Parsed:
+    """Parse every manifest under ``paths`` (within the settings' size limits)."""
+    limits = sources_core.DEFAULT_LIMITS if settings is None else sources_core.Limits(
+        settings.max_source_file_bytes, settings.max_source_documents)
+    return filesource.read_sources(list(paths), limits)
 
 
 def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Parsed, list[Path]]:
     """``reconciler render``: write exactly what ``run`` would commit into an empty
     config repo (suspended and refused objects get no directory), under ``out``."""
     check_sources(paths)
-    parsed = read_sources(paths)
+    parsed = read_sources(paths, settings)
     plan = decision.decide(Snapshot(parsed.objects, parsed.refusals, parsed.incomplete),
                            settings, None, Request(reconciler.__version__))
     written: list[Path] = []

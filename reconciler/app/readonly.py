@@ -41,7 +41,8 @@ def status(target: Target, settings: Settings, sources: Sequence[Path],
     check_sources(sources)
     repo = wire(target, settings, create=False).repo
     deployed = read_deployers(applied_from) if applied_from else None
-    return queries.object_status(repo, settings, read_sources(sources), time.time(), deployed)
+    return queries.object_status(repo, settings, read_sources(sources, settings), time.time(),
+                                 deployed)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from reconciler.core import names, yamlio
+from reconciler.core import names, quantities, yamlio
 
 ENV_PREFIX = "RECONCILER_"
 
@@ -81,6 +81,16 @@ class Settings(BaseModel):
         default=10.0, ge=0,
         description="A remote is pushed once its oldest unpushed commit is this old.",
     )
+    max_database_storage: str = Field(
+        default="1Ti", description="Largest spec.features.database.storage accepted.")
+    preview_host_patterns: tuple[str, ...] = Field(
+        default=("preview-*.{domain}",),
+        description="Hosts a Preview may use; '*' stands for one DNS label part, {domain} "
+                    "for the domain setting. Comma-separated in the environment.")
+    max_source_file_bytes: int = Field(
+        default=1 << 20, ge=1, description="Larger source files are refused unread.")
+    max_source_documents: int = Field(
+        default=1000, ge=1, description="Source files with more YAML documents are refused.")
 
     @field_validator("namespace_pattern", "preview_namespace_pattern")
     @classmethod
@@ -94,6 +104,35 @@ class Settings(BaseModel):
     def _namespace_is_a_label(cls, value: str) -> str:
         if not names.is_dns1123_label(value):
             raise ValueError(f"{value!r} is not a valid namespace name")
+        return value
+
+    @field_validator("max_database_storage")
+    @classmethod
+    def _storage_is_a_quantity(cls, value: str) -> str:
+        try:
+            size = quantities.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a quantity") from exc
+        if size < quantities.GI:
+            raise ValueError(f"{value!r} is below the 1Gi minimum of database storage")
+        return value
+
+    @field_validator("preview_host_patterns", mode="before")
+    @classmethod
+    def _patterns_from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):  # RECONCILER_PREVIEW_HOST_PATTERNS=a,b
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        if isinstance(value, list):
+            return tuple(value)
+        return value
+
+    @field_validator("preview_host_patterns")
+    @classmethod
+    def _patterns_are_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            example = pattern.replace("{domain}", "example.com").replace("*", "x")
+            if not names.is_dns1123_subdomain(example):
+                raise ValueError(f"{pattern!r} is not a host pattern (DNS name, '*', {{domain}})")
         return value
 
     @field_validator("domain")
@@ -115,7 +154,9 @@ class Settings(BaseModel):
                                   "resync_seconds", "push_window_seconds",
                                   "human_change_policy", "orphan_grace_seconds",
                                   "removal_budget_min", "removal_budget_percent",
-                                  "expiry_check_seconds", "applied_check_seconds"}
+                                  "expiry_check_seconds", "applied_check_seconds",
+                                  "max_database_storage", "preview_host_patterns",
+                                  "max_source_file_bytes", "max_source_documents"}
         )
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.core import applied, conditions, decide, errors, expiry, sources
-from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey
+from reconciler.core import applied, conditions, decide, errors, expiry, guards, sources
+from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey, Preview, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.render import customers
 from reconciler.core.settings import Settings
 from reconciler.ports.cluster import Cluster, RawObject
 from reconciler.ports.configrepo import ConfigRepo
@@ -296,7 +297,7 @@ class Controller:
             return True, outcome.result.value  # permanent until the object changes
         raw = self._with_finalizer(key, raw)
         force = RESYNC_ANNOTATION in (meta.get("annotations") or {})
-        outcome = self._engine.apply(parsed, force=force)
+        outcome = self._fleet_refusal(parsed) or self._engine.apply(parsed, force=force)
         if outcome.result == Result.REFUSED and outcome.reason != Reason.GIT_ERROR:
             # a guard said no: permanent until the object (or the repo) changes
             self.refused[key] = outcome.message
@@ -322,6 +323,29 @@ class Controller:
         if not outcome.ok:
             self.failures[key] = outcome.message
         return outcome.ok, outcome.result.value
+
+    def _fleet_refusal(self, obj: Resource) -> Outcome | None:
+        """The fleet guards (a host claimed twice) for one object, against the others in
+        the informers' caches: every Preview, and the tenants whose webhook host it is."""
+        if not isinstance(obj, Preview):
+            return None  # a tenant's webhook host always wins; only Previews are refused
+        hosts = set(guards.host_claims(obj, self._settings))
+        others: list[Resource] = []
+        for kind, informer in self.informers.items():
+            for name in informer.names():
+                if name == obj.metadata.name and kind == obj.kind:
+                    continue
+                if kind == "Customer" and customers.webhooks_host(name, self._settings) \
+                        not in hosts:
+                    continue  # the cheap test first: only a tenant of that host can clash
+                raw = informer.get(name)
+                other = sources.parse_document(name, raw) if raw is not None else None
+                if other is not None and not isinstance(other, sources.Refusal):
+                    others.append(other)
+        refusal = guards.refuse_fleet([obj, *others], self._settings).get(obj.key)
+        if refusal is None:
+            return None
+        return Outcome(obj.key, Result.REFUSED, refusal.reason, refusal.message)
 
     def _with_finalizer(self, key: ObjectKey, raw: RawObject) -> RawObject:
         meta = raw.get("metadata") or {}

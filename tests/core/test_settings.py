@@ -28,6 +28,16 @@ def test_defaults_are_the_documented_ones():
     assert (settings.database_secret, settings.pool_auth_secret) == (
         "database-credentials", "pgbouncer-userlist")
     assert (settings.branch, settings.import_batch, settings.resync_seconds) == ("main", 100, 300)
+    assert settings.max_database_storage == "1Ti"
+    assert settings.preview_host_patterns == ("preview-*.{domain}",)
+    assert (settings.max_source_file_bytes, settings.max_source_documents) == (1 << 20, 1000)
+
+
+def test_host_patterns_come_comma_separated_from_the_environment():
+    """RECONCILER_PREVIEW_HOST_PATTERNS=a,b is a list of two patterns."""
+    settings = load_settings(None, {"RECONCILER_PREVIEW_HOST_PATTERNS":
+                                    "preview-*.{domain}, *.review.corp.example"})
+    assert settings.preview_host_patterns == ("preview-*.{domain}", "*.review.corp.example")
 
 
 def test_config_file_values_are_used():
@@ -129,6 +139,13 @@ def test_bad_config_file_is_a_user_error_naming_the_file(tmp_path):
                  id="platform-namespace"),
     pytest.param(None, {"RECONCILER_INGRESS_NAMESPACE": "ingress_nginx"}, "ingress_namespace",
                  id="ingress-namespace"),
+    pytest.param("max_database_storage: 500Mi\n", {}, "max_database_storage",
+                 id="max-storage-below-1gi"),
+    pytest.param("max_database_storage: lots\n", {}, "max_database_storage",
+                 id="max-storage-not-a-quantity"),
+    pytest.param(None, {"RECONCILER_PREVIEW_HOST_PATTERNS": "preview_*.{domain}"},
+                 "preview_host_patterns", id="host-pattern-not-dns"),
+    pytest.param("max_source_file_bytes: 0\n", {}, "max_source_file_bytes", id="size-limit-0"),
 ])
 def test_values_that_would_break_rendering_are_refused(text, env, setting):
     """Values that would otherwise reach rendered manifests broken (a non-mapping images,
@@ -157,6 +174,10 @@ NOT_RENDERING = {
     "author_email": "someone@corp.example",
     "import_batch": 7,
     "resync_seconds": 60,
+    "max_database_storage": "4Ti",
+    "preview_host_patterns": ["*.review.corp.example"],
+    "max_source_file_bytes": 4096,
+    "max_source_documents": 10,
 }
 
 

@@ -243,13 +243,14 @@ def ingress_hosts(b: Built) -> tuple[list[str], list[str]]:
             [h for t in ingress["spec"]["tls"] for h in t["hosts"]])
 
 
-def test_preview_host_is_sha7_under_the_domain_with_tls(built):
-    """Without spec.host the preview is served at preview-<sha7>.<domain>, over TLS."""
+def test_preview_host_is_its_name_under_the_domain_with_tls(built):
+    """Without spec.host the preview is served at preview-<name>.<domain>, over TLS."""
     b = built["example-campaigns-feat-xyz"]
-    assert ingress_hosts(b) == (["preview-b32bef0.example.com"], ["preview-b32bef0.example.com"])
+    assert ingress_hosts(b) == (["preview-campaigns-feat-xyz.example.com"],
+                                ["preview-campaigns-feat-xyz.example.com"])
     custom = built["custom-shop-feat-login"]
-    assert ingress_hosts(custom) == (["preview-0123456.apps.corp.test"],
-                                     ["preview-0123456.apps.corp.test"])
+    assert ingress_hosts(custom) == (["preview-shop-feat-login.apps.corp.test"],
+                                     ["preview-shop-feat-login.apps.corp.test"])
 
 
 def test_spec_host_overrides_the_default_host(built):
@@ -261,7 +262,8 @@ def test_spec_host_overrides_the_default_host(built):
         host = preview.spec.host
         assert host is not None
         assert ingress_hosts(b) == ([host], [host])
-        assert "preview-" not in host
+        assert host != previews.preview_host(preview.model_copy(
+            update={"spec": preview.spec.model_copy(update={"host": None})}), b.case.settings)
         (deployment,) = of_kind(b, "Deployment")
         env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]
                ["containers"][0]["env"]}

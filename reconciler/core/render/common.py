@@ -16,7 +16,7 @@ from reconciler.core import names, yamlio
 from reconciler.core.models import API_VERSION, ObjectKey, Resource, spec_data
 from reconciler.core.settings import Settings
 
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"  # 2: a Preview's default host is preview-<name>.<domain>
 MANAGED_BY = "gitops-reconciler"
 SOURCE_FILE = ".reconciler.json"
 KUSTOMIZATION = "kustomization.yaml"

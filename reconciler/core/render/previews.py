@@ -1,7 +1,8 @@
 """Render a Preview into ``previews/<name>/``: its namespace, app, service and TLS ingress.
 
-Pure. The host is ``preview-<first 7 chars of the commit>.<domain>`` unless ``spec.host``
-is set.
+Pure. The host is ``preview-<name>.<domain>`` unless ``spec.host`` is set: unique by
+construction (object names are), so two apps or branches previewed at one commit never
+share it, and stable while the Preview moves from commit to commit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from reconciler.core.settings import Settings
 
 def preview_host(preview: Preview, settings: Settings) -> str:
     """The public host of a preview."""
-    return preview.spec.host or f"preview-{preview.spec.commit[:7]}.{settings.domain}"
+    return preview.spec.host or f"preview-{preview.metadata.name}.{settings.domain}"
 
 
 def namespace_of(name: str, settings: Settings) -> str:
