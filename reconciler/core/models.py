@@ -116,6 +116,11 @@ class PreviewSpec(_Spec):
         description="Time to live, e.g. 72h, 7d, 90m."
     )
     port: int = Field(default=8080, ge=1, le=65535)
+    runAsUser: int | None = Field(
+        default=None, ge=1, le=2147483647,
+        description="UID (and GID) to run the image as: needed when the image's USER is root "
+                    "or a name, which the restricted Pod Security Standard cannot verify.",
+    )
     suspend: bool = False
 
     @field_validator("branch")

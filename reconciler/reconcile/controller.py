@@ -73,6 +73,9 @@ class Controller:
         self._held_since: dict[ObjectKey, float] = {}
         #: objects whose spec can never render (Stalled) until someone changes them
         self.refused: dict[ObjectKey, str] = {}
+        #: why the controller stopped on its own (an informer was denied: 401/403), or None
+        self.fatal: str | None = None
+        self._denied_keys: set[ObjectKey] = set()  # refused by RBAC: no retry until a change
 
     def _enqueuer(self, kind: str) -> Callable[[str], None]:
         def enqueue(name: str) -> None:
@@ -90,11 +93,11 @@ class Controller:
             thread.start()
         for informer in self.informers.values():
             while not informer.synced.wait(0.5):
-                if stop.is_set():
+                if stop.is_set() or self._denied():
                     return
         self.enqueue_orphans()
         self._metrics.synced(self._clock())
-        while not stop.is_set():
+        while not stop.is_set() and not self._denied():
             key = self.queue.get(timeout=0.5)
             self._metrics.queue_depth(len(self.queue))
             if key is not None:
@@ -104,6 +107,14 @@ class Controller:
             if self.delivery is not None and self.delivery.due():
                 self.deliver()
         self.queue.close()
+
+    def _denied(self) -> bool:
+        """True once an informer was refused (401/403): it will never see changes again."""
+        for informer in self.informers.values():
+            if informer.denied is not None:
+                self.fatal = str(informer.denied)
+                return True
+        return False
 
     def run_once(self, attempts: int = 3) -> bool:
         """List everything, reconcile until the queue is empty; True when all succeeded."""
@@ -118,7 +129,7 @@ class Controller:
                 continue
             if not self.process(key, requeue=False):  # retried here, a bounded number of times
                 tries[key] = tries.get(key, 0) + 1
-                if tries[key] < attempts:
+                if tries[key] < attempts and key not in self._denied_keys:
                     # no watch runs here: re-read the object our own writes (finalizer,
                     # status) moved on, or the retry carries a stale resourceVersion (409)
                     self.informers[key.kind].refresh(key.name)
@@ -248,6 +259,11 @@ class Controller:
                 ok, result = self._run_task(key.name), "task"
             else:
                 ok, result = self.reconcile(key)
+        except errors.AccessDeniedError as exc:  # retrying cannot help: wait for a change
+            log.error("reconcile failed, not retried: %s", exc, extra={"object": str(key)})
+            ok, result, requeue = False, "error", False
+            self.failures[key] = str(exc)
+            self._denied_keys.add(key)
         except errors.ReconcilerError as exc:
             log.warning("reconcile failed: %s", exc, extra={"object": str(key)})
             ok, result = False, "error"
@@ -262,6 +278,7 @@ class Controller:
         if ok:
             self.queue.forget(key)
             self.failures.pop(key, None)
+            self._denied_keys.discard(key)
         elif requeue:
             self.queue.retry(key)
         return ok

@@ -110,7 +110,7 @@ def running(cluster: clusters.Cluster, kube: fixtures.Kubectl,
     repo_path = tmp_path / "config.git"
     repo = app.open_repo(repo_path, settings, create=True)
     engine = Reconciler(repo=repo, settings=settings, version="test")
-    api = api_client(str(cluster.kubeconfig))
+    api = api_client(str(cluster.reconciler_kubeconfig))
     adapter = CountingCluster(api)
     controller = ObservedController(cluster=adapter, engine=engine, repo=repo)
     stop = threading.Event()
