@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reconciler import __version__, app
 from reconciler.adapters.observability import JsonFormatter
-from reconciler.core import errors
+from reconciler.core import errors, messages, names
 from reconciler.core.models import ObjectKey
 from reconciler.core.outcomes import Result
 from reconciler.core.settings import Settings
@@ -179,6 +179,9 @@ def _configure_logging(verbose: bool, log_format: str) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     settings = app.settings_from(args.config)
     if getattr(args, "branch", None):
+        problem = names.branch_problem(args.branch)
+        if problem:  # before anything is created
+            raise errors.UserInputError(f"--branch: {problem}")
         settings = settings.model_copy(update={"branch": args.branch})
     return settings
 
@@ -198,8 +201,9 @@ def print_report(report: PassReport) -> None:
             continue
         commit = outcome.commit[:12] if outcome.commit else "-"
         stream = sys.stdout if outcome.ok else sys.stderr
-        print(f"{outcome.result.value:<9} {outcome.reason.value:<12} {commit:<12} {outcome.message}",
-              file=stream)
+        # a name from the repo may hold any bytes: never let it drive the terminal
+        print(f"{outcome.result.value:<9} {outcome.reason.value:<12} {commit:<12} "
+              f"{messages.one_line(outcome.message)}", file=stream)
     unchanged = sum(1 for o in report.outcomes if o.result == Result.UNCHANGED)
     print(f"{len(report.commits)} commits, {unchanged} objects unchanged, "
           f"{sum(1 for o in report.outcomes if not o.ok)} refused or failed")

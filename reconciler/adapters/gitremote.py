@@ -9,9 +9,13 @@ callback (``Remote.push`` raises nothing for it). Only the reconciler's own bran
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
+import shutil
+import subprocess
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,8 @@ from reconciler.ports.configrepo import ForeignChange, PushResult
 log = logging.getLogger(__name__)
 REMOTE = "origin"
 OWN_BRANCH_PREFIX = "reconciler/"
+#: what a push of the target branch sends (a snapshot of the local head)
+OUTGOING_REF = "refs/reconciler/outgoing"
 URL_SCHEMES = ("ssh://", "https://", "http://", "git://", "file://")
 
 
@@ -36,8 +42,39 @@ def is_url(text: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without any user:password part, for logs and messages."""
-    return re.sub(r"//[^/@]*@", "//", url)
+    """The URL without any user:password part, for logs and messages.
+
+    A token may itself hold ``/`` or ``@``: everything up to the last ``@`` goes (a path
+    with an ``@`` in it is shortened too, which is the safe side).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    return f"{scheme}://{rest[rest.rfind('@') + 1:]}"
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``scheme://user:secret@host/path`` -> (``scheme://host/path``, user, secret).
+
+    The secret is handed to libgit2 through the credentials callback and never stored in
+    the mirror's config. URLs without a ``user:secret`` part come back unchanged.
+    """
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at < 0 or ":" not in rest[:at]:
+        return url, None, None
+    user, _, secret = rest[:at].partition(":")
+    return (f"{scheme}://{rest[at + 1:]}", urllib.parse.unquote(user) or None,
+            urllib.parse.unquote(secret))
+
+
+def ssh_host(url: str) -> tuple[str, int] | None:
+    """Host and port of an SSH remote (``ssh://`` or scp-like), None for other schemes."""
+    if url.startswith("ssh://"):
+        parsed = urllib.parse.urlsplit(url)
+        return (parsed.hostname, parsed.port or 22) if parsed.hostname else None
+    match = re.match(r"^[\w.-]+@([\w.-]+):", url)
+    return (match.group(1), 22) if match else None
 
 
 @dataclass(frozen=True)
@@ -87,20 +124,87 @@ class _Callbacks(pygit2.RemoteCallbacks):
             self.rejected[refname] = message
 
 
-def _use_known_hosts(known_hosts: Path, state_dir: Path) -> None:
+def use_known_hosts(known_hosts: Path, state_dir: Path) -> None:
     """libgit2 checks SSH host keys against <homedir>/.ssh/known_hosts: give it ours.
 
-    The home directory is a process-wide libgit2 setting; the reconciler talks to one
-    remote per process, so it points at a private copy under the state directory.
+    The home directory is a process-wide libgit2 setting, so the composition root calls
+    this once; the reconciler talks to one remote per process, so it points at a private
+    copy under the state directory.
     """
     try:
         text = known_hosts.read_text()
     except OSError as exc:
         raise errors.UserInputError(f"--known-hosts {known_hosts}: {exc.strerror}") from exc
     home = state_dir / "ssh-home"
-    (home / ".ssh").mkdir(parents=True, exist_ok=True)
-    (home / ".ssh" / "known_hosts").write_text(text)
+    try:
+        (home / ".ssh").mkdir(parents=True, exist_ok=True, mode=0o700)
+        (home / ".ssh" / "known_hosts").write_text(text)
+    except OSError as exc:
+        raise errors.UserInputError(
+            f"--state-dir {state_dir}: cannot keep the pinned host keys there: "
+            f"{exc.strerror}") from exc
     pygit2.settings.homedir = str(home)
+
+
+def pin_on_first_use(url: str, state_dir: Path) -> Path | None:
+    """The known_hosts of an SSH remote given without ``--known-hosts``.
+
+    Trust on first use, as ``ssh`` with ``StrictHostKeyChecking=accept-new``: the first
+    run records the server's key (``ssh-keyscan``) in ``STATE_DIR/known_hosts`` and says so;
+    every later connection must present that key, so a changed key fails the run instead
+    of being accepted silently. None for remotes that are not SSH.
+    """
+    host = ssh_host(url)
+    if host is None:
+        return None
+    name, port = host
+    entry = name if port == 22 else f"[{name}]:{port}"
+    pinned = state_dir / "known_hosts"
+    try:
+        known = pinned.read_text() if pinned.exists() else ""
+    except OSError as exc:
+        raise errors.UserInputError(f"{pinned}: {exc.strerror}") from exc
+    if any(line.split(" ", 1)[0] == entry for line in known.splitlines()):
+        return pinned
+    if shutil.which("ssh-keyscan") is None:
+        raise errors.UserInputError(
+            f"{redact(url)}: no --known-hosts given and ssh-keyscan is not installed to pin "
+            "the host key on first use; pass --known-hosts")
+    try:
+        done = subprocess.run(["ssh-keyscan", "-T", "10", "-p", str(port), name],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise errors.RepoError(f"{redact(url)}: ssh-keyscan failed: {exc}") from exc
+    keys = [line for line in done.stdout.splitlines() if line and not line.startswith("#")]
+    if not keys:
+        raise errors.RepoError(f"{redact(url)}: could not read the SSH host key of {entry}")
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with pinned.open("a") as handle:
+            handle.write("\n".join(keys) + "\n")
+    except OSError as exc:
+        raise errors.UserInputError(f"{pinned}: {exc.strerror}") from exc
+    log.warning("pinned the SSH host key of %s on first use in %s; pass --known-hosts to "
+                "pin it yourself", entry, pinned)
+    return pinned
+
+
+def mirror_path(url: str, state_dir: Path) -> Path:
+    """Where the mirror of ``url`` lives under ``state_dir`` (credentials never count)."""
+    clean = split_credentials(url)[0]
+    digest = hashlib.sha256(clean.encode()).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", redact(clean).rstrip("/").rsplit("/", 1)[-1])
+    return state_dir / "mirrors" / f"{name.removesuffix('.git')}-{digest}.git"
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) readable by the owner only: 0700."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError as exc:
+        raise errors.UserInputError(f"--state-dir {path}: {exc.strerror}") from exc
 
 
 class MirrorConfigRepo(GitConfigRepo):
@@ -118,30 +222,40 @@ class MirrorConfigRepo(GitConfigRepo):
 
     @classmethod
     def open_mirror(cls, url: str, state_dir: Path, *, credentials: Credentials, branch: str,
-                    author_name: str, author_email: str,
-                    signer: Signer | None = None) -> MirrorConfigRepo:
-        """Open (or create) the mirror of ``url`` under ``state_dir`` and fetch."""
-        digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", redact(url).rstrip("/").rsplit("/", 1)[-1])
-        path = state_dir / "mirrors" / f"{name.removesuffix('.git')}-{digest}.git"
+                    author_name: str, author_email: str, signer: Signer | None = None,
+                    writer: bool = True) -> MirrorConfigRepo:
+        """Open (or create) the mirror of ``url`` under ``state_dir``.
+
+        ``writer``: this process holds the mirror's lock, so it clears what a killed run
+        left and brings the mirror up to date; a reader takes it as it is. A
+        ``user:secret@`` in the URL becomes the credentials, never stored.
+        """
+        url, user, secret = split_credentials(url)
+        if secret is not None:
+            credentials = dataclasses.replace(
+                credentials, username=credentials.username or user,
+                password=credentials.password or secret)
+        path = mirror_path(url, state_dir)
+        private_dir(state_dir)
+        private_dir(path.parent)
         try:
             if (path / "HEAD").exists():
                 repo = pygit2.Repository(str(path))
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
                 repo = pygit2.init_repository(str(path), bare=True, initial_head=branch)
             if REMOTE not in repo.remotes.names():
                 repo.remotes.create(REMOTE, url, f"+refs/heads/*:refs/remotes/{REMOTE}/*")
             elif repo.remotes[REMOTE].url != url:
-                repo.remotes.set_url(REMOTE, url)
+                repo.remotes.set_url(REMOTE, url)  # also drops a token an old run stored
         except (pygit2.GitError, OSError) as exc:
             raise errors.RepoError(f"{path}: cannot open mirror: {exc}") from exc
-        if credentials.known_hosts is not None:
-            _use_known_hosts(credentials.known_hosts, state_dir)
         mirror = cls(repo, url=url, credentials=credentials, branch=branch,
                      author_name=author_name, author_email=author_email, signer=signer)
-        mirror.fetch()
-        mirror.catch_up()
+        if writer:
+            mirror.sole_writer = True  # only called under the mirror's process lock
+            mirror.clear_stale_locks()
+            mirror.fetch()
+            mirror.catch_up()
         return mirror
 
     # -- remote operations ----------------------------------------------------------------
@@ -163,6 +277,25 @@ class MirrorConfigRepo(GitConfigRepo):
         """The remote branch's head as last fetched."""
         ref = self._repo.references.get(self._tracking)
         return str(ref.target) if ref is not None else None
+
+    def diverged(self) -> bool:
+        """Whether the fetched remote head is missing from the local branch's history.
+
+        True when the remote moved (a human pushed) under commits still pending here: a
+        push would be refused as non-fast-forward until they are made again on top of it.
+        """
+        remote, local = self.remote_head(), self.head()
+        if remote is None or local is None or remote == local:
+            return False
+        return not self._repo.descendant_of(local, remote)
+
+    def fork_point(self) -> str | None:
+        """The last commit the local branch and the fetched remote head share."""
+        remote, local = self.remote_head(), self.head()
+        if remote is None or local is None:
+            return None
+        base = self._repo.merge_base(local, remote)
+        return str(base) if base is not None else None
 
     def catch_up(self) -> None:
         """Fast-forward the local branch to the remote when we have nothing pending."""
@@ -190,8 +323,9 @@ class MirrorConfigRepo(GitConfigRepo):
         head = self.head()
         if head is None:
             return PushResult(True)
-        refspec = f"refs/heads/{self.branch}:refs/heads/{self.branch}"
-        result = self._push([refspec])
+        # push a snapshot of the head: a commit made meanwhile waits for the next push
+        self._repo.references.create(OUTGOING_REF, pygit2.Oid(hex=head), force=True)
+        result = self._push([f"{OUTGOING_REF}:refs/heads/{self.branch}"])
         if result.ok:
             self._repo.references.create(self._tracking, pygit2.Oid(hex=head), force=True)
             return PushResult(True, pushed=head)
@@ -257,11 +391,23 @@ class MirrorConfigRepo(GitConfigRepo):
     def reset_to_remote(self) -> None:
         """Point the local branch at the fetched remote head (pending commits dropped)."""
         remote = self.remote_head()
-        if remote is None:
-            self._repo.references.delete(self._ref)
-        else:
-            self._repo.references.create(self._ref, pygit2.Oid(hex=remote), force=True)
+        try:
+            try:
+                self._set_branch(remote)
+            except OSError:  # a ref lock left by a killed run of ours
+                if not self.clear_stale_locks():
+                    raise
+                self._set_branch(remote)
+        except (OSError, pygit2.GitError) as exc:
+            raise errors.RepoError(f"cannot reset {self.branch} to the remote: {exc}") from exc
         self._builders.clear()
+
+    def _set_branch(self, commit: str | None) -> None:
+        if commit is None:
+            if self._ref in self._repo.references:
+                self._repo.references.delete(self._ref)
+        else:
+            self._repo.references.create(self._ref, pygit2.Oid(hex=commit), force=True)
 
     def foreign_changes(self, old: str | None, new: str | None) -> list[ForeignChange]:
         """Commits in old..new not made by the reconciler, with the paths they touched."""

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 
 POLL_SECONDS = 2.0
+#: how often the push job looks whether a push is due (the window sets the pace)
+PUSH_CHECK_SECONDS = 1.0
 
 
 def read_sources(paths: Sequence[Path]) -> Parsed:
@@ -128,18 +130,24 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
         snap = filesource.snapshot(list(sources))
         if force or snap != last[0]:
             last[0] = snap
-            report = local_pass(wiring, sources, settings)
+            with wiring.guard:
+                report = local_pass(wiring, sources, settings)
+                if report.commits and wiring.delivery is not None:
+                    wiring.delivery.committed()
             on_report(report)
-            if report.commits and wiring.delivery is not None:
-                wiring.delivery.committed()
+
+    def push() -> None:
+        # its own job on its own thread: a slow or failing push never holds up committing
         if wiring.delivery is not None and wiring.delivery.due():
-            delivered = wiring.delivery.deliver()
+            delivered = wiring.delivery.step()
             if delivered.error:
                 log.error("delivery: %s", delivered.error)
 
     scheduler = Scheduler()
     scheduler.every(POLL_SECONDS, lambda: sync(False), name="watch-sources", run_now=True)
     scheduler.every(settings.resync_seconds, lambda: sync(True), name="resync")
+    if wiring.delivery is not None:
+        scheduler.every(PUSH_CHECK_SECONDS, push, name="push", lane="delivery")
     scheduler.run_forever()
 
 

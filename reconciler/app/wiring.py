@@ -2,18 +2,33 @@
 reconcile logic wired together. The only place that knows every concrete adapter."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import reconciler
+from reconciler.adapters import gitrepo
 from reconciler.adapters.forges.factory import forge_for
-from reconciler.adapters.gitremote import Credentials, MirrorConfigRepo, is_url
+from reconciler.adapters.gitremote import (
+    Credentials,
+    MirrorConfigRepo,
+    is_url,
+    mirror_path,
+    pin_on_first_use,
+    private_dir,
+    redact,
+    ssh_host,
+    use_known_hosts,
+)
 from reconciler.adapters.gitrepo import GitConfigRepo
+from reconciler.adapters.processlock import LOCK_FILE, ProcessLock
 from reconciler.adapters.signing import Signer, signer_from_spec
-from reconciler.core import errors, messages, plan
+from reconciler.core import errors, messages, names, plan
 from reconciler.core.models import ObjectKey
 from reconciler.core.settings import Settings, SettingsError, load_settings
 from reconciler.ports.configrepo import ConfigRepo
@@ -36,9 +51,13 @@ def settings_from(config: Path | None, environ: dict[str, str] | None = None) ->
         except OSError as exc:
             raise errors.UserInputError(f"{config}: {exc.strerror}") from exc
     try:
-        return load_settings(text, os.environ if environ is None else environ)
+        settings = load_settings(text, os.environ if environ is None else environ)
     except SettingsError as exc:
         raise errors.UserInputError(f"{config or 'environment'}: {exc}") from exc
+    problem = names.branch_problem(settings.branch)
+    if problem:
+        raise errors.UserInputError(f"{config or 'environment'}: branch: {problem}")
+    return settings
 
 
 def layout_root() -> Path:
@@ -164,12 +183,22 @@ class Wiring:
     repo: GitConfigRepo
     engine: ObjectReconciler
     delivery: Delivery | None
+    #: held by whoever commits or moves the branch; delivery runs beside the passes
+    guard: contextlib.AbstractContextManager[object] = field(default_factory=threading.RLock)
+    #: this process's exclusive hold on the repository (None for readers)
+    lock: ProcessLock | None = None
 
 
 def wire(target: Target | Path, settings: Settings,
          on_rebase: Callable[[list[ObjectKey]], None] | None = None, *,
          create: bool = True) -> Wiring:
-    """Build the config repo (local or mirrored), the Reconciler and, for a remote, Delivery."""
+    """Build the config repo (local or mirrored), the Reconciler and, for a remote, Delivery.
+
+    ``create`` marks a writer: it takes the repository's process lock (a second writer
+    stops with one line) and clears what a killed run left. Readers (status, history,
+    diff) take no lock; on a mirror another process writes, they read it as it is.
+    """
+    gitrepo.tune_libgit2()
     if isinstance(target, Path):
         target = Target(str(target))
     if not is_url(target.repo):
@@ -177,15 +206,33 @@ def wire(target: Target | Path, settings: Settings,
                                   author_name=settings.author_name,
                                   author_email=settings.author_email, create=create,
                                   signer=target.signer)
+        lock = None
+        if create:
+            lock = ProcessLock.acquire(Path(repo.path) / LOCK_FILE, what=target.repo)
+            repo.clear_stale_locks()
         if repo.head() is None and create:
             seed(repo)
-        return Wiring(repo, Reconciler(repo=repo, settings=settings, version=VERSION), None)
+        return Wiring(repo, Reconciler(repo=repo, settings=settings, version=VERSION), None,
+                      lock=lock)
+    name = redact(target.repo)
+    path = mirror_path(target.repo, target.state_dir)
+    private_dir(path.parent)
+    lock = (ProcessLock.acquire if create else ProcessLock.try_acquire)(
+        path.parent / f"{path.name}.lock", what=f"the mirror of {name} in {target.state_dir}")
+    credentials = target.credentials
+    if ssh_host(target.repo) is not None:
+        known_hosts = credentials.known_hosts or pin_on_first_use(target.repo,
+                                                                  target.state_dir)
+        if known_hosts is not None:
+            use_known_hosts(known_hosts, target.state_dir)
+            credentials = dataclasses.replace(credentials, known_hosts=known_hosts)
     mirror = MirrorConfigRepo.open_mirror(
-        target.repo, target.state_dir, credentials=target.credentials, branch=settings.branch,
+        target.repo, target.state_dir, credentials=credentials, branch=settings.branch,
         author_name=settings.author_name, author_email=settings.author_email,
-        signer=target.signer)
+        signer=target.signer, writer=lock is not None)
     if target.mode == "pr":
-        return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None)
+        return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None,
+                      lock=lock)
     if mirror.head() is None:
         seed(mirror)  # an empty remote: the first push creates the branch
     engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
@@ -197,13 +244,20 @@ def wire(target: Target | Path, settings: Settings,
         if on_rebase is not None:
             on_rebase(keys)
 
+    guard = threading.RLock()
     delivery = Delivery(
-        repo=mirror, on_rebase=rebase,
+        repo=mirror, on_rebase=rebase, guard=guard,
         window=settings.push_window_seconds if target.push_window is None else target.push_window,
         require_signed=mirror.is_signed if target.signer is not None else None)
+    if delivery.realign().rebases:
+        # a human pushed while our commits waited (and the process was restarted): they
+        # were dropped; the first pass, which every mode starts with, renders them again
+        engine.invalidate()
+        if mirror.head() is None:
+            seed(mirror)
     if mirror.pending():
         delivery.committed()  # left over from a previous run: push them
-    return Wiring(mirror, engine, delivery)
+    return Wiring(mirror, engine, delivery, guard, lock)
 
 
 def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,

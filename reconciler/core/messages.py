@@ -154,11 +154,21 @@ def build_message(
     subject: str, body_lines: Sequence[str], trailers: Sequence[tuple[str, str]]
 ) -> str:
     """Assemble subject, body and trailers into one commit message."""
-    parts = [subject]
+    parts = [one_line(subject)]
     if body_lines:
-        parts.append("\n".join(body_lines))
-    parts.append("\n".join(f"{k}: {v}" for k, v in trailers))
+        parts.append("\n".join(one_line(line) for line in body_lines))
+    parts.append("\n".join(f"{one_line(k)}: {one_line(v)}" for k, v in trailers))
     return "\n\n".join(parts) + "\n"
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character (newlines, CR, escapes) and every Unicode line
+    or paragraph separator written as a visible escape: a value copied into a commit
+    message can never add a line, so never a trailer of its own."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 def file_lines(paths_written: Sequence[str], paths_deleted: Sequence[str],
@@ -205,6 +215,14 @@ def parse_trailers(message: str) -> list[tuple[str, str]]:
             return []
         out.append((key, value.strip()))
     return out
+
+
+def parse_generation(value: str | None) -> int | None:
+    """A ``Reconciler-Generation`` value as a number; None for anything but ASCII digits
+    (a human may write ``²``, which ``str.isdigit`` accepts and ``int`` refuses)."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
 
 
 def trailer_values(message: str, key: str) -> list[str]:

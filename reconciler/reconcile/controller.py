@@ -92,7 +92,7 @@ class Controller:
             if not len(self.queue):
                 self._repo.flush()
             if self.delivery is not None and self.delivery.due():
-                self.deliver()
+                self.deliver(paced=True)
         self.queue.close()
 
     def run_once(self, attempts: int = 3) -> bool:
@@ -123,10 +123,11 @@ class Controller:
             self.deliver()
         return not self.failures and not self.refused
 
-    def deliver(self) -> None:
+    def deliver(self, *, paced: bool = False) -> None:
         """Push what is pending (re-queueing objects if the remote moved)."""
         assert self.delivery is not None
-        report = self.delivery.deliver()
+        # paced: one attempt, a failure backs off instead of sleeping in the work loop
+        report = self.delivery.step() if paced else self.delivery.deliver()
         if report.error:
             self._metrics.git_error()
             log.error("delivery: %s", report.error)
