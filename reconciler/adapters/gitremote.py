@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from reconciler.adapters.gitrepo import GitConfigRepo, commit_info
 from reconciler.adapters.signing import Signer
 from reconciler.core import errors, messages
 from reconciler.core.history import CommitInfo
+from reconciler.core.plan import ChangeSet
 from reconciler.ports.configrepo import ForeignChange, PushResult
 
 log = logging.getLogger(__name__)
@@ -207,18 +209,107 @@ def private_dir(path: Path) -> None:
         raise errors.UserInputError(f"--state-dir {path}: {exc.strerror}") from exc
 
 
-class MirrorConfigRepo(GitConfigRepo):
-    """The target branch of a remote repository, through a local bare mirror."""
+class MirrorConfigRepo:
+    """The target branch of a remote repository, through a local bare mirror.
+
+    Composed of a GitConfigRepo on the mirror's local branch (all reading and committing)
+    plus the remote operations; it reaches into none of the writer's internals.
+    """
 
     def __init__(self, repo: pygit2.Repository, *, url: str, credentials: Credentials,
                  branch: str, author_name: str, author_email: str,
                  signer: Signer | None = None) -> None:
-        super().__init__(repo, branch=branch, author_name=author_name,
-                         author_email=author_email, signer=signer)
+        self.local = GitConfigRepo(repo, branch=branch, author_name=author_name,
+                                   author_email=author_email, signer=signer)
+        self._repo = repo
         self.url = url
+        self.branch = branch
+        self._ref = self.local.ref_name
         self._credentials = credentials
         self._tracking = f"refs/remotes/{REMOTE}/{branch}"
         self._author_email = author_email
+
+    # -- the ConfigRepo port, by delegation -------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The mirror's git directory."""
+        return self.local.path
+
+    @property
+    def signer(self) -> Signer | None:
+        """What signs the commits (None: unsigned)."""
+        return self.local.signer
+
+    @property
+    def sole_writer(self) -> bool:
+        """Whether no other process writes the mirror (we hold its lock)."""
+        return self.local.sole_writer
+
+    @sole_writer.setter
+    def sole_writer(self, value: bool) -> None:
+        self.local.sole_writer = value
+
+    def head(self) -> str | None:
+        """The local branch's head."""
+        return self.local.head()
+
+    def list_files(self, directory: str) -> dict[str, str]:
+        """Files directly in ``directory`` at the head."""
+        return self.local.list_files(directory)
+
+    def list_directories(self, parent: str) -> list[str]:
+        """Subdirectories of ``parent`` at the head."""
+        return self.local.list_directories(parent)
+
+    def tree_id(self, directory: str) -> str | None:
+        """The tree id of ``directory`` at the head."""
+        return self.local.tree_id(directory)
+
+    def read_file(self, path: str) -> bytes | None:
+        """The bytes of ``path`` at the head."""
+        return self.local.read_file(path)
+
+    def commit(self, changes: ChangeSet, message: str) -> str:
+        """Commit ``changes`` on the local branch (pushed later)."""
+        return self.local.commit(changes, message)
+
+    def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from the local head, newest first."""
+        return self.local.log(limit)
+
+    def flush(self) -> None:
+        """Nothing to update: a mirror has no work tree (pushing is Delivery's job)."""
+        self.local.flush()
+
+    def resolve(self, revision: str) -> str | None:
+        """The commit a revision names, or None."""
+        return self.local.resolve(revision)
+
+    def tree_id_at(self, commit_id: str, path: str) -> str | None:
+        """The tree id of directory ``path`` in a commit."""
+        return self.local.tree_id_at(commit_id, path)
+
+    def contains(self, commit_id: str, revision: str) -> bool:
+        """Whether ``revision`` includes ``commit_id``."""
+        return self.local.contains(commit_id, revision)
+
+    def files_at(self, commit_id: str, directory: str) -> dict[str, bytes]:
+        """Files directly in ``directory`` at a commit."""
+        return self.local.files_at(commit_id, directory)
+
+    def commits_touching(self, path: str, since: str | None = None,
+                         limit: int | None = None) -> list[CommitInfo]:
+        """Commits after ``since``, newest first, that change ``path``."""
+        return self.local.commits_touching(path, since, limit)
+
+    def is_signed(self, commit_id: str) -> bool:
+        """Whether the commit carries a signature header."""
+        return self.local.is_signed(commit_id)
+
+    def clear_stale_locks(self) -> list[str]:
+        """Remove what a killed run left (see GitConfigRepo.clear_stale_locks)."""
+        return self.local.clear_stale_locks()
 
     @classmethod
     def open_mirror(cls, url: str, state_dir: Path, *, credentials: Credentials, branch: str,
@@ -351,7 +442,9 @@ class MirrorConfigRepo(GitConfigRepo):
 
     def same_change(self, first: str, second: str) -> bool:
         """Whether two commits hold the same tree on the same parents (time aside)."""
-        a, b = self._commit_at(first), self._commit_at(second)
+        a, b = self._repo.get(first), self._repo.get(second)
+        if not isinstance(a, pygit2.Commit) or not isinstance(b, pygit2.Commit):
+            return False
         return a.tree_id == b.tree_id and list(a.parent_ids) == list(b.parent_ids)
 
     def branch_view(self, branch: str, base: str | None) -> GitConfigRepo:
@@ -362,8 +455,9 @@ class MirrorConfigRepo(GitConfigRepo):
                 self._repo.references.delete(ref)
         else:
             self._repo.references.create(ref, pygit2.Oid(hex=base), force=True)
-        return GitConfigRepo(self._repo, branch=branch, author_name=self._author[0],
-                             author_email=self._author[1], signer=self.signer)
+        name, email = self.local.author
+        return GitConfigRepo(self._repo, branch=branch, author_name=name, author_email=email,
+                             signer=self.signer)
 
     def push_branch(self, branch: str, commit: str | None) -> PushResult:
         """Force-push (or delete, with None) one of the reconciler's own branches."""
@@ -400,7 +494,7 @@ class MirrorConfigRepo(GitConfigRepo):
                 self._set_branch(remote)
         except (OSError, pygit2.GitError) as exc:
             raise errors.RepoError(f"cannot reset {self.branch} to the remote: {exc}") from exc
-        self._builders.clear()
+        self.local.forget_trees()
 
     def _set_branch(self, commit: str | None) -> None:
         if commit is None:

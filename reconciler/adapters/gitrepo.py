@@ -92,6 +92,25 @@ class GitConfigRepo:
         """The repository's git directory."""
         return str(self._repo.path)
 
+    @property
+    def repository(self) -> pygit2.Repository:
+        """The pygit2 repository, for adapters composed with this one (the mirror)."""
+        return self._repo
+
+    @property
+    def ref_name(self) -> str:
+        """The full name of the branch's reference (``refs/heads/main``)."""
+        return self._ref
+
+    @property
+    def author(self) -> tuple[str, str]:
+        """The (name, email) commits are made with."""
+        return self._author
+
+    def forget_trees(self) -> None:
+        """Drop the kept tree builders: the branch was moved to a commit we did not make."""
+        self._builders.clear()
+
     # -- reading --------------------------------------------------------------------------
 
     def head(self) -> str | None:

@@ -86,7 +86,7 @@ def open_repo(path: Path, settings: Settings, *, create: bool) -> GitConfigRepo:
     return repo
 
 
-def seed(repo: GitConfigRepo) -> str | None:
+def seed(repo: GitConfigRepo | MirrorConfigRepo) -> str | None:
     """Commit the repo-layout skeleton (only files not already there); None when nothing to add."""
     files = {p: data for p, data in layout_files().items() if repo.read_file(p) is None}
     if not files:
@@ -180,13 +180,19 @@ def target_from(*, repo: str, state_dir: Path | None, ssh_key: Path | None,
 class Wiring:
     """The adapters and logic of one run, built once."""
 
-    repo: GitConfigRepo
+    repo: GitConfigRepo | MirrorConfigRepo
     engine: ObjectReconciler
     delivery: Delivery | None
     #: held by whoever commits or moves the branch; delivery runs beside the passes
     guard: contextlib.AbstractContextManager[object] = field(default_factory=threading.RLock)
     #: this process's exclusive hold on the repository (None for readers)
     lock: ProcessLock | None = None
+
+    def close(self) -> None:
+        """Let another process write the repository (the lock goes with the process too)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def wire(target: Target | Path, settings: Settings,
@@ -285,5 +291,6 @@ def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
 def local_reconciler(repo_path: Path, settings: Settings) -> tuple[GitConfigRepo, Reconciler]:
     """The reconciler wired to a local repository."""
     wiring = wire(repo_path, settings)
-    assert isinstance(wiring.engine, Reconciler)  # a local path is always direct mode
+    # a local path is always direct mode on a local repository
+    assert isinstance(wiring.engine, Reconciler) and isinstance(wiring.repo, GitConfigRepo)
     return wiring.repo, wiring.engine
