@@ -203,10 +203,15 @@ def private_dir(path: Path) -> None:
     """Create ``path`` (and parents) readable by the owner only: 0700."""
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
+        mode = path.stat().st_mode
     except OSError as exc:
         raise errors.UserInputError(f"--state-dir {path}: {exc.strerror}") from exc
+    if mode & 0o077:
+        try:
+            path.chmod(0o700)
+        except OSError as exc:  # a mounted volume we do not own: say so, carry on
+            log.warning("cannot make %s private (mode %o): %s", path, mode & 0o777,
+                        exc.strerror)
 
 
 class MirrorConfigRepo:

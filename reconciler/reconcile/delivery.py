@@ -183,8 +183,8 @@ class Delivery:
             report.pushed += len(pending)
             report.error = None
             with self._guard:
-                if not self._repo.pending():
-                    self._first_pending = None
+                # commits made during the push open the next window now: pushes keep the pace
+                self._first_pending = self._clock() if self._repo.pending() else None
             return _Outcome.PUSHED
         report.error = f"remote refused the push: {result.rejected}"
         return self._after_refusal(report)

@@ -241,14 +241,27 @@ class Campaign:
         with stderr.open("w") as err:
             process = subprocess.Popen(self._command(), env=self._env(),
                                        stdout=subprocess.DEVNULL, stderr=err)
-            deadline = time.monotonic() + self.rng.uniform(0.5, 5.0)
-            while time.monotonic() < deadline:
-                roll = self.rng.random()
-                if roll < 0.5:
-                    self.change_spec()
-                elif roll < 0.65:
-                    self.human_commit()
-                time.sleep(self.rng.uniform(0.05, 0.4))
+            roll = self.rng.random()
+            if roll < 0.2:  # a kill while it starts (imports, fetch, locks)
+                time.sleep(self.rng.uniform(0.0, 2.0))
+            elif roll < 0.45 and self.mode == "remote":
+                # a kill while commits wait for their push, then a human pushes: the next
+                # run must notice the moved remote (it used to be stuck for good)
+                self._wait_until_locked(process.pid)
+                self.change_spec()
+                self._wait_until_pending()
+                process.send_signal(signal.SIGKILL)
+                self.human_commit()
+            else:  # a kill while it works: the clock starts once it holds its lock
+                self._wait_until_locked(process.pid)
+                deadline = time.monotonic() + self.rng.uniform(0.1, 4.0)
+                while time.monotonic() < deadline:
+                    roll = self.rng.random()
+                    if roll < 0.5:
+                        self.change_spec()
+                    elif roll < 0.65:
+                        self.human_commit()
+                    time.sleep(self.rng.uniform(0.05, 0.4))
             process.send_signal(signal.SIGKILL)
             process.wait()
         self.summary.kills += 1
@@ -256,6 +269,31 @@ class Campaign:
             self.summary.tracebacks += 1
             self.summary.problems.append(f"traceback in {stderr}")
         self._check_fsck(f"after kill {index}")
+
+    def _wait_until_locked(self, pid: int, seconds: float = 20.0) -> None:
+        """Until the reconciler ``pid`` holds its repository's lock (it is up and working)."""
+        pattern = "reconciler.lock" if self.mode == "local" else "mirrors/*.lock"
+        root = self.local_repo if self.mode == "local" else self.state
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for lock in root.glob(pattern):
+                try:
+                    if lock.read_text().strip() == str(pid):
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+    def _wait_until_pending(self, seconds: float = 15.0) -> None:
+        """Until the mirror holds commits not yet pushed."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for mirror in (self.state / "mirrors").glob("*.git"):
+                count = _git("--git-dir", str(mirror), "rev-list", "--count",
+                             f"refs/remotes/origin/{BRANCH}..refs/heads/{BRANCH}", check=False)
+                if count.isdigit() and int(count) > 0:
+                    return
+            time.sleep(0.05)
 
     def converge(self, rounds: int = 6) -> None:
         """A last human push while the reconciler is down, then ``--once`` until every last

@@ -4,6 +4,7 @@ changes are still committed meanwhile, ready for the push that follows the outag
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -72,3 +73,59 @@ def test_refusing_hook_and_outage_slow_the_pushes_but_not_the_commits(tmp_path: 
     assert committed_while_refused
     assert committed_while_down
     assert 1 <= pushes_in_20s <= 5, pushes_in_20s
+
+
+class _Clock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refused_pushes_back_off_and_never_exceed_six_a_minute(
+    daemon_git_server: gitservers.DaemonGitServer, tmp_path: Path
+) -> None:
+    """Checked every second for ten minutes with the default 10 s window while a hook refuses
+    everything: no 60 s span sees more than 6 attempts, the pauses grow, and once the hook
+    is gone the next attempt pushes everything."""
+    from reconciler import app
+    from reconciler.adapters.gitremote import Credentials, MirrorConfigRepo
+    from reconciler.reconcile.delivery import Delivery
+    from reconciler.reconcile.engine import Reconciler
+    from tests.delivery.support import customer
+
+    server = daemon_git_server
+    server.create_bare_repo("paced")
+    settings = app.settings_from(None, environ={})
+    mirror = MirrorConfigRepo.open_mirror(
+        server.url_for("paced"), tmp_path / "state", credentials=Credentials(),
+        branch=settings.branch, author_name=settings.author_name,
+        author_email=settings.author_email)
+    engine = Reconciler(repo=mirror, settings=settings, version="pacing-test")
+    clock = _Clock()
+    delivery = Delivery(repo=mirror, window=settings.push_window_seconds,
+                        on_rebase=lambda _keys: None, clock=clock)
+    attempts_at: list[float] = []
+    server.reject_pushes("paced")
+    for second in range(600):
+        clock.now = float(second)
+        if second % 30 == 0:  # source changes keep coming and are committed meanwhile
+            assert engine.apply(customer(f"paced-{second}", 1, "x")).commit is not None
+            delivery.committed()
+        if delivery.due():
+            attempts_at.append(clock.now)
+            assert delivery.step().error is not None
+    server.accept_pushes("paced")
+    clock.now += 1000
+    final = delivery.step() if delivery.due() else None
+
+    busiest = max(sum(1 for t in attempts_at if start <= t < start + 60)
+                  for start in range(600))
+    pauses = [b - a for a, b in itertools.pairwise(attempts_at)]
+    assert busiest <= 6, attempts_at
+    assert pauses == sorted(pauses) and pauses[-1] >= 160, pauses
+    assert final is not None and final.error is None and final.pushed == 20
+    assert mirror.pending() == []
