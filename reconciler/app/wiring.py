@@ -239,9 +239,11 @@ def wire(target: Target | Path, settings: Settings,
     if target.mode == "pr":
         return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None,
                       lock=lock)
+    engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
+    if lock is None:  # a reader beside a running writer: the mirror is the writer's
+        return Wiring(mirror, engine, None)
     if mirror.head() is None:
         seed(mirror)  # an empty remote: the first push creates the branch
-    engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
 
     def rebase(keys: list[ObjectKey]) -> None:
         engine.invalidate()

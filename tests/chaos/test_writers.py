@@ -113,3 +113,52 @@ def test_stale_ref_lock_of_unknown_origin_is_cleared_once_old(tmp_path: Path) ->
 
     assert done.returncode == 0, done.stderr
     assert not lock.exists()
+
+
+def test_readers_beside_a_running_writer_read_its_mirror_and_leave_it_alone(
+    tmp_path: Path,
+) -> None:
+    """``history`` and ``status`` on a remote whose mirror a running reconciler holds answer
+    from that mirror, take no lock from it and do not move its branch."""
+    from tests import gitservers
+
+    sources = copy_examples(tmp_path / "src")
+    state = tmp_path / "state"
+    env = {k: v for k, v in git_env().items() if not k.startswith("RECONCILER_")}
+    with gitservers.DaemonGitServer(workdir=tmp_path / "server") as server:
+        server.create_bare_repo("config")
+        url = server.url_for("config")
+        first = reconciler("run", "--source", str(sources), "--repo", url, "--state-dir",
+                           str(state), "--once")
+        assert first.returncode == 0, first.stderr
+        writer = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "run", "--source",
+                                   str(sources), "--repo", url, "--state-dir", str(state),
+                                   "--push-window", "60"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not any(p.read_text().strip() == str(writer.pid)
+                          for p in (state / "mirrors").glob("*.lock")):
+                assert time.monotonic() < deadline, "the writer never took the mirror's lock"
+                time.sleep(0.1)
+            write_customer(sources, "acme", 9)
+            mirror = next((state / "mirrors").glob("*.git"))
+            deadline = time.monotonic() + 30
+            while "customer/acme" not in git(mirror, "log", "-1", "--format=%s", "main"):
+                assert time.monotonic() < deadline, "the writer never committed"
+                time.sleep(0.1)
+            waiting = git(mirror, "rev-parse", "main")
+            history = reconciler("history", "customer/acme", "--repo", url, "--state-dir",
+                                 str(state))
+            status = reconciler("status", "--source", str(sources), "--repo", url,
+                                "--state-dir", str(state))
+            still = git(mirror, "rev-parse", "main")
+            alive = writer.poll() is None
+        finally:
+            writer.terminate()
+            writer.wait(timeout=30)
+
+    assert history.returncode == 0 and no_traceback(history), history.stderr
+    assert status.returncode == 0 and no_traceback(status), status.stderr
+    assert history.stdout.count("customer/acme:") == 2  # the waiting commit included
+    assert still == waiting and alive
