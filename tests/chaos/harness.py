@@ -254,14 +254,14 @@ class Campaign:
                 self.human_commit()
             else:  # a kill while it works: the clock starts once it holds its lock
                 self._wait_until_locked(process.pid)
-                deadline = time.monotonic() + self.rng.uniform(0.1, 4.0)
+                deadline = time.monotonic() + self.rng.uniform(0.1, 6.0)
                 while time.monotonic() < deadline:
                     roll = self.rng.random()
                     if roll < 0.5:
                         self.change_spec()
-                    elif roll < 0.65:
+                    elif roll < 0.58:  # humans push too, but not every second
                         self.human_commit()
-                    time.sleep(self.rng.uniform(0.05, 0.4))
+                    time.sleep(self.rng.uniform(0.05, 0.5))
             process.send_signal(signal.SIGKILL)
             process.wait()
         self.summary.kills += 1

@@ -80,8 +80,10 @@ def test_ssh_key_from_the_environment_lets_the_run_in(
 ) -> None:
     """With no key the SSH run fails in one line; with $RECONCILER_GIT_SSH_KEY it pushes."""
     ssh_git_server.create_bare_repo("config")
+    # host key pinned up front: the first-use notice is not what this test reads
     args = ("run", "--source", str(EXAMPLES), "--repo", ssh_git_server.url_for("config"),
-            "--state-dir", str(cli.state_dir), "--once")
+            "--state-dir", str(cli.state_dir), "--once",
+            "--known-hosts", str(ssh_git_server.known_hosts))
 
     without = cli(*args)
     with_key = cli(*args, env={"RECONCILER_GIT_SSH_KEY": str(ssh_git_server.client_key)})
