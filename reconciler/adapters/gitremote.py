@@ -319,11 +319,11 @@ class MirrorConfigRepo:
     @classmethod
     def open_mirror(cls, url: str, state_dir: Path, *, credentials: Credentials, branch: str,
                     author_name: str, author_email: str, signer: Signer | None = None,
-                    writer: bool = True) -> MirrorConfigRepo:
+                    writer: bool = True, exclusive: bool = True) -> MirrorConfigRepo:
         """Open (or create) the mirror of ``url`` under ``state_dir``.
 
-        ``writer``: this process holds the mirror's lock, so it clears what a killed run
-        left and brings the mirror up to date; a reader takes it as it is. A
+        ``writer``: bring the mirror up to date; a reader takes it as it is. ``exclusive``:
+        this process holds the mirror's lock, so it also clears what a killed run left. A
         ``user:secret@`` in the URL becomes the credentials, never stored.
         """
         url, user, secret = split_credentials(url)
@@ -347,9 +347,10 @@ class MirrorConfigRepo:
             raise errors.RepoError(f"{path}: cannot open mirror: {exc}") from exc
         mirror = cls(repo, url=url, credentials=credentials, branch=branch,
                      author_name=author_name, author_email=author_email, signer=signer)
-        if writer:
-            mirror.sole_writer = True  # only called under the mirror's process lock
+        if writer and exclusive:
+            mirror.sole_writer = True  # under the mirror's process lock: nobody else writes
             mirror.clear_stale_locks()
+        if writer:
             mirror.fetch()
             mirror.catch_up()
         return mirror

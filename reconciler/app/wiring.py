@@ -197,12 +197,15 @@ class Wiring:
 
 def wire(target: Target | Path, settings: Settings,
          on_rebase: Callable[[list[ObjectKey]], None] | None = None, *,
-         create: bool = True) -> Wiring:
+         create: bool = True, elected: bool = False) -> Wiring:
     """Build the config repo (local or mirrored), the Reconciler and, for a remote, Delivery.
 
     ``create`` marks a writer: it takes the repository's process lock (a second writer
     stops with one line) and clears what a killed run left. Readers (status, history,
     diff) take no lock; on a mirror another process writes, they read it as it is.
+    ``elected``: a Lease elects the one writer among replicas that may share a volume, so
+    no process lock is taken (the standby would stop at it) and no lock file is cleared
+    (the leader's could be live).
     """
     gitrepo.tune_libgit2()
     if isinstance(target, Path):
@@ -213,7 +216,7 @@ def wire(target: Target | Path, settings: Settings,
                                   author_email=settings.author_email, create=create,
                                   signer=target.signer)
         lock = None
-        if create:
+        if create and not elected:
             lock = ProcessLock.acquire(Path(repo.path) / LOCK_FILE, what=target.repo)
             repo.clear_stale_locks()
         if repo.head() is None and create:
@@ -223,8 +226,9 @@ def wire(target: Target | Path, settings: Settings,
     name = redact(target.repo)
     path = mirror_path(target.repo, target.state_dir)
     private_dir(path.parent)
-    lock = (ProcessLock.acquire if create else ProcessLock.try_acquire)(
+    lock = None if elected else (ProcessLock.acquire if create else ProcessLock.try_acquire)(
         path.parent / f"{path.name}.lock", what=f"the mirror of {name} in {target.state_dir}")
+    writer = lock is not None or (create and elected)
     credentials = target.credentials
     if ssh_host(target.repo) is not None:
         known_hosts = credentials.known_hosts or pin_on_first_use(target.repo,
@@ -235,12 +239,12 @@ def wire(target: Target | Path, settings: Settings,
     mirror = MirrorConfigRepo.open_mirror(
         target.repo, target.state_dir, credentials=credentials, branch=settings.branch,
         author_name=settings.author_name, author_email=settings.author_email,
-        signer=target.signer, writer=lock is not None)
+        signer=target.signer, writer=writer, exclusive=lock is not None)
     if target.mode == "pr":
         return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None,
                       lock=lock)
     engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
-    if lock is None:  # a reader beside a running writer: the mirror is the writer's
+    if not writer:  # a reader beside a running writer: the mirror is the writer's
         return Wiring(mirror, engine, None)
     if mirror.head() is None:
         seed(mirror)  # an empty remote: the first push creates the branch
