@@ -12,12 +12,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from reconciler import __version__, app
 from reconciler.adapters.observability import JsonFormatter
+from reconciler.core import decide as decision
 from reconciler.core import errors, messages, names
 from reconciler.core.models import ObjectKey
 from reconciler.core.outcomes import Result
@@ -71,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_run_arguments(command("run", _run, "reconcile resources into the config repo"))
 
+    _add_decision_commands(command)
+
     p = command("status", _status, "per-object status, from the resources and the repo")
     p.add_argument("--source", type=Path, action="append", required=True)
     p.add_argument("--applied-from", type=Path, action="append",
@@ -118,6 +121,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_decision_commands(command: Callable[[str, object, str], argparse.ArgumentParser]
+                           ) -> None:
+    p = command("plan", _plan, "print what `run --once` would commit, refuse and hold; "
+                "writes nothing (exit 0: run would succeed, 1: refusals or held removals)")
+    p.add_argument("--source", type=Path, action="append", required=True)
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    _add_allow_removals(p)
+    _add_target_arguments(p)
+
+    p = command("adopt", _adopt, "hand a directory the reconciler did not make over to it: "
+                "one commit replaces its files with the object's rendering")
+    p.add_argument("object", help="customer/NAME or preview/NAME")
+    p.add_argument("--source", type=Path, action="append", required=True)
+    _add_target_arguments(p)
+
+
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, action="append", required=True,
                    help="'kubernetes' to watch the cluster, or a directory (or file) of "
@@ -132,7 +151,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-port", type=int, default=8080,
                    help="port of /healthz, /readyz and /metrics (kubernetes source)")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
+    _add_allow_removals(p)
     _add_target_arguments(p)
+
+
+def _add_allow_removals(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-removals", type=_count, default=0, metavar="N",
+                   help="confirm up to N removals of a kind in one pass, beyond the removal "
+                        "budget (max(removal_budget_min, removal_budget_percent))")
 
 
 def _add_target_arguments(p: argparse.ArgumentParser) -> None:
@@ -226,16 +252,48 @@ def _run(args: argparse.Namespace) -> int:
             target=target, settings=settings, kubeconfig=args.kubeconfig,
             context=args.context, once=args.once, leader_elect=args.leader_elect,
             lease_namespace=args.lease_namespace, lease_name=args.lease_name,
-            identity=args.identity, health_port=args.health_port)
+            identity=args.identity, health_port=args.health_port,
+            allow_removals=args.allow_removals)
     if args.once:
-        report, delivered = app.run_once(args.source, target, settings)
+        report, delivered = app.run_once(args.source, target, settings, args.allow_removals)
         print_report(report)
         if delivered is not None:
             _print_delivery(delivered)
         ok = report.ok and (delivered is None or delivered.error is None)
         return EXIT_OK if ok else EXIT_REFUSED
-    app.run_forever(args.source, target, settings, on_report=print_report)
+    app.run_forever(args.source, target, settings, on_report=print_report,
+                    allow_removals=args.allow_removals)
     return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    plan = app.plan_once(args.source, _target(args), _settings(args), args.allow_removals)
+    if args.output == "json":
+        print(json.dumps(decision.plan_document(plan), indent=2))
+        return EXIT_REFUSED if plan.refusals else EXIT_OK
+    for c in plan.commits:
+        print(f"commit    {c.action:<9} {c.subject}")
+        for f in c.files:
+            print(f"          {f.status} {f.path} +{f.added} -{f.removed}")
+    for v in plan.verdicts:
+        if v.result not in (Result.COMMITTED, Result.UNCHANGED):
+            word = "held" if v in plan.held_removals else v.result.value
+            print(f"{word:<9} {v.reason.value:<14} {v.message}",
+                  file=sys.stdout if v.ok else sys.stderr)
+    unchanged = sum(1 for v in plan.verdicts if v.result == Result.UNCHANGED)
+    print(f"{len(plan.commits)} commits planned, {unchanged} objects unchanged, "
+          f"{len(plan.refusals)} refused, {len(plan.held_removals)} removals held; "
+          "nothing written")
+    return EXIT_REFUSED if plan.refusals else EXIT_OK
+
+
+def _adopt(args: argparse.Namespace) -> int:
+    outcome, delivered = app.resync(args.source, _target(args), _settings(args),
+                                    _key(args.object), adopt=True)
+    print(f"{outcome.result.value}: {outcome.message}")
+    if delivered is not None:
+        _print_delivery(delivered)
+    return EXIT_OK if outcome.ok and (delivered is None or not delivered.error) else EXIT_REFUSED
 
 
 def _print_delivery(delivered: DeliveryReport) -> None:
@@ -248,6 +306,12 @@ def _print_delivery(delivered: DeliveryReport) -> None:
         print(f"pushed {delivered.pushed} commits in {delivered.pushes} push(es)"
               + (f" after {delivered.rebases} re-render(s) on a moved remote"
                  if delivered.rebases else ""))
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of objects, got {text!r}")
+    return int(text)
 
 
 def _key(text: str) -> ObjectKey:

@@ -10,6 +10,7 @@ from reconciler.app.local import (
     POLL_SECONDS,
     find_object,
     local_pass,
+    plan_once,
     read_deployers,
     read_sources,
     render_to,
@@ -18,7 +19,6 @@ from reconciler.app.local import (
     rollback,
     run_forever,
     run_once,
-    with_namespace_refusals,
     write_crds,
 )
 from reconciler.app.wiring import (
@@ -43,8 +43,8 @@ from reconciler.core.settings import Settings
 __all__ = [
     "POLL_SECONDS", "VERSION", "ForgeOptions", "Settings", "Target", "Wiring",
     "default_state_dir", "find_object", "init_repo", "layout_files", "layout_root",
-    "local_pass", "local_reconciler", "open_repo", "pull_request_reconciler", "read_deployers",
+    "local_pass", "local_reconciler", "open_repo", "plan_once", "pull_request_reconciler", "read_deployers",
     "read_sources", "render_to", "restore_spec", "resync", "rollback", "run_forever",
     "run_kubernetes", "run_once", "seed", "settings_from", "target_from", "wire",
-    "with_namespace_refusals", "write_crds",
+    "write_crds",
 ]

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None,
                    context: str | None, once: bool, leader_elect: bool, lease_namespace: str,
-                   lease_name: str, identity: str | None, health_port: int) -> int:
+                   lease_name: str, identity: str | None, health_port: int,
+                   allow_removals: int = 0) -> int:
     """``run --source kubernetes``: the in-cluster controller (or one pass with ``once``)."""
     cluster = KubeCluster(api_client(kubeconfig, context))
     controllers: list[Controller] = []
@@ -35,13 +36,16 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
     metrics = PrometheusMetrics()
     controller = Controller(cluster=cluster, engine=wiring.engine, repo=repo, metrics=metrics,
                             delivery=wiring.delivery,
-                            orphan_grace_seconds=settings.orphan_grace_seconds)
+                            orphan_grace_seconds=settings.orphan_grace_seconds,
+                            settings=settings, allow_removals=allow_removals)
     controllers.append(controller)
     if once:
         ok = controller.run_once()
         repo.flush()
         for key, message in sorted({**controller.failures, **controller.refused}.items()):
             log.error("%s", message, extra={"object": str(key)})
+        for kind, held in sorted(controller.held_removals.items()):
+            log.error("%d %s removals held by the removal budget", held, kind)
         return 0 if ok else 1
     stop, lost = threading.Event(), threading.Event()
     elector = Elector(cluster=cluster, namespace=lease_namespace, name=lease_name,

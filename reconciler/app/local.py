@@ -2,26 +2,28 @@
 rollback and the rest the CLI calls."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reconciler.adapters import filesource
+from reconciler.adapters.gitremote import is_url
 from reconciler.adapters.kube import KubeCluster, api_client
 from reconciler.adapters.scheduler import Scheduler
 from reconciler.app.wiring import VERSION, Target, Wiring, wire
 from reconciler.core import crdgen, errors, yamlio
+from reconciler.core import decide as decision
 from reconciler.core import sources as sources_core
-from reconciler.core.models import PLURALS, Customer, ObjectKey, Resource
+from reconciler.core.models import PLURALS, ObjectKey, Resource
 from reconciler.core.outcomes import Outcome
-from reconciler.core.render import common, pool
 from reconciler.core.settings import Settings
+from reconciler.core.snapshot import Request, Snapshot
 from reconciler.core.sources import Parsed, Refusal
-from reconciler.reconcile import queries
 from reconciler.reconcile import rollback as rollback_logic
 from reconciler.reconcile.delivery import DeliveryReport
-from reconciler.reconcile.engine import ObjectReconciler, PassReport, render
+from reconciler.reconcile.engine import PassReport, Reconciler
 from reconciler.reconcile.pullrequests import PullRequestReconciler
 
 log = logging.getLogger(__name__)
@@ -38,31 +40,22 @@ def read_sources(paths: Sequence[Path]) -> Parsed:
 
 
 def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Parsed, list[Path]]:
-    """``reconciler render``: write each valid object's directory under ``out``."""
-    parsed = with_namespace_refusals(read_sources(paths), settings)
+    """``reconciler render``: write exactly what ``run`` would commit into an empty
+    config repo (suspended and refused objects get no directory), under ``out``."""
+    parsed = read_sources(paths)
+    plan = decision.decide(Snapshot(parsed.objects, parsed.refusals, parsed.incomplete),
+                           settings, None, Request(VERSION))
     written: list[Path] = []
-    refusals = list(parsed.refusals)
-    entries = []
-    directories = []
-    for obj in parsed.objects:
-        problem = common.namespace_problem(obj, settings)
-        if problem:
-            refusals.append(Refusal(str(obj.key), problem, obj.key))
-            continue
-        directories.append(render(obj, settings))
-        if isinstance(obj, Customer) and not obj.spec.suspend:
-            entry = pool.pool_entry(obj, settings)
-            if entry is not None:
-                entries.append(entry)
-    if any(obj.kind == "Customer" for obj in parsed.objects):
-        directories.append(pool.render_pool(entries, settings))
-    for rendered in directories:
-        for rel, data in rendered.files.items():
-            target = out / rendered.directory / rel
+    for planned in plan.commits:
+        for path, data in sorted(planned.changes.writes.items()):
+            target = out / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             written.append(target)
-    return Parsed(parsed.objects, refusals, parsed.incomplete), written
+    refusals = [Refusal(str(v.key), v.message, v.key) for v in plan.refusals
+                if v.key is not None and v.key not in {r.key for r in parsed.refusals}]
+    rendered = [o for o in parsed.objects if any(o.key in c.keys for c in plan.commits)]
+    return Parsed(rendered, [*parsed.refusals, *refusals], parsed.incomplete), written
 
 
 def write_crds(out: Path) -> list[Path]:
@@ -77,61 +70,90 @@ def write_crds(out: Path) -> list[Path]:
     return paths
 
 
-def with_namespace_refusals(parsed: Parsed, settings: Settings) -> Parsed:
-    """Refuse, naming the file, objects whose namespace these settings make too long."""
-    kept, refusals = [], list(parsed.refusals)
-    for obj in parsed.objects:
-        problem = common.namespace_problem(obj, settings)
-        if problem:
-            refusals.append(Refusal(parsed.origins.get(obj.key, str(obj.key)),
-                                    f"{obj.kind} {obj.metadata.name!r}: {problem}", obj.key))
-        else:
-            kept.append(obj)
-    return Parsed(kept, refusals, parsed.incomplete, origins=parsed.origins)
-
-
-def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings) -> PassReport:
+def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings,
+               allow_removals: int = 0) -> PassReport:
     """One pass over the manifest files; Previews past their ttl are removed."""
-    parsed = with_namespace_refusals(read_sources(sources), settings)
-    deadlines = queries.preview_deadlines(wiring.repo, settings, parsed)
-    parsed, notes = queries.without_expired(parsed, deadlines, time.time())
-    return wiring.engine.sync(parsed, notes=notes)
+    del settings  # the engine was built with them
+    return wiring.engine.sync(read_sources(sources), now=time.time(),
+                              allow_removals=allow_removals)
 
 
-def run_once(sources: Sequence[Path], target: Target | Path,
-             settings: Settings) -> tuple[PassReport, DeliveryReport | None]:
-    """One local-mode pass, then (for a remote) one delivery of every commit made."""
-    holder: list[ObjectReconciler] = []
+def plan_once(sources: Sequence[Path], target: Target | Path, settings: Settings,
+              allow_removals: int = 0) -> decision.Plan:
+    """``reconciler plan``: what ``run --once`` would commit now; writes nothing.
 
-    def again(_keys: list[ObjectKey]) -> None:
-        holder[0].sync(read_sources(sources))
+    A local repository is opened as it is (never created or seeded); a remote is only
+    fetched into its mirror.
+    """
+    parsed = read_sources(sources)
+    if isinstance(target, Path):
+        target = Target(str(target))
+    if not is_url(target.repo) and not Path(target.repo).exists():
+        # no repository yet: the plan of the first run, into an empty one
+        return decision.decide(Snapshot(parsed.objects, parsed.refusals, parsed.incomplete),
+                               settings, time.time(),
+                               Request(VERSION, allow_removals=allow_removals))
+    wiring = wire(dataclasses.replace(target, mode="direct"), settings, create=False)
+    engine = Reconciler(repo=wiring.repo, settings=settings, version=VERSION)
+    return engine.plan(parsed, now=time.time(), allow_removals=allow_removals)
 
-    wiring = wire(target, settings, on_rebase=again)
-    holder.append(wiring.engine)
-    report = local_pass(wiring, sources, settings)
-    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
+
+REPASSES = 6  # a remote moving under every push this often is a fight, not a race
+
+
+def deliver_pass(wiring: Wiring, run_pass: Callable[[], PassReport],
+                 report: PassReport) -> tuple[PassReport, DeliveryReport | None]:
+    """Deliver; while the remote moved, run the same pass again on its new head."""
+    if wiring.delivery is None:
+        return report, None
+    delivered = wiring.delivery.deliver()
+    for _ in range(REPASSES):
+        if not delivered.remote_moved:
+            break
+        wiring.after_reset()
+        report = run_pass()
+        again = wiring.delivery.deliver()
+        again.rebases += delivered.rebases
+        again.foreign = delivered.foreign + again.foreign
+        delivered = again
     return report, delivered
 
 
+def run_once(sources: Sequence[Path], target: Target | Path, settings: Settings,
+             allow_removals: int = 0) -> tuple[PassReport, DeliveryReport | None]:
+    """One local-mode pass, then (for a remote) one delivery of every commit made; when
+    the remote moved, the same pass runs again on the new head."""
+    for root in sources:  # before anything is created: a typo must write nothing
+        filesource.check_root(root)
+    wiring = wire(target, settings)
+
+    def run_pass() -> PassReport:
+        return local_pass(wiring, sources, settings, allow_removals)
+    return deliver_pass(wiring, run_pass, run_pass())
+
+
 def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settings,
-                on_report: Callable[[PassReport], None]) -> None:
+                on_report: Callable[[PassReport], None], allow_removals: int = 0) -> None:
     """Local mode: reconcile now, on every change of the sources, and every resync period;
     push (for a remote) once the oldest unpushed commit is ``push_window`` old."""
     last: list[object] = [None]
-    holder: list[ObjectReconciler] = []
+    for root in sources:
+        filesource.check_root(root)
+    wiring = wire(target, settings)
 
-    def again(_keys: list[ObjectKey]) -> None:
-        holder[0].sync(read_sources(sources))
-
-    wiring = wire(target, settings, on_rebase=again)
-    holder.append(wiring.engine)
+    def run_pass() -> PassReport:
+        return local_pass(wiring, sources, settings, allow_removals)
 
     def sync(force: bool) -> None:
         snap = filesource.snapshot(list(sources))
         if force or snap != last[0]:
             last[0] = snap
             with wiring.guard:
-                report = local_pass(wiring, sources, settings)
+                try:
+                    report = run_pass()
+                except errors.UserInputError as exc:  # the source vanished: remove nothing
+                    log.error("%s", exc)
+                    return
                 if report.commits and wiring.delivery is not None:
                     wiring.delivery.committed()
             on_report(report)
@@ -140,6 +162,13 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
         # its own job on its own thread: a slow or failing push never holds up committing
         if wiring.delivery is not None and wiring.delivery.due():
             delivered = wiring.delivery.step()
+            if delivered.remote_moved:  # the same pass again, on the new head
+                with wiring.guard:
+                    wiring.after_reset()
+                    report = run_pass()
+                    if report.commits:
+                        wiring.delivery.committed()
+                on_report(report)
             if delivered.error:
                 log.error("delivery: %s", delivered.error)
 
@@ -164,12 +193,16 @@ def find_object(sources: Sequence[Path], key: ObjectKey) -> Resource:
 
 
 def resync(sources: Sequence[Path], target: Target, settings: Settings,
-           key: ObjectKey) -> tuple[Outcome, DeliveryReport | None]:
-    """``reconciler resync``: write ``key``'s rendering even over a human's change."""
+           key: ObjectKey, *, adopt: bool = False) -> tuple[Outcome, DeliveryReport | None]:
+    """``reconciler resync``: write ``key``'s rendering even over a human's change
+    (``adopt``: ``reconciler adopt``, take over a directory someone else made)."""
+    obj = find_object(sources, key)
     wiring = wire(target, settings)
-    outcome = wiring.engine.apply(find_object(sources, key), force=True)
-    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
-    return outcome, delivered
+
+    def run_pass() -> PassReport:
+        return PassReport([wiring.engine.apply(obj, force=not adopt, adopt=adopt)])
+    report, delivered = deliver_pass(wiring, run_pass, run_pass())
+    return report.outcomes[0], delivered
 
 
 def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
@@ -177,14 +210,19 @@ def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
              context: str | None) -> tuple[Outcome, DeliveryReport | None, str | None]:
     """``reconciler rollback``: restore ``key``'s files (and with a source, its spec)."""
     wiring = wire(target, settings)
-    if isinstance(wiring.engine, PullRequestReconciler):
-        outcome = wiring.engine.propose(
-            key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION))
-    else:
-        outcome = rollback_logic.rollback(wiring.repo, key, point, version=VERSION)
-    if not outcome.ok:
-        return outcome, None, None
-    delivered = wiring.delivery.deliver() if wiring.delivery is not None else None
+
+    def run_pass() -> PassReport:
+        if isinstance(wiring.engine, PullRequestReconciler):
+            return PassReport([wiring.engine.propose(
+                key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION,
+                                                          settings=settings))])
+        return PassReport([rollback_logic.rollback(wiring.repo, key, point, version=VERSION,
+                                                   settings=settings)])
+    first = run_pass()
+    if not first.ok:
+        return first.outcomes[0], None, None
+    report, delivered = deliver_pass(wiring, run_pass, first)
+    outcome = report.outcomes[0]
     note = None
     if spec_source is not None:
         point_commit = rollback_logic.resolve_point(wiring.repo, key, point)

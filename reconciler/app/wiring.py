@@ -194,6 +194,12 @@ class Wiring:
             self.lock.release()
             self.lock = None
 
+    def after_reset(self) -> None:
+        """The branch was reset to a moved remote: forget caches, re-seed an empty branch."""
+        self.engine.invalidate()
+        if self.repo.head() is None:
+            seed(self.repo)
+
 
 def wire(target: Target | Path, settings: Settings,
          on_rebase: Callable[[list[ObjectKey]], None] | None = None, *,
@@ -202,11 +208,14 @@ def wire(target: Target | Path, settings: Settings,
 
     ``create`` marks a writer: it takes the repository's process lock (a second writer
     stops with one line) and clears what a killed run left. Readers (status, history,
-    diff) take no lock; on a mirror another process writes, they read it as it is.
-    ``elected``: a Lease elects the one writer among replicas that may share a volume, so
-    no process lock is taken (the standby would stop at it) and no lock file is cleared
-    (the leader's could be live).
-    """
+    diff, plan) take no lock, seed nothing and deliver nothing; on a mirror another
+    process writes, they read it as it is. ``elected``: a Lease elects the one writer
+    among replicas that may share a volume, so no process lock is taken (the standby would
+    stop at it) and no lock file is cleared (the leader's could be live).
+
+    Without ``on_rebase``, a delivery that finds the remote moved returns that as a value
+    (``DeliveryReport.remote_moved``): the caller calls ``after_reset`` and runs its pass
+    again."""
     gitrepo.tune_libgit2()
     if isinstance(target, Path):
         target = Target(str(target))
@@ -244,8 +253,8 @@ def wire(target: Target | Path, settings: Settings,
         return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None,
                       lock=lock)
     engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
-    if not writer:  # a reader beside a running writer: the mirror is the writer's
-        return Wiring(mirror, engine, None)
+    if not (writer and create):  # a reader: the mirror is as the writer left it
+        return Wiring(mirror, engine, None, lock=lock)
     if mirror.head() is None:
         seed(mirror)  # an empty remote: the first push creates the branch
 
@@ -258,7 +267,7 @@ def wire(target: Target | Path, settings: Settings,
 
     guard = threading.RLock()
     delivery = Delivery(
-        repo=mirror, on_rebase=rebase, guard=guard,
+        repo=mirror, on_rebase=rebase if on_rebase is not None else None, guard=guard,
         window=settings.push_window_seconds if target.push_window is None else target.push_window,
         require_signed=mirror.is_signed if target.signer is not None else None)
     if delivery.realign().rebases:

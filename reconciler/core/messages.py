@@ -22,7 +22,8 @@ TRAILER_ACTION = "Reconciler-Action"
 TRAILER_SUPERSEDES = "Reconciler-Supersedes"
 TRAILER_ROLLBACK_TO = "Reconciler-Rollback-To"
 #: actions whose commits express the resource's spec (a rollback expresses a person's choice)
-OWN_ACTIONS = frozenset({"create", "update", "rerender", "restore", "import", "delete"})
+OWN_ACTIONS = frozenset({"create", "update", "rerender", "restore", "import", "delete",
+                         "adopt"})
 
 FEATURE_NAMES = ("database", "scheduler", "webhooks")
 
@@ -228,3 +229,16 @@ def parse_generation(value: str | None) -> int | None:
 def trailer_values(message: str, key: str) -> list[str]:
     """All values of trailer ``key`` in ``message``."""
     return [v for k, v in parse_trailers(message) if k.lower() == key.lower()]
+
+
+def object_keys(message: str) -> list[ObjectKey]:
+    """The objects a commit names in its ``Reconciler-Object`` trailers (unparseable skipped)."""
+    keys: list[ObjectKey] = []
+    for value in trailer_values(message, TRAILER_OBJECT):
+        try:
+            key = ObjectKey.parse(value)
+        except ValueError:
+            continue
+        if key not in keys:
+            keys.append(key)
+    return keys

@@ -44,6 +44,9 @@ class Reason(StrEnum):
     PULL_REQUEST_CLOSED = "PullRequestClosed"
     FORGE_ERROR = "ForgeError"
     UNSAFE_PATH = "UnsafePath"
+    ADOPTED = "Adopted"
+    SOURCE_EMPTY = "SourceEmpty"  # a kind vanished from the source: nothing removed
+    EXPIRED = "Expired"
 
 
 @dataclass(frozen=True)

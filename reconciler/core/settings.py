@@ -69,6 +69,12 @@ class Settings(BaseModel):
         description="In the cluster, how long a directory with no resource is only reported "
                     "before it is pruned.",
     )
+    removal_budget_min: int = Field(
+        default=5, ge=0,
+        description="One pass removes at most max(this, removal_budget_percent of the kind) "
+                    "objects of a kind; beyond it nothing is removed until confirmed.",
+    )
+    removal_budget_percent: float = Field(default=10.0, ge=0, le=100)
     expiry_check_seconds: float = Field(default=60, ge=1)
     applied_check_seconds: float = Field(default=30, ge=1)
     push_window_seconds: float = Field(
@@ -108,6 +114,7 @@ class Settings(BaseModel):
             mode="json", exclude={"branch", "author_name", "author_email", "import_batch",
                                   "resync_seconds", "push_window_seconds",
                                   "human_change_policy", "orphan_grace_seconds",
+                                  "removal_budget_min", "removal_budget_percent",
                                   "expiry_check_seconds", "applied_check_seconds"}
         )
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.core import applied, conditions, errors, expiry, sources
+from reconciler.core import applied, conditions, decide, errors, expiry, sources
 from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey
 from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.settings import Settings
 from reconciler.ports.cluster import Cluster, RawObject
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.ports.metrics import Metrics, NoMetrics
@@ -41,8 +42,14 @@ class Controller:
     def __init__(self, *, cluster: Cluster, engine: ObjectReconciler, repo: ConfigRepo,
                  clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
                  watch_timeout: int = 300, delivery: Delivery | None = None,
-                 orphan_grace_seconds: float = 0.0) -> None:
+                 orphan_grace_seconds: float = 0.0, settings: Settings | None = None,
+                 allow_removals: int = 0) -> None:
         self._cluster = cluster
+        self._settings = settings or Settings()
+        #: confirms pruning up to this many orphan directories of a kind at once
+        self.allow_removals = allow_removals
+        #: kind -> orphan directories held back by the removal budget
+        self.held_removals: dict[str, int] = {}
         self._orphan_grace = orphan_grace_seconds
         self._orphan_since: dict[ObjectKey, float] = {}
         self._once = False
@@ -121,7 +128,7 @@ class Controller:
                 if key is not None and not self.process(key):
                     break
             self.deliver()
-        return not self.failures and not self.refused
+        return not self.failures and not self.refused and not self.held_removals
 
     def deliver(self, *, paced: bool = False) -> None:
         """Push what is pending (re-queueing objects if the remote moved)."""
@@ -146,8 +153,10 @@ class Controller:
     def enqueue_orphans(self) -> None:
         """Queue directories whose object no longer exists (deleted while we were down).
 
-        A safety valve holds the pruning when it would remove more than half of a kind's
-        directories at once (a deleted CRD or a wrong cluster looks exactly like that).
+        The removal budget holds the pruning when it would remove more than
+        max(removal_budget_min, removal_budget_percent) of a kind's directories at once, or
+        every one of them (a deleted CRD or a wrong cluster looks exactly like that);
+        ``allow_removals`` (``run --allow-removals N``) confirms up to N.
         """
         total = 0
         for kind, top in DIRECTORIES.items():
@@ -155,11 +164,17 @@ class Controller:
             present = self._repo.list_directories(top)
             orphans = [name for name in present if name not in known]
             total += len(orphans)
-            if len(orphans) > 3 and len(orphans) * 2 > len(present):
+            budget = max(decide.removal_budget(len(present), self._settings),
+                         self.allow_removals)
+            if orphans and (len(orphans) > budget or (
+                    not known and len(orphans) > self.allow_removals)):
                 log.error("%d of %d %s directories have no resource: not pruning them "
-                          "(is the CRD installed, is this the right cluster?)",
-                          len(orphans), len(present), top)
+                          "(removal budget %d per pass; is the CRD installed, is this the "
+                          "right cluster? confirm with --allow-removals %d)",
+                          len(orphans), len(present), top, budget, len(orphans))
+                self.held_removals[kind] = len(orphans)
                 continue
+            self.held_removals.pop(kind, None)
             for name in orphans:
                 self.queue.add(ObjectKey(kind, name))
         self._metrics.orphans(total)
@@ -276,12 +291,14 @@ class Controller:
             self.refused[key] = parsed.message
             self._write_status(raw, outcome, meta.get("generation"), None, warn=True)
             return True, outcome.result.value  # permanent until the object changes
-        if FINALIZER not in (meta.get("finalizers") or []):
-            raw = self._cluster.set_finalizers(PLURALS[key.kind], key.name,
-                                               [*(meta.get("finalizers") or []), FINALIZER],
-                                               str(meta.get("resourceVersion")))
+        raw = self._with_finalizer(key, raw)
         force = RESYNC_ANNOTATION in (meta.get("annotations") or {})
         outcome = self._engine.apply(parsed, force=force)
+        if outcome.result == Result.REFUSED and outcome.reason != Reason.GIT_ERROR:
+            # a guard said no: permanent until the object (or the repo) changes
+            self.refused[key] = outcome.message
+            self._write_status(raw, outcome, parsed.metadata.generation, None, warn=True)
+            return True, outcome.result.value
         if force and outcome.ok:  # the request is served: take it off the object
             self._cluster.remove_annotation(PLURALS[key.kind], key.name, RESYNC_ANNOTATION)
         self._count(outcome)
@@ -302,6 +319,14 @@ class Controller:
         if not outcome.ok:
             self.failures[key] = outcome.message
         return outcome.ok, outcome.result.value
+
+    def _with_finalizer(self, key: ObjectKey, raw: RawObject) -> RawObject:
+        meta = raw.get("metadata") or {}
+        if FINALIZER in (meta.get("finalizers") or []):
+            return raw
+        return self._cluster.set_finalizers(PLURALS[key.kind], key.name,
+                                            [*(meta.get("finalizers") or []), FINALIZER],
+                                            str(meta.get("resourceVersion")))
 
     def _finalize(self, key: ObjectKey, raw: RawObject) -> tuple[bool, str]:
         meta = raw["metadata"]

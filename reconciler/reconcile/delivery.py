@@ -25,14 +25,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.core import errors, messages
+from reconciler.core import errors, layout, messages
 from reconciler.core.history import CommitInfo
 from reconciler.core.models import ObjectKey
 from reconciler.ports.configrepo import ForeignChange, RemoteConfigRepo
 
 log = logging.getLogger(__name__)
 
-OWNED_TOPS = ("tenants/", "previews/", "platform/pgbouncer/")
+OWNED_TOPS = layout.OWNED_TOPS
 #: the longest pause between two push attempts while they keep failing
 MAX_PAUSE_SECONDS = 300.0
 
@@ -46,6 +46,9 @@ class DeliveryReport:
     rebases: int = 0
     error: str | None = None
     foreign: list[ForeignChange] = field(default_factory=list)
+    #: the remote moved and the local branch was reset to it: the pending changes are gone
+    #: and the caller must run its pass again on the new head, then deliver again
+    remote_moved: bool = False
 
 
 class _Outcome(enum.Enum):
@@ -60,13 +63,7 @@ def pending_keys(repo: RemoteConfigRepo) -> list[ObjectKey]:
     """Objects named in the trailers of the pending commits."""
     keys: list[ObjectKey] = []
     for commit in repo.pending():
-        for value in messages.trailer_values(commit.message, messages.TRAILER_OBJECT):
-            try:
-                key = ObjectKey.parse(value)
-            except ValueError:
-                continue
-            if key not in keys:
-                keys.append(key)
+        keys += [k for k in messages.object_keys(commit.message) if k not in keys]
     return keys
 
 
@@ -78,7 +75,7 @@ class Delivery:
     """
 
     def __init__(self, *, repo: RemoteConfigRepo, window: float = 10.0,
-                 on_rebase: Callable[[list[ObjectKey]], None],
+                 on_rebase: Callable[[list[ObjectKey]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, max_attempts: int = 6,
                  base_delay: float = 0.5, max_delay: float = 30.0,
@@ -148,6 +145,9 @@ class Delivery:
             outcome = self._attempt(report)
             if outcome in (_Outcome.NOTHING, _Outcome.PUSHED):
                 return report
+            if report.remote_moved:  # a value: the caller runs its pass again, then delivers
+                report.error = None
+                return report
             if outcome is _Outcome.REFUSED:
                 # the remote did not move: a hook or a branch protection said no; retrying
                 # now would only repeat it. Keep the commits for the next push window.
@@ -167,7 +167,10 @@ class Delivery:
                 self._first_pending = None
                 return _Outcome.NOTHING
             if self._unsigned([c.id for c in pending]):
-                pending = self._make_signed_again()
+                remade = self._make_signed_again(report)
+                if remade is None:
+                    return _Outcome.MOVED  # reset: the caller renders them again, signed
+                pending = remade
                 if not pending:
                     return _Outcome.NOTHING
         self.attempts += 1
@@ -204,10 +207,14 @@ class Delivery:
                          else base_before)
         return _Outcome.MOVED
 
-    def _make_signed_again(self) -> list[CommitInfo]:
-        """Pending commits left unsigned by an earlier run: make them again, signed."""
+    def _make_signed_again(self, report: DeliveryReport) -> list[CommitInfo] | None:
+        """Pending commits left unsigned by an earlier run: make them again, signed (None:
+        the branch was reset and the caller runs its pass again)."""
         keys = pending_keys(self._repo)
         self._repo.reset_to_remote()
+        if self._on_rebase is None:
+            report.remote_moved = True
+            return None
         self._on_rebase(keys)
         pending = self._repo.pending()
         unsigned = self._unsigned([c.id for c in pending])
@@ -232,7 +239,9 @@ class Delivery:
         self._repo.reset_to_remote()
         report.rebases += 1
         log.info("remote moved to %s; re-rendering %d objects on it", str(remote)[:12], len(keys))
-        if notify:
+        if notify and self._on_rebase is None:
+            report.remote_moved = True
+        elif notify and self._on_rebase is not None:
             self._on_rebase(keys)
 
     def _unsigned(self, commits: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ touched it. Costs one history walk at start, then a tree lookup per check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
 from typing import Any
 
 from reconciler.core import messages
@@ -16,23 +16,8 @@ from reconciler.core.history import CommitInfo
 from reconciler.core.models import ObjectKey
 from reconciler.core.outcomes import Reason
 from reconciler.core.render import common
+from reconciler.core.snapshot import HumanChange
 from reconciler.ports.configrepo import ConfigRepo
-
-
-@dataclass(frozen=True)
-class HumanChange:
-    """The newest foreign commit that changed an object's directory after our last one."""
-
-    reason: Reason
-    commit: CommitInfo
-    since: str  # the reconciler's last own commit for the object
-
-    def describe(self) -> str:
-        """One line naming the commit and its author."""
-        what = {Reason.REVERTED_IN_GIT: "reverted", Reason.ROLLED_BACK: "rolled back"}.get(
-            self.reason, "modified")
-        return (f"{what} in Git by {self.commit.author_name} <{self.commit.author_email}> "
-                f"in {self.commit.id[:12]} ({self.commit.subject})")
 
 
 def classify(commit: CommitInfo) -> Reason:
@@ -66,11 +51,7 @@ class Ownership:
             for commit in self._repo.log():
                 if not self.is_own(commit):
                     continue
-                for value in messages.trailer_values(commit.message, messages.TRAILER_OBJECT):
-                    try:
-                        key = ObjectKey.parse(value)
-                    except ValueError:
-                        continue
+                for key in messages.object_keys(commit.message):
                     self._last.setdefault(key, commit.id)
                     self._first_time[key] = commit.time  # the walk goes back in time
         return self._last
@@ -86,6 +67,7 @@ class Ownership:
         if self._last is not None:
             self._last[key] = commit
             self._own_tree[key] = tree_id
+            self._first_time.setdefault(key, int(time.time()))
 
     def first_own_time(self, key: ObjectKey) -> int | None:
         """When the reconciler first wrote ``key`` (its creation time in local mode)."""
@@ -96,14 +78,21 @@ class Ownership:
         """The reconciler's last own commit for ``key``."""
         return self._index().get(key)
 
-    def human_change(self, key: ObjectKey) -> HumanChange | None:
-        """The foreign change standing on ``key``'s directory, if any."""
+    def own_tree(self, key: ObjectKey) -> str | None:
+        """The tree id of ``key``'s directory at our last own commit (None: none or absent)."""
         ours = self.last_own(key)
         if ours is None:
             return None
         if key not in self._own_tree:
             self._own_tree[key] = self._repo.tree_id_at(ours, key.directory)
-        if self._repo.tree_id(key.directory) == self._own_tree[key]:
+        return self._own_tree[key]
+
+    def human_change(self, key: ObjectKey) -> HumanChange | None:
+        """The foreign change standing on ``key``'s directory, if any."""
+        ours = self.last_own(key)
+        if ours is None:
+            return None
+        if self._repo.tree_id(key.directory) == self.own_tree(key):
             return None
         touching = [c for c in self._repo.commits_touching(key.directory, since=ours)
                     if not self.is_own(c)]

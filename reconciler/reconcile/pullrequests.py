@@ -10,11 +10,11 @@ PR is closed and the branch deleted; a merged PR counts as committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Protocol
 
-from reconciler.core import errors, messages
-from reconciler.core.models import DIRECTORIES, ObjectKey, Resource
+from reconciler.core import errors, layout, messages
+from reconciler.core.models import ObjectKey, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed
@@ -26,9 +26,7 @@ log = logging.getLogger(__name__)
 LABELS = ("gitops-reconciler",)
 
 
-def branch_for(key: ObjectKey) -> str:
-    """The object's own branch."""
-    return f"reconciler/{key.kind.lower()}/{key.name}"
+branch_for = layout.branch_for
 
 
 class BranchStore(Protocol):
@@ -65,32 +63,34 @@ class PullRequestReconciler:
     def invalidate(self) -> None:
         """Nothing cached across objects."""
 
-    def apply(self, obj: Resource, *, force: bool = False) -> Outcome:
+    def apply(self, obj: Resource, *, force: bool = False, adopt: bool = False) -> Outcome:
         """Propose ``obj``'s change as a pull request (or close it when it is a no-op)."""
-        return self.propose(obj.key, lambda view: self._make_engine(view).apply(obj, force=force))
+        return self.propose(obj.key, lambda view: self._make_engine(view).apply(
+            obj, force=force, adopt=adopt))
 
     def remove(self, key: ObjectKey, *, note: str | None = None) -> Outcome:
         """Propose the removal of ``key``'s directory as a pull request."""
         return self.propose(key, lambda view: self._make_engine(view).remove(key, note=note))
 
-    def sync(self, parsed: Parsed, *, notes: Mapping[ObjectKey, str] | None = None
-             ) -> PassReport:
-        """Local-mode pass: one proposal per object, removals for vanished objects."""
+    def sync(self, parsed: Parsed, *, now: float | None = None,
+             allow_removals: int = 0) -> PassReport:
+        """Local-mode pass: one proposal per object, removals decided as a direct pass
+        would decide them (budget, empty source, expiry), each proposed on its own."""
+        base = self._store.fetch()
+        view = self._store.branch_view(self._base_branch, base)
+        plan = self._make_engine(view).plan(parsed, now=now, allow_removals=allow_removals)
+        deletes = {c.keys[0]: c for c in plan.commits if c.action == "delete"}
         report = PassReport()
         report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                             for r in parsed.refusals]
         for obj in parsed.objects:
-            report.outcomes.append(self.apply(obj))
-        held = {r.key for r in parsed.refusals if r.key is not None}
-        wanted = {o.key for o in parsed.objects}
-        base = self._store.fetch()
-        view = self._store.branch_view(self._base_branch, base)
-        if not parsed.incomplete:
-            for kind, top in DIRECTORIES.items():
-                for name in view.list_directories(top):
-                    key = ObjectKey(kind, name)
-                    if key not in wanted and key not in held:
-                        report.outcomes.append(self.remove(key, note=(notes or {}).get(key)))
+            if obj.key not in deletes:
+                report.outcomes.append(self.apply(obj))
+        for verdict in plan.verdicts:
+            if verdict.key in deletes:
+                report.outcomes.append(self.remove(verdict.key, note=deletes[verdict.key].note))
+            elif verdict.reason in (Reason.REMOVAL_HELD, Reason.SOURCE_EMPTY):
+                report.outcomes.append(verdict)
         return report
 
     def propose(self, key: ObjectKey, change: Callable[[ConfigRepo], Outcome]) -> Outcome:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from reconciler.core import applied, expiry, messages
 from reconciler.core.history import HistoryEntry, object_history
 from reconciler.core.models import DIRECTORIES, ObjectKey, Preview, Resource, spec_data
+from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed
 from reconciler.ports.cluster import RawObject
 from reconciler.ports.configrepo import ConfigRepo
+from reconciler.reconcile.engine import Reconciler
 from reconciler.reconcile.ownership import Ownership
 
 
@@ -28,8 +30,9 @@ class StatusRow:
     kind: str
     name: str
     valid: bool
-    state: str  # InSync, OutOfSync, NotRendered, Invalid, Suspended, Orphaned, NotOwned,
-    # RevertedInGit, ModifiedInGit, RolledBack
+    state: str  # InSync, OutOfSync, NotRendered, Invalid, Refused (a guard, NotOwned: the
+    # message starts with the reason), Suspended, Orphaned, NotOwned (a directory without
+    # resource), RevertedInGit, ModifiedInGit, RolledBack, Expired, RemovalHeld, SourceEmpty
     message: str
     last_commit: str | None
     path: str | None
@@ -45,12 +48,15 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
     last = last_commits(repo)
     ownership = Ownership(repo=repo, author_email=settings.author_email)
     deadlines = preview_deadlines(repo, settings, parsed) if now is not None else {}
+    engine = Reconciler(repo=repo, settings=settings, version="status")
+    verdicts = {v.key: v for v in engine.plan(parsed, now=now).verdicts if v.key is not None}
     rows: list[StatusRow] = []
     seen: set[ObjectKey] = set()
     for obj in parsed.objects:
         seen.add(obj.key)
         row = _object_row(obj, repo, settings, ownership=ownership, last=last,
                           deadlines=deadlines, now=now)
+        row = _with_verdict(row, verdicts.get(obj.key))
         if deployed is not None:
             found = applied.deployers(obj.key.directory, *deployed)
             status, reason, why = applied.applied_condition(
@@ -67,15 +73,40 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
         for name in repo.list_directories(top):
             key = ObjectKey(kind, name)
             if key not in seen:
-                raw = repo.read_file(f"{key.directory}/{common.SOURCE_FILE}")
-                record = common.parse_source_record(raw) if raw is not None else None
-                ours = record is not None and record.kind == kind and record.name == name
-                rows.append(StatusRow(
-                    kind, name, True, "Orphaned" if ours else "NotOwned",
-                    "directory has no resource; the next run removes it" if ours
-                    else "directory was not made by the reconciler; it is left alone",
-                    last.get(key), key.directory))
+                rows.append(_orphan_row(key, verdicts.get(key), last.get(key)))
     return sorted(rows, key=lambda r: (r.kind, r.name))
+
+
+def _orphan_row(key: ObjectKey, verdict: Outcome | None, last: str | None) -> StatusRow:
+    """A directory with no resource: what the next run will really do with it."""
+    if verdict is None:
+        state, message, valid = "NotOwned", "directory was not made by the reconciler; " \
+            "it is left alone", True
+    elif verdict.result == Result.COMMITTED:
+        state, message, valid = "Orphaned", "directory has no resource; the next run " \
+            "removes it", True
+    elif verdict.reason == Reason.NOT_OWNED:
+        state, message, valid = "NotOwned", "directory was not made by the reconciler; " \
+            "it is left alone", True
+    else:  # held: budget, empty source, unreadable file, a human brought it back
+        state, message, valid = verdict.reason.value, verdict.message, verdict.ok
+    return StatusRow(key.kind, key.name, valid, state, message, last, key.directory)
+
+
+def _with_verdict(row: StatusRow, verdict: Outcome | None) -> StatusRow:
+    """``row`` corrected by the plan: a refusal or a removal says what the run will do."""
+    if verdict is None or verdict.ok or (verdict.reason == Reason.INVALID_SPEC
+                                         and row.state == "Invalid"):
+        if verdict is not None and verdict.result == Result.COMMITTED \
+                and verdict.reason in (Reason.EXPIRED, Reason.REMOVED):
+            return dataclasses.replace(row, state="Expired",
+                                       message=f"{row.message}; the next run removes it")
+        return row
+    if verdict.reason in (Reason.REMOVAL_HELD, Reason.SOURCE_EMPTY):
+        return dataclasses.replace(row, valid=False, state=verdict.reason.value,
+                                   message=verdict.message)
+    return dataclasses.replace(row, valid=False, state="Refused",
+                               message=f"{verdict.reason.value}: {verdict.message}")
 
 
 def _object_row(obj: Resource, repo: ConfigRepo, settings: Settings, *, ownership: Ownership,
@@ -108,11 +139,7 @@ def last_commits(repo: ConfigRepo) -> dict[ObjectKey, str]:
     """The newest commit naming each object in its trailers (one walk of the history)."""
     out: dict[ObjectKey, str] = {}
     for commit in repo.log():
-        for value in messages.trailer_values(commit.message, messages.TRAILER_OBJECT):
-            try:
-                key = ObjectKey.parse(value)
-            except ValueError:
-                continue
+        for key in messages.object_keys(commit.message):
             out.setdefault(key, commit.id)
     return out
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from reconciler.core import errors, messages, plan
+from pydantic import ValidationError
+
+from reconciler.core import errors, guards, messages, plan
 from reconciler.core.history import CommitInfo
-from reconciler.core.models import ObjectKey
+from reconciler.core.models import API_VERSION, KINDS, ObjectKey
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common
+from reconciler.core.settings import Settings
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.ownership import Ownership, classify
 
@@ -35,10 +38,15 @@ def resolve_point(repo: ConfigRepo, key: ObjectKey, point: str) -> str:
     return resolved
 
 
-def rollback(repo: ConfigRepo, key: ObjectKey, point: str, *, version: str) -> Outcome:
-    """Commit ``key``'s directory as it was at ``point``."""
+def rollback(repo: ConfigRepo, key: ObjectKey, point: str, *, version: str,
+             settings: Settings | None = None) -> Outcome:
+    """Commit ``key``'s directory as it was at ``point``, unless a guard refuses going back
+    (e.g. shrinking storage): rollback is a transition like any other."""
     target = resolve_point(repo, key, point)
     wanted = repo.files_at(target, key.directory)
+    refusal = _refused_transition(repo, key, wanted, settings or Settings())
+    if refusal is not None:
+        return refusal
     current = repo.list_files(key.directory)
     writes = {f"{key.directory}/{name}": data for name, data in wanted.items()
               if current.get(name) != plan.git_blob_id(data)}
@@ -63,6 +71,27 @@ def rollback(repo: ConfigRepo, key: ObjectKey, point: str, *, version: str) -> O
     trailers += [(messages.TRAILER_ROLLBACK_TO, target), (messages.TRAILER_VERSION, version)]
     commit = repo.commit(changes, messages.build_message(subject, body, trailers))
     return Outcome(key, Result.COMMITTED, Reason.ROLLED_BACK, subject, commit)
+
+
+def _refused_transition(repo: ConfigRepo, key: ObjectKey, wanted: dict[str, bytes],
+                        settings: Settings) -> Outcome | None:
+    """The guards' verdict on going from the head's spec back to the one at the point."""
+    raw_then, raw_now = wanted.get(common.SOURCE_FILE), repo.read_file(
+        f"{key.directory}/{common.SOURCE_FILE}")
+    then = common.parse_source_record(raw_then) if raw_then is not None else None
+    now = common.parse_source_record(raw_now) if raw_now is not None else None
+    if then is None or then.spec is None:
+        return None
+    try:
+        obj = KINDS[key.kind].model_validate({
+            "apiVersion": API_VERSION, "kind": key.kind,
+            "metadata": {"name": key.name}, "spec": dict(then.spec)})
+    except ValidationError:
+        return None  # an older schema: the files are restored as they were
+    refusal = guards.refuse_transition(obj, now.spec if now else None, settings)
+    if refusal is None:
+        return None
+    return Outcome(key, Result.REFUSED, refusal.reason, f"rollback refused: {refusal.message}")
 
 
 def spec_at(repo: ConfigRepo, key: ObjectKey, commit: str) -> dict[str, object] | None:

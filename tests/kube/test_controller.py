@@ -26,6 +26,7 @@ from reconciler.core.models import ObjectKey
 from reconciler.reconcile.controller import Controller
 from reconciler.reconcile.engine import Reconciler
 from tests.fake_apiserver import fixtures, server
+from tests.gitcli import human_commit
 from tests.kube import clusters
 from tests.kube.test_controller_support import (  # noqa: F401 - pytest finds fixtures by name
     FINALIZER,
@@ -266,6 +267,32 @@ def test_an_invalid_spec_is_stalled_and_others_are_still_committed(running: Runn
         assert [e["reason"] for e in warnings] == ["InvalidSpec"]
         assert case.field in warnings[0]["message"]
     wait_ready(running, "customer", fine, 1)
+
+
+def test_a_directory_made_by_a_human_is_not_owned_until_the_adopt_annotation(
+        running: Running) -> None:
+    """A Customer whose tenants/ directory a human committed is Stalled with reason NotOwned
+    and one Warning Event, its files untouched; the annotation reconciler.ahoi.dev/adopt
+    hands it over in one commit with action adopt."""
+    legacy = running.cluster.name("legacy")
+    human_commit(running.repo, {f"tenants/{legacy}/deployment.yaml": b"kind: Deployment\n"},
+                 "legacy, by hand")
+    apply(running.kubectl, customer(legacy, {"displayName": "Legacy"}))
+    raw = wait_until(lambda: condition(get(running.kubectl, "customer", legacy),
+                                       "Stalled").get("status") == "True"
+                     and get(running.kubectl, "customer", legacy), what="NotOwned")
+    assert condition(raw, "Stalled")["reason"] == "NotOwned"
+    assert [e["reason"] for e in events_for(running.kubectl, legacy)
+            if e["type"] == "Warning"] == ["NotOwned"]
+    assert files_under(running.repo, f"tenants/{legacy}") == [f"tenants/{legacy}/deployment.yaml"]
+    assert commits_of(running.repo, f"customer/{legacy}") == []
+
+    running.kubectl("annotate", "customer", legacy, "reconciler.ahoi.dev/adopt=true")
+
+    [adopted] = wait_commit(running, f"customer/{legacy}")
+    assert adopted.action == "adopt"
+    assert f"tenants/{legacy}/deployment.yaml" not in files_under(running.repo,
+                                                                  f"tenants/{legacy}")
 
 
 @clusters.needs_fake("no schema validation, so workers: 0 reaches the reconciler (a real API "

@@ -29,16 +29,18 @@ def tenants(repo: Path) -> set[str]:
 def test_the_safety_valve_keeps_every_directory_when_most_have_no_resource(
         kube: fixtures.Kubectl, fake_kubeconfig: Path, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
-    """10 tenant directories and only 2 Customers in the cluster: a pass prunes none of the 8,
-    logs an error asking whether this is the right cluster, and reports 8 orphans."""
+    """10 tenant directories and only 2 Customers in the cluster: a pass prunes none of the 8
+    (beyond the removal budget of 5), logs an error asking whether this is the right
+    cluster, reports 8 orphans and fails the one-shot pass."""
     support.apply(kube, [support.customer(n) for n in NAMES[:2]])
     with support.wired(fake_kubeconfig, tmp_path / "config.git") as wiring:
         wiring.seed(*(support.customer(n) for n in NAMES))
         before = len(commits(wiring.repo_path))
 
         with caplog.at_level(logging.ERROR, logger="reconciler"):
-            assert wiring.controller.run_once()
+            assert not wiring.controller.run_once()
 
+        assert wiring.controller.held_removals == {"Customer": 8}
         assert tenants(wiring.repo_path) == set(NAMES)
         assert len(commits(wiring.repo_path)) == before
         assert wiring.metric(ORPHANS) == 8
@@ -63,6 +65,21 @@ def test_the_safety_valve_queues_none_of_the_orphans(
             queued.add(str(key))
             controller.queue.done(key)
     assert queued == {"customer/t0", "customer/t1"}
+
+
+def test_allow_removals_confirms_the_held_orphans(
+        kube: fixtures.Kubectl, fake_kubeconfig: Path, tmp_path: Path) -> None:
+    """The same 8 orphans as above, with the controller started with ``--allow-removals 8``:
+    the pass prunes all 8, one delete commit each, and succeeds."""
+    support.apply(kube, [support.customer(n) for n in NAMES[:2]])
+    with support.wired(fake_kubeconfig, tmp_path / "config.git") as wiring:
+        wiring.seed(*(support.customer(n) for n in NAMES))
+        wiring.controller.allow_removals = 8
+        assert wiring.controller.run_once()
+        assert wiring.controller.held_removals == {}
+
+    assert tenants(wiring.repo_path) == set(NAMES[:2])
+    assert len([c for c in commits(wiring.repo_path) if c.action == "delete"]) == 8
 
 
 def test_a_single_orphan_among_ten_is_pruned_in_one_commit(

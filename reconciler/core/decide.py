@@ -1,0 +1,519 @@
+"""The decision step: a snapshot in, the plan of a pass out. Pure.
+
+Every pass — local and cluster, ``run``, ``resync``, ``plan``, ``status`` — calls
+``decide``; writing executes its commits and nothing else. Every guard, hold and refusal
+is decided here, with a reason. The connection pool is a function of every Customer's
+final directory: what a commit leaves behind is what the pool lists.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from reconciler.core import expiry, guards, layout, messages, names, plan, sources
+from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
+from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.render import common, customers, pool, previews
+from reconciler.core.settings import Settings
+from reconciler.core.snapshot import (
+    DirectoryState,
+    FileChange,
+    Plan,
+    PlannedCommit,
+    Request,
+    Snapshot,
+    line_counts,
+    plan_document,
+)
+
+POLICY_ANNOTATION = "reconciler.ahoi.dev/on-human-change"
+RESYNC_ANNOTATION = "reconciler.ahoi.dev/resync"
+ADOPT_ANNOTATION = "reconciler.ahoi.dev/adopt"
+GUARDS = ("fleet", "object", "transition", "ownership", "human-change")
+__all__ = ["FileChange", "Plan", "PlannedCommit", "decide", "plan_document", "removal_budget",
+           "render_object"]
+
+
+def render_object(obj: Resource, settings: Settings) -> common.RenderedDir:
+    """Render any resource."""
+    if isinstance(obj, Customer):
+        return customers.render_customer(obj, settings)
+    return previews.render_preview(obj, settings)
+
+
+def removal_budget(present: int, settings: Settings) -> int:
+    """How many objects of a kind with ``present`` directories one pass may remove."""
+    return max(settings.removal_budget_min,
+               math.floor(present * settings.removal_budget_percent / 100))
+
+
+def expired_previews(snapshot: Snapshot, now: float) -> dict[ObjectKey, str]:
+    """Previews whose ttl has passed, with the note of their removal commit."""
+    out: dict[ObjectKey, str] = {}
+    for obj in snapshot.objects:
+        ttl = getattr(obj.spec, "ttl", None)
+        if obj.kind != "Preview" or not ttl:
+            continue
+        created = _seconds(obj.metadata.creationTimestamp) \
+            or snapshot.state(obj.key).first_own_time
+        try:
+            if created is not None and now >= expiry.expires_at(created, ttl):
+                out[obj.key] = f"expired (ttl {ttl})"
+        except ValueError:
+            continue
+    return out
+
+
+def decide(snapshot: Snapshot, settings: Settings, now: float | None,
+           request: Request) -> Plan:
+    """The plan of one pass over ``snapshot`` (``now``: None skips Preview expiry)."""
+    state = _PassState(snapshot, settings, request)
+    verdicts: list[Outcome] = [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
+                               for r in snapshot.refusals]
+    expired = expired_previews(snapshot, now) if now is not None else {}
+    objects = [o for o in snapshot.objects if o.key not in expired]
+    fleet = guards.refuse_fleet([o for o in objects if not o.spec.suspend], settings)
+    drafts: list[tuple[Resource, DirectoryState, str]] = []
+    for obj in objects:
+        judged = _judge(obj, snapshot.state(obj.key), state, fleet.get(obj.key))
+        if isinstance(judged, Outcome):
+            verdicts.append(judged)
+            if judged.result in (Result.HELD, Result.SKIPPED, Result.REFUSED):
+                state.untouched.add(obj.key)
+        else:
+            drafts.append((obj, snapshot.state(obj.key), judged))
+    imported = _import_set(drafts, settings)
+    if imported:
+        verdicts += state.commit_import([obj for obj, _, _ in drafts if obj.key in imported])
+    for obj, directory, input_hash in drafts:
+        if obj.key not in imported:
+            verdicts += state.commit_object(obj, directory, input_hash)
+    verdicts += _removals(snapshot, state, expired)
+    if snapshot.full:
+        verdicts += state.fix_pool()
+    return Plan(tuple(state.commits), tuple(verdicts))
+
+
+def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
+           fleet: guards.GuardRefusal | None) -> Outcome | str:
+    """Whether ``obj`` may be written at all: a verdict, or its input hash to go on."""
+    key, settings, request = obj.key, state.settings, state.request
+    if obj.spec.suspend:
+        return Outcome(key, Result.SKIPPED, Reason.SUSPENDED, f"{key}: spec.suspend is true")
+    problem = common.namespace_problem(obj, settings)
+    if problem:
+        origin = state.snapshot.origins.get(key)
+        where = f"{origin}: {obj.kind} {obj.metadata.name!r}" if origin else str(key)
+        return Outcome(key, Result.REFUSED, Reason.INVALID_SPEC,
+                       sources.one_line(f"{where}: {problem}"))
+    record = directory.record if directory.recorded else None
+    input_hash = common.object_input_hash(obj, settings)
+    adopt = key in request.adopt or obj.metadata.annotations.get(ADOPT_ANNOTATION) == "true"
+    if directory.files and not directory.owned and not adopt:
+        return Outcome(key, Result.REFUSED, Reason.NOT_OWNED,
+                       f"{key}: {key.directory}/ exists but was not made by the reconciler; "
+                       f"not overwritten (hand it over: `reconciler adopt {key}` or the "
+                       f"annotation {ADOPT_ANNOTATION}=true)")
+    human = directory.human
+    own_spec = dict(directory.own_record.spec) if directory.own_record \
+        and directory.own_record.spec is not None else None
+    if human is not None and key not in request.force and _policy(obj, settings) == "report" \
+            and own_spec == spec_data(obj):
+        return Outcome(
+            key, Result.HELD, human.reason,
+            f"{key}: {human.describe()}; not overwritten while the spec is unchanged "
+            f"(annotate {RESYNC_ANNOTATION} or run `reconciler resync {key}` to restore)",
+            human.commit.id)
+    refusal = fleet
+    if refusal is None and (record is None or record.input_hash != input_hash):
+        # only a rendering that would change is judged (refuse_rendered follows, once
+        # the object is rendered): what the repo already holds stays as it is
+        refusal = guards.refuse_transition(obj, record.spec if record else None, settings)
+    if refusal is not None:
+        return Outcome(key, Result.REFUSED, refusal.reason, refusal.message)
+    return input_hash
+
+
+def _import_set(drafts: Sequence[tuple[Resource, DirectoryState, str]],
+                settings: Settings) -> set[ObjectKey]:
+    """New objects added in one import commit when there are more than ``import_batch``."""
+    new = [obj.key for obj, d, _ in drafts if d.tree_id is None and not d.files]
+    if len(new) > settings.import_batch:  # never re-import what a human removed
+        new = [obj.key for obj, d, _ in drafts
+               if d.tree_id is None and not d.files and d.last_own is None]
+    return set(new) if len(new) > settings.import_batch else set()
+
+
+def _removals(snapshot: Snapshot, state: _PassState,
+              expired: Mapping[ObjectKey, str]) -> list[Outcome]:
+    """Directories whose resource is gone (full pass), expired, or removed on request."""
+    explicit = dict(state.request.remove)
+    verdicts: list[Outcome] = []
+    if snapshot.full:
+        wanted = {o.key for o in snapshot.objects if o.key not in expired}
+        refused = {r.key for r in snapshot.refusals if r.key is not None}
+        absent = [k for k in snapshot.directories
+                  if k not in wanted and k not in refused and k not in explicit
+                  and snapshot.directories[k].files]
+        if snapshot.incomplete:  # an expired Preview's own file was read: it still goes
+            unread = ", ".join(sorted({r.origin for r in snapshot.refusals}))[:200]
+            for key in sorted(k for k in absent if k not in expired):
+                verdicts.append(Outcome(key, Result.SKIPPED, Reason.REMOVAL_HELD,
+                                        f"{key}: not removed because some source file could not "
+                                        f"be read ({unread})"))
+                state.untouched.add(key)
+        else:
+            verdicts += _budgeted(snapshot, state, [k for k in absent if k not in expired])
+        for key in sorted(k for k in absent if k in expired):
+            explicit[key] = expired[key]
+    for key, note in explicit.items():
+        verdicts += state.commit_removal(key, snapshot.state(key), note)
+    return verdicts
+
+
+def _budgeted(snapshot: Snapshot, state: _PassState, absent: list[ObjectKey]) -> list[Outcome]:
+    """Remove absent objects kind by kind, unless a kind vanished or exceeds the budget."""
+    verdicts: list[Outcome] = []
+    allow = state.request.allow_removals
+    for kind in DIRECTORIES:
+        owned = [k for k, d in snapshot.directories.items() if k.kind == kind and d.recorded]
+        going = sorted(k for k in absent if k.kind == kind)
+        removable = [k for k in going if snapshot.state(k).recorded]
+        in_source = any(o.kind == kind for o in snapshot.objects) or any(
+            r.key is not None and r.key.kind == kind for r in snapshot.refusals)
+        held: tuple[Reason, str] | None = None
+        if removable and not in_source and len(removable) == len(owned) and allow < len(owned):
+            held = (Reason.SOURCE_EMPTY,
+                    f"the source has no {kind} while the config repo holds {len(owned)}; "
+                    f"nothing removed (wrong or empty source? confirm with --allow-removals "
+                    f"{len(owned)})")
+        elif len(removable) > max(removal_budget(len(owned), state.settings), allow):
+            held = (Reason.REMOVAL_HELD,
+                    f"{len(removable)} {kind} removals exceed the budget of "
+                    f"{removal_budget(len(owned), state.settings)} per pass; all "
+                    f"{len(removable)} held (confirm with --allow-removals {len(removable)})")
+        for key in going:
+            if held is not None and key in removable:
+                verdicts.append(Outcome(key, Result.REFUSED, held[0], f"{key}: {held[1]}"))
+                state.untouched.add(key)
+            else:
+                verdicts += state.commit_removal(key, snapshot.state(key), None)
+    return verdicts
+
+
+class _PassState:
+    """The running state of one decision: commits so far and the pool after them."""
+
+    def __init__(self, snapshot: Snapshot, settings: Settings, request: Request) -> None:
+        self.snapshot, self.settings, self.request = snapshot, settings, request
+        self.commits: list[PlannedCommit] = []
+        self.untouched: set[ObjectKey] = set()  # left as they are: held, refused, skipped
+        self.gone: set[ObjectKey] = set()  # removed by a planned commit
+        self.written: dict[ObjectKey, Resource] = {}  # committed or already in sync
+        self.entries = {name: pool.entry_for(name, settings)
+                        for name in snapshot.pool_databases}
+        self.pool_files = dict(snapshot.pool_files)
+        self.pool_bytes: dict[str, bytes] = {}
+
+    # -- the pool -------------------------------------------------------------------------
+
+    def _pool_old(self, path: str) -> bytes | None:
+        name = path.rsplit("/", 1)[1]
+        if name not in self.pool_files:
+            return None
+        return self.pool_bytes.get(name, self.snapshot.contents.get(path))
+
+    def pool_change(self, name: str, entry: pool.PoolEntry | None) -> plan.ChangeSet:
+        """The pool's change set if ``name``'s entry became ``entry`` (not yet applied)."""
+        if self.entries.get(name) == entry:
+            return plan.ChangeSet()
+        entries = dict(self.entries)
+        if entry is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = entry
+        return self._pool_render(entries)[0]
+
+    def _pool_render(self, entries: Mapping[str, pool.PoolEntry]
+                     ) -> tuple[plan.ChangeSet, common.RenderedDir]:
+        rendered = pool.render_pool(entries.values(), self.settings)
+        return plan.plan_directory(rendered, self.pool_files), rendered
+
+    def apply_pool(self, entries: Mapping[str, pool.PoolEntry]) -> None:
+        """The pool as a planned commit leaves it."""
+        if dict(entries) == self.entries:
+            return
+        rendered = pool.render_pool(entries.values(), self.settings)
+        self.entries = dict(entries)
+        self.pool_files = {n: plan.git_blob_id(d) for n, d in rendered.files.items()}
+        self.pool_bytes = dict(rendered.files)
+
+    def fix_pool(self) -> list[Outcome]:
+        """Repair the pool when it disagrees with the Customers' final directories."""
+        desired: dict[str, pool.PoolEntry] = {}
+        for key, directory in self.snapshot.directories.items():
+            if key.kind == "Customer" and key not in self.gone and key not in self.written \
+                    and directory.recorded and _has_database(directory):
+                desired[key.name] = pool.entry_for(key.name, self.settings)
+        for obj in self.written.values():
+            entry = _pool_entry(obj, self.settings)
+            if entry is not None:
+                desired[entry.name] = entry
+        if not desired and not self.pool_files:
+            return []
+        changes, _ = self._pool_render(desired)
+        if changes.empty:
+            return []
+        subject = f"platform/pgbouncer: pool lists {len(desired)} databases"
+        message = messages.build_message(
+            subject, ["The connection pool was re-rendered from every Customer with a database."],
+            [(messages.TRAILER_OBJECT, "pool/pgbouncer"), (messages.TRAILER_ACTION, "rerender"),
+             (messages.TRAILER_VERSION, self.request.version)])
+        outcomes = self._add((pool.POOL_KEY,), "rerender", Reason.RERENDERED, subject=subject,
+                             message_for=lambda _lines: message, changes=changes, existed={},
+                             confined=(common.POOL_DIRECTORY,))
+        self.apply_pool(desired)
+        return outcomes
+
+    # -- commits --------------------------------------------------------------------------
+
+    def _file_changes(self, changes: plan.ChangeSet,
+                      existed: Mapping[str, str]) -> tuple[FileChange, ...]:
+        """Per file: status and line counts, against the head (or the running pool)."""
+        def old(path: str) -> bytes | None:
+            if path.startswith(common.POOL_DIRECTORY + "/"):
+                return self._pool_old(path)
+            return self.snapshot.contents.get(path) if path in existed else None
+        out: list[FileChange] = []
+        for path in sorted(changes.writes):
+            before = old(path)
+            added, removed = line_counts(before, changes.writes[path])
+            out.append(FileChange(path, "A" if before is None else "M", added, removed))
+        for path in sorted(changes.deletes):
+            added, removed = line_counts(old(path), b"")
+            out.append(FileChange(path, "D", added, removed))
+        return tuple(out)
+
+    def _add(self, keys: tuple[ObjectKey, ...], action: str, reason: Reason, *, subject: str,
+             message_for: Callable[[list[str]], str], changes: plan.ChangeSet,
+             existed: Mapping[str, str], confined: tuple[str, ...]) -> list[Outcome]:
+        """Append a planned commit and return its outcomes (COMMITTED, no commit id yet);
+        an unsafe path refuses it instead (UnsafePath)."""
+        try:
+            changes.confined_to(confined)
+        except names.UnsafePathError as exc:
+            return [Outcome(keys[0], Result.REFUSED, Reason.UNSAFE_PATH, f"{keys[0]}: {exc}")]
+        files = self._file_changes(changes, existed)
+        lines = [f"{f.status} {f.path}" for f in files]
+        message = message_for(lines)
+        subject = subject or message.split("\n", 1)[0]
+        self.commits.append(PlannedCommit(
+            keys, action, reason, subject, message, changes, files,
+            tuple((g, "pass") for g in GUARDS), confined))
+        if action == "import":
+            return [Outcome(k, Result.COMMITTED, reason, f"{k}: imported") for k in keys]
+        return [Outcome(k, Result.COMMITTED, reason, subject) for k in keys]
+
+    def commit_object(self, obj: Resource, directory: DirectoryState,
+                      input_hash: str) -> list[Outcome]:
+        """Plan ``obj``'s commit (with its pool change), or say it is up to date."""
+        key, record = obj.key, (directory.record if directory.recorded else None)
+        entry = _pool_entry(obj, self.settings)
+        pool_changes = self.pool_change(key.name, entry) if obj.kind == "Customer" \
+            else plan.ChangeSet()
+        human = directory.human
+        adopting = bool(directory.files) and not directory.owned
+        if human is None and record is not None and record.input_hash == input_hash \
+                and pool_changes.empty:
+            self.written[key] = obj
+            return [_up_to_date(key)]
+        if adopting:
+            action = "adopt"
+        elif record is None:
+            action = "create" if not directory.files else "update"
+        elif record.spec != spec_data(obj):
+            action = "update"
+        else:
+            action = "restore" if human is not None else "rerender"
+        generation = _generation(obj, record, directory.own_record, action)
+        obj = _with_generation(obj, generation)
+        rendered = render_object(obj, self.settings)
+        changes = plan.plan_directory(rendered, directory.files).merged(pool_changes)
+        if changes.empty:
+            self.written[key] = obj
+            return [_up_to_date(key)]
+        refusal = guards.refuse_rendered(obj, rendered, self.settings)
+        if refusal is not None:
+            self.untouched.add(key)
+            return [Outcome(key, Result.REFUSED, refusal.reason, refusal.message)]
+        self.written[key] = obj
+        change = messages.ObjectChange(
+            key, action, record.spec if record else None,
+            spec_data(obj), generation, obj.metadata.uid, common.spec_hash(obj),
+            human.commit.id if human is not None else None)
+        subject = (f"{key}: adopted {key.directory}/ (made outside the reconciler)"
+                   if adopting else messages.subject_for(change))
+        reason = {"create": Reason.CREATED, "update": Reason.UPDATED,
+                  "adopt": Reason.ADOPTED}.get(action, Reason.RERENDERED)
+        existed = {f"{key.directory}/{n}": b for n, b in directory.files.items()}
+        extra = _pool_lines(changes)
+        if adopting:
+            extra = [f"- adopted: {key.directory}/ had no source record of {key}; its files "
+                     "are replaced by the rendering", *extra]
+
+        def message_for(lines: list[str]) -> str:
+            text = messages.object_message(change, lines, extra, self.request.version)
+            return subject + "\n" + text.split("\n", 1)[1]
+        outcomes = self._add((key,), action, reason, subject=subject, message_for=message_for,
+                             changes=changes, existed=existed,
+                             confined=layout.OWNED_PREFIXES[key.kind])
+        if outcomes[0].result != Result.COMMITTED:
+            self.written.pop(key, None)
+            return outcomes
+        if obj.kind == "Customer":
+            self.apply_pool({**{n: e for n, e in self.entries.items() if n != key.name},
+                             **({entry.name: entry} if entry else {})})
+        return outcomes
+
+    def commit_import(self, objects: Sequence[Resource]) -> list[Outcome]:
+        """Plan one commit adding many new objects (the first import of a fleet)."""
+        changes = plan.ChangeSet()
+        entries = dict(self.entries)
+        refused: list[Outcome] = []
+        kept: list[Resource] = []
+        for original in objects:
+            obj = _with_generation(original, _generation(original, None, None, "create"))
+            rendered = render_object(obj, self.settings)
+            refusal = guards.refuse_rendered(obj, rendered, self.settings)
+            if refusal is not None:
+                refused.append(Outcome(obj.key, Result.REFUSED, refusal.reason, refusal.message))
+                self.untouched.add(obj.key)
+                continue
+            kept.append(original)
+            changes = changes.merged(plan.plan_directory(rendered, {}))
+            entry = _pool_entry(obj, self.settings)
+            if entry is not None:
+                entries[entry.name] = entry
+            self.written[obj.key] = obj
+        pool_changes, _ = self._pool_render(entries)
+        changes = changes.merged(pool_changes)
+        objects = kept
+        if not objects:
+            return refused
+        object_changes = [messages.ObjectChange(o.key, "create", None, spec_data(o))
+                          for o in objects]
+        message = messages.import_message(object_changes, len(changes.writes),
+                                          _pool_lines(changes), self.request.version)
+        outcomes = self._add(tuple(o.key for o in objects), "import", Reason.IMPORTED,
+                             subject="", message_for=lambda _lines: message, changes=changes,
+                             existed={}, confined=("tenants/", "previews/",
+                                                   common.POOL_DIRECTORY))
+        if outcomes[0].result == Result.COMMITTED:
+            self.apply_pool(entries)
+        return refused + outcomes
+
+    def commit_removal(self, key: ObjectKey, directory: DirectoryState,
+                       note: str | None) -> list[Outcome]:
+        """Plan the removal of ``key``'s directory (and its pool entry)."""
+        if not directory.files:
+            return []
+        record = directory.record
+        if record is None or not directory.recorded:
+            self.untouched.add(key)
+            return [Outcome(key, Result.SKIPPED, Reason.NOT_OWNED,
+                            f"{key.directory}/ has no source record of {key}; left alone")]
+        human = directory.human
+        if human is not None and self.settings.human_change_policy == "report" \
+                and directory.own_record is None:
+            self.untouched.add(key)
+            return [Outcome(key, Result.HELD, human.reason,
+                            f"{key}: {human.describe()}; the directory was brought back by "
+                            "hand, so it is not removed again", human.commit.id)]
+        changes = plan.plan_removal(key.directory, directory.files)
+        if key.kind == "Customer":
+            changes = changes.merged(self.pool_change(key.name, None))
+        change = messages.ObjectChange(key, "delete", record.spec, None, record.generation,
+                                       record.uid, note=note)
+        existed = {f"{key.directory}/{n}": b for n, b in directory.files.items()}
+        reason = Reason.EXPIRED if note and note.startswith("expired") else Reason.REMOVED
+        outcomes = self._add((key,), "delete", reason, subject=messages.subject_for(change),
+                             message_for=lambda lines: messages.object_message(
+                                 change, lines, _pool_lines(changes), self.request.version),
+                             changes=changes, existed=existed,
+                             confined=layout.OWNED_PREFIXES[key.kind])
+        if outcomes[0].result != Result.COMMITTED:
+            return outcomes
+        self.commits[-1] = replace(self.commits[-1], note=note)
+        self.gone.add(key)
+        if key.kind == "Customer":
+            self.apply_pool({n: e for n, e in self.entries.items() if n != key.name})
+        return outcomes
+
+
+def _up_to_date(key: ObjectKey) -> Outcome:
+    return Outcome(key, Result.UNCHANGED, Reason.UP_TO_DATE, "config repo up to date")
+
+
+def _policy(obj: Resource, settings: Settings) -> str:
+    value = obj.metadata.annotations.get(POLICY_ANNOTATION)
+    return value if value in ("report", "overwrite") else settings.human_change_policy
+
+
+def _pool_lines(changes: plan.ChangeSet) -> list[str]:
+    if any(p.startswith(common.POOL_DIRECTORY + "/") for p in changes.paths):
+        return ["- connection pool updated (platform/pgbouncer)"]
+    return []
+
+
+def _has_database(directory: DirectoryState) -> bool:
+    record = directory.record
+    if record is None or not record.spec:
+        return False
+    features = record.spec.get("features") or {}
+    return bool((features.get("database") or {}).get("enabled"))
+
+
+def _pool_entry(obj: Resource, settings: Settings) -> pool.PoolEntry | None:
+    return pool.pool_entry(obj, settings) if isinstance(obj, Customer) else None
+
+
+def _with_generation(obj: Resource, generation: int | None) -> Resource:
+    """``obj`` carrying ``generation`` (local mode counts spec changes itself)."""
+    if generation == obj.metadata.generation:
+        return obj
+    return obj.model_copy(update={"metadata": obj.metadata.model_copy(
+        update={"generation": generation})})
+
+
+def _generation(obj: Resource, record: common.SourceRecord | None,
+                own: common.SourceRecord | None, action: str) -> int | None:
+    """The generation to record: the resource's own, or in local mode (where files carry
+    none) one more than any generation written before for every spec change.
+
+    ``record`` is what the directory holds now (a revert or rollback may have set it back),
+    ``own`` what the reconciler last wrote: numbers are never reused after a revert.
+    """
+    if obj.metadata.generation is not None:
+        return obj.metadata.generation
+    current = record.generation if record and record.generation else 0
+    if action not in ("create", "update", "adopt"):
+        return current or None
+    if own is not None and own.spec == spec_data(obj) and own.generation:
+        return own.generation  # the spec the reconciler last rendered: same generation
+    latest = max(current, own.generation if own and own.generation else 0)
+    return latest + 1
+
+
+def _seconds(stamp: str | None) -> float | None:
+    import datetime as dt
+
+    if not stamp:
+        return None
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+

@@ -1,0 +1,208 @@
+"""Reading a snapshot (all the I/O a decision needs, in bulk) and executing a plan.
+
+``SnapshotReader`` reads the config repo for a set of objects; what it learnt about a
+directory is kept by (tree id, our last commit), both content-addressed, so a pass over an
+unchanged fleet reads no file and walks no history again. ``execute`` writes exactly the
+commits of a plan, in order, and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+
+from reconciler.core import errors
+from reconciler.core import plan as plan_core
+from reconciler.core.decide import Plan
+from reconciler.core.models import DIRECTORIES, ObjectKey, Resource
+from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.render import common
+from reconciler.core.snapshot import DirectoryState, Snapshot
+from reconciler.core.sources import Parsed
+from reconciler.ports.configrepo import ConfigRepo
+from reconciler.reconcile.ownership import Ownership
+
+log = logging.getLogger(__name__)
+
+
+class HeadContents(Mapping[str, bytes]):
+    """Files at the branch head, read when looked up (for line counts of changed files)."""
+
+    def __init__(self, repo: ConfigRepo) -> None:
+        self._repo = repo
+
+    def __getitem__(self, path: str) -> bytes:
+        data = self._repo.read_file(path)
+        if data is None:
+            raise KeyError(path)
+        return data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class SnapshotReader:
+    """Reads snapshots of one config repo, remembering what cannot have changed."""
+
+    def __init__(self, *, repo: ConfigRepo, ownership: Ownership) -> None:
+        self._repo = repo
+        self.ownership = ownership
+        self._states: dict[ObjectKey, tuple[tuple[str | None, str | None], DirectoryState]] = {}
+        self._records: dict[str, common.SourceRecord | None] = {}  # blob id -> record
+
+    def reset(self) -> None:
+        """Forget everything (the branch was reset underneath us)."""
+        self._states.clear()
+        self.ownership.reset()
+
+    def full(self, parsed: Parsed) -> Snapshot:
+        """Every resource of ``parsed`` and every directory the repo holds."""
+        keys = dict.fromkeys([o.key for o in parsed.objects])
+        for kind, top in DIRECTORIES.items():
+            keys.update(dict.fromkeys(ObjectKey(kind, n) for n in self._repo.list_directories(top)))
+        directories = {k: self.directory(k) for k in keys}
+        return self._snapshot(parsed.objects, directories, parsed, full=True)
+
+    def scoped(self, objects: Sequence[Resource], keys: Sequence[ObjectKey] = ()) -> Snapshot:
+        """Only ``objects`` (and directories ``keys``), plus what the pool needs."""
+        wanted = dict.fromkeys([*(o.key for o in objects), *keys])
+        return self._snapshot(objects, {k: self.directory(k) for k in wanted},
+                              Parsed(objects, ()), full=False)
+
+    def _snapshot(self, objects: Sequence[Resource],
+                  directories: dict[ObjectKey, DirectoryState], parsed: Parsed, *,
+                  full: bool) -> Snapshot:
+        pool_files = self._repo.list_files(common.POOL_DIRECTORY)
+        record = self._record(pool_files.get(common.SOURCE_FILE), common.POOL_DIRECTORY)
+        if record is not None:
+            databases = frozenset(record.databases)
+        else:  # no pool record (deleted by hand, older release): the tenants say
+            databases = frozenset(
+                name for name in self._repo.list_directories(DIRECTORIES["Customer"])
+                if _has_database(self.directory(ObjectKey("Customer", name))))
+        return Snapshot(objects=tuple(objects), refusals=tuple(parsed.refusals),
+                        incomplete=parsed.incomplete, directories=directories,
+                        pool_files=pool_files, pool_databases=databases,
+                        contents=HeadContents(self._repo), full=full, origins=parsed.origins)
+
+    def directory(self, key: ObjectKey) -> DirectoryState:
+        """What the repo holds for ``key`` (remembered per tree id and last own commit)."""
+        tree = self._repo.tree_id(key.directory)
+        last_own = self.ownership.last_own(key)
+        cached = self._states.get(key)
+        if cached is not None and cached[0] == (tree, last_own):
+            return cached[1]
+        files = self._repo.list_files(key.directory) if tree is not None else {}
+        record = self._record(files.get(common.SOURCE_FILE), key.directory)
+        human = self.ownership.human_change(key)
+        if last_own is None:
+            own_record = None
+        elif human is None and tree == self.ownership.own_tree(key):
+            own_record = record
+        else:
+            own_record = self.ownership.record_at_own(key)
+        state = DirectoryState(key, tree, files, record, own_record, last_own, human,
+                               self.ownership.first_own_time(key))
+        self._states[key] = ((tree, last_own), state)
+        return state
+
+    def remember(self, snapshot: Snapshot, plan: Plan, outcomes: Sequence[Outcome]) -> None:
+        """Learn the directories a plan's commits left behind without reading them back
+        (what was written is known), so the next pass finds them in the cache."""
+        made = {o.key: o.commit for o in outcomes
+                if o.key is not None and o.commit and o.result == Result.COMMITTED}
+        for planned in plan.commits:
+            by_directory: dict[str, list[tuple[str, bytes | None]]] = {}
+            for path in planned.changes.deletes:
+                directory, _, name = path.rpartition("/")
+                by_directory.setdefault(directory, []).append((name, None))
+            for path, data in planned.changes.writes.items():
+                directory, _, name = path.rpartition("/")
+                by_directory.setdefault(directory, []).append((name, data))
+            for key in planned.keys:
+                commit = made.get(key)
+                if key.kind not in DIRECTORIES or commit is None:
+                    continue
+                files = dict(snapshot.state(key).files)
+                raw: bytes | None = None
+                for name, written in by_directory.get(key.directory, []):
+                    if written is None:
+                        files.pop(name, None)
+                        continue
+                    files[name] = plan_core.git_blob_id(written)
+                    if name == common.SOURCE_FILE:
+                        raw = written
+                tree = self._repo.tree_id(key.directory)
+                if not files or tree is None or self.ownership.last_own(key) != commit:
+                    continue
+                record = common.parse_source_record(raw) if raw is not None \
+                    else snapshot.state(key).record
+                self._states[key] = ((tree, commit), DirectoryState(
+                    key, tree, files, record, record, commit, None,
+                    self.ownership.first_own_time(key)))
+
+    def _record(self, blob: str | None, directory: str) -> common.SourceRecord | None:
+        if blob is None:
+            return None
+        if blob not in self._records:
+            raw = self._repo.read_file(f"{directory}/{common.SOURCE_FILE}")
+            self._records[blob] = common.parse_source_record(raw) if raw is not None else None
+        return self._records[blob]
+
+
+def execute(plan: Plan, repo: ConfigRepo, ownership: Ownership | None = None) -> list[Outcome]:
+    """Make the plan's commits, in order; the plan's verdicts with commit ids filled in.
+
+    A commit that fails (a concurrent writer, a Git error) stops the pass: later commits
+    were planned on top of it, so they are reported as not written.
+    """
+    made: dict[ObjectKey, str] = {}
+    failed: dict[ObjectKey, Outcome] = {}
+    for index, planned in enumerate(plan.commits):
+        try:
+            commit = repo.commit(planned.changes.confined_to(planned.confined_to),
+                                 planned.message)
+        except errors.ReconcilerError as exc:
+            for key in planned.keys:
+                failed[key] = _failure(key, exc)
+            for later in plan.commits[index + 1:]:
+                for key in later.keys:
+                    failed[key] = Outcome(key, Result.FAILED, Reason.GIT_ERROR,
+                                          f"{key}: not written: an earlier commit of this "
+                                          f"pass failed ({exc})")
+            break
+        log.info("committed %s %s", commit[:12], planned.subject,
+                 extra={"object": str(planned.keys[0])} if len(planned.keys) == 1 else None)
+        for key in planned.keys:
+            made[key] = commit
+            if ownership is not None and key.kind in DIRECTORIES:
+                ownership.recorded(key, commit, repo.tree_id(key.directory))
+    outcomes: list[Outcome] = []
+    for verdict in plan.verdicts:
+        done = verdict.key
+        if verdict.result == Result.COMMITTED and done is not None:
+            if done in failed:
+                outcomes.append(failed[done])
+                continue
+            outcomes.append(Outcome(done, verdict.result, verdict.reason, verdict.message,
+                                    made.get(done)))
+        else:
+            outcomes.append(verdict)
+    return outcomes
+
+
+def _has_database(directory: DirectoryState) -> bool:
+    record = directory.record
+    if record is None or record.kind != "Customer" or not record.spec:
+        return False
+    features = record.spec.get("features") or {}
+    return bool((features.get("database") or {}).get("enabled"))
+
+
+def _failure(key: ObjectKey, exc: errors.ReconcilerError) -> Outcome:
+    if isinstance(exc, errors.UnsafeWriteError):
+        return Outcome(key, Result.REFUSED, Reason.UNSAFE_PATH, f"{key}: {exc}")
+    return Outcome(key, Result.FAILED, Reason.GIT_ERROR, f"{key}: {exc}")
