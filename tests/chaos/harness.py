@@ -265,9 +265,10 @@ class Campaign:
             process.send_signal(signal.SIGKILL)
             process.wait()
         self.summary.kills += 1
-        if "Traceback" in stderr.read_text(errors="replace"):
+        text = stderr.read_text(errors="replace")
+        if "Traceback" in text:
             self.summary.tracebacks += 1
-            self.summary.problems.append(f"traceback in {stderr}")
+            self.summary.problems.append(f"traceback in run {index}: {text[-1500:]}")
         self._check_fsck(f"after kill {index}")
 
     def _wait_until_locked(self, pid: int, seconds: float = 20.0) -> None:
