@@ -316,6 +316,10 @@ class MirrorConfigRepo:
         """Remove what a killed run left (see GitConfigRepo.clear_stale_locks)."""
         return self.local.clear_stale_locks()
 
+    def point_head_at_branch(self) -> bool:
+        """Make the mirror's HEAD name the target branch (see GitConfigRepo)."""
+        return self.local.point_head_at_branch()
+
     @classmethod
     def open_mirror(cls, url: str, state_dir: Path, *, credentials: Credentials, branch: str,
                     author_name: str, author_email: str, signer: Signer | None = None,

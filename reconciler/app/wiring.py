@@ -98,6 +98,7 @@ def seed(repo: GitConfigRepo | MirrorConfigRepo) -> str | None:
         [(messages.TRAILER_ACTION, "init"), (messages.TRAILER_VERSION, VERSION)])
     commit = repo.commit(plan.ChangeSet(files), msg)
     repo.flush()
+    repo.point_head_at_branch()
     return commit
 
 
