@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from reconciler import __version__, app
-from reconciler.core import errors
+from reconciler.core import errors, names
+from reconciler.core.text import one_line as text_line
 
 if TYPE_CHECKING:  # the models (pydantic) load only for commands that print outcomes
     from reconciler.core.outcomes import Outcome
@@ -321,8 +322,8 @@ class Output:
             record = {"time": datetime.now(UTC).isoformat(timespec="seconds"),
                       "level": "error" if error else "info", "msg": text, **fields}
             print(json.dumps(record, ensure_ascii=False), file=stream, flush=True)
-        else:
-            print(text, file=stream, flush=True)
+        else:  # a name read from the repo may hold any bytes: never let it drive the terminal
+            print(text_line(text), file=stream, flush=True)
 
     def error(self, text: str) -> None:
         """One line naming what is wrong."""
@@ -398,6 +399,9 @@ class Output:
 def _settings(args: argparse.Namespace) -> app.Settings:
     settings = app.settings_from(args.config)
     if getattr(args, "branch", None):
+        problem = names.branch_problem(args.branch)
+        if problem:  # before anything is created
+            raise errors.UserInputError(f"--branch: {problem}")
         settings = settings.model_copy(update={"branch": args.branch})
     return settings
 

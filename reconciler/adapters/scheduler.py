@@ -1,7 +1,8 @@
 """Periodic work on APScheduler: the only module that imports apscheduler.
 
-Every job runs on one worker thread, so jobs never overlap; a job that is still running
-when its next run is due is coalesced into one later run.
+Jobs run in lanes: every job of one lane runs on that lane's single worker thread, so
+they never overlap; a job that is still running when its next run is due is coalesced into
+one later run. Jobs of different lanes (reconciling, pushing) run side by side.
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ class Scheduler:
     def __init__(self, *, background: bool = False) -> None:
         self.background = background
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            executors={"default": ThreadPoolExecutor(max_workers=1),
+                       "delivery": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
     def every(self, seconds: float, job: Callable[[], object], *, name: str,
-              run_now: bool = False) -> None:
-        """Run ``job`` every ``seconds`` (and once right away with ``run_now``)."""
-        self._scheduler.add_job(job, "interval", seconds=seconds, id=name, name=name)
+              run_now: bool = False, lane: str = "default") -> None:
+        """Run ``job`` every ``seconds`` (and once right away with ``run_now``) in ``lane``
+        (``default`` or ``delivery``)."""
+        self._scheduler.add_job(job, "interval", seconds=seconds, id=name, name=name,
+                                executor=lane)
         if run_now:
-            self._scheduler.add_job(job, id=f"{name}-first", name=name)
+            self._scheduler.add_job(job, id=f"{name}-first", name=name, executor=lane)
 
     def start(self) -> None:
         """Start a background scheduler."""

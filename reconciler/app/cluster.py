@@ -32,7 +32,7 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
         for key in keys:
             controllers[0].queue.add(key)
 
-    wiring = wire(target, settings, on_rebase=requeue)
+    wiring = wire(target, settings, on_rebase=requeue, elected=leader_elect and not once)
     repo = wiring.repo
     metrics = PrometheusMetrics()
     controller = Controller(cluster=cluster, engine=wiring.engine, repo=repo, metrics=metrics,

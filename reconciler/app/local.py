@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 
 POLL_SECONDS = 2.0
+#: how often the push job looks whether a push is due (the window sets the pace)
+PUSH_CHECK_SECONDS = 1.0
 
 
 def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings,
@@ -119,19 +121,28 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
         snap = filesource.snapshot(list(sources))
         if force or snap != last[0]:
             last[0] = snap
-            try:
-                report = run_pass()
-            except errors.UserInputError as exc:  # the source vanished: remove nothing
-                log.error("%s", exc)
-                return
+            with wiring.guard:
+                try:
+                    report = run_pass()
+                except errors.UserInputError as exc:  # the source vanished: remove nothing
+                    log.error("%s", exc)
+                    return
+                if report.commits and wiring.delivery is not None:
+                    wiring.delivery.committed()
             on_report(report)
-            if report.commits and wiring.delivery is not None:
-                wiring.delivery.committed()
+
+    def push() -> None:
+        # its own job on its own thread: a slow or failing push never holds up committing
         if wiring.delivery is not None and wiring.delivery.due():
-            report, delivered = deliver_pass(wiring, run_pass, PassReport())
-            if report.outcomes:
+            delivered = wiring.delivery.step()
+            if delivered.remote_moved:  # the same pass again, on the new head
+                with wiring.guard:
+                    wiring.after_reset()
+                    report = run_pass()
+                    if report.commits:
+                        wiring.delivery.committed()
                 on_report(report)
-            if delivered is not None and delivered.error:
+            if delivered.error:
                 log.error("delivery: %s", delivered.error)
 
     if on_start is not None:
@@ -144,6 +155,8 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     scheduler = Scheduler()
     scheduler.every(POLL_SECONDS, lambda: sync(False), name="watch-sources", run_now=True)
     scheduler.every(settings.resync_seconds, lambda: sync(True), name="resync")
+    if wiring.delivery is not None:
+        scheduler.every(PUSH_CHECK_SECONDS, push, name="push", lane="delivery")
     scheduler.run_forever()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import reconciler
 from reconciler.adapters import filesource
-from reconciler.core import crdgen, errors, yamlio
+from reconciler.core import crdgen, errors, names, yamlio
 from reconciler.core import decide as decision
 from reconciler.core import sources as sources_core
 from reconciler.core.settings import Settings, SettingsError, load_settings
@@ -28,9 +28,13 @@ def settings_from(config: Path | None, environ: dict[str, str] | None = None) ->
         except OSError as exc:
             raise errors.UserInputError(f"{config}: {exc.strerror}") from exc
     try:
-        return load_settings(text, os.environ if environ is None else environ)
+        settings = load_settings(text, os.environ if environ is None else environ)
     except SettingsError as exc:
         raise errors.UserInputError(f"{config or 'environment'}: {exc}") from exc
+    problem = names.branch_problem(settings.branch)
+    if problem:
+        raise errors.UserInputError(f"{config or 'environment'}: branch: {problem}")
+    return settings
 
 
 def check_sources(paths: Sequence[Path]) -> None:

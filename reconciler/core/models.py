@@ -194,6 +194,15 @@ class ObjectMeta(BaseModel):
             )
         return value
 
+    @field_validator("uid")
+    @classmethod
+    def _uid_is_a_uuid(cls, value: str | None) -> str | None:
+        # it is copied into commit trailers: a newline there would forge other trailers
+        if value is not None and not names.is_uid(value):
+            raise ValueError(f"{value[:80]!r} is not a UID (a UUID such as "
+                             "'2f6c1d1e-0000-4000-8000-000000000001')")
+        return value
+
 
 class Customer(BaseModel):
     """A tenant: its namespace and optional database, scheduler and webhooks."""

@@ -105,7 +105,7 @@ class Controller:
             if not len(self.queue):
                 self._repo.flush()
             if self.delivery is not None and self.delivery.due():
-                self.deliver()
+                self.deliver(paced=True)
         self.queue.close()
 
     def _denied(self) -> bool:
@@ -144,10 +144,11 @@ class Controller:
             self.deliver()
         return not self.failures and not self.refused and not self.held_removals
 
-    def deliver(self) -> None:
+    def deliver(self, *, paced: bool = False) -> None:
         """Push what is pending (re-queueing objects if the remote moved)."""
         assert self.delivery is not None
-        report = self.delivery.deliver()
+        # paced: one attempt, a failure backs off instead of sleeping in the work loop
+        report = self.delivery.step() if paced else self.delivery.deliver()
         if report.error or report.pushes:
             self._metrics.pushed(ok=not report.error)
         if report.error:

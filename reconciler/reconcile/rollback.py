@@ -24,7 +24,7 @@ from reconciler.reconcile.ownership import Ownership, classify
 
 def resolve_point(repo: ConfigRepo, key: ObjectKey, point: str) -> str:
     """A generation number (the reconciler's commit that rendered it) or a commit."""
-    if point.isdigit() and len(point) < 7:
+    if messages.parse_generation(point) is not None and len(point) < 7:
         for commit in repo.log():
             values = dict(messages.parse_trailers(commit.message))
             if values.get(messages.TRAILER_OBJECT) == str(key) and \
@@ -153,6 +153,6 @@ def audit(repo: ConfigRepo, key: ObjectKey, ownership: Ownership) -> list[AuditE
             reason = classify(commit)
             kind = {Reason.REVERTED_IN_GIT: "revert"}.get(reason, "edit")
             detail = "by hand"
-        entries.append(AuditEntry(commit, kind, int(gen) if gen and gen.isdigit() else None,
+        entries.append(AuditEntry(commit, kind, messages.parse_generation(gen),
                                   detail))
     return entries
