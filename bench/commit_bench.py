@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.adapters.gitrepo import GitConfigRepo
+from reconciler.adapters.gitrepo import GitConfigRepo, tune_libgit2
 from reconciler.core.models import Customer
 from reconciler.core.render.customers import render_customer
 from reconciler.core.settings import Settings
@@ -85,6 +85,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="commit-bench-", dir=args.workdir) as tmp:
         root = Path(tmp)
+        tune_libgit2()
         repo = GitConfigRepo.open(root / "config.git", branch="main", author_name="bench",
                                   author_email="bench@localhost", create=True)
         engine = Reconciler(repo=repo, settings=settings, version="bench")
