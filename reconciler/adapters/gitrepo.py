@@ -28,6 +28,12 @@ _BLOB = pygit2.enums.FileMode.BLOB
 _TREE = pygit2.enums.FileMode.TREE
 #: trees with at least this many entries keep their builder between commits
 KEEP_BUILDER_ENTRIES = 256
+#: pack the loose objects once about this many have piled up (git's gc.auto is 6,700)
+LOOSE_LIMIT = 4096
+#: more packs than this are combined into one
+PACKS_LIMIT = 16
+#: root tree ids of this many commits are remembered (a few hundred bytes each)
+ROOTS_KEPT = 65536
 
 
 class GitConfigRepo:
@@ -45,6 +51,11 @@ class GitConfigRepo:
         self._dirs: dict[str, dict[str, tuple[bool, pygit2.Oid]]] = {}
         self._builders: dict[str, tuple[Any, Any]] = {}
         self._head_tree: tuple[str | None, Any] = (None, None)
+        # commit id -> root tree id: commits are immutable, and libgit2 caches commits only
+        # up to 4 KB, so an import commit (its message names every object) was re-read and
+        # re-parsed for every object whose last own commit it is
+        self._roots: dict[str, pygit2.Oid] = {}
+        self._loose: int | None = None  # loose objects, estimated; None: not counted yet
         # libgit2 caches only small trees by default; the tenants/ tree is large and hot
         pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 64 << 20)
 
@@ -104,7 +115,7 @@ class GitConfigRepo:
             return None
         tree: Any
         if directory == "":
-            tree = self._commit_at(head).tree
+            tree = self._root_tree(head)
         else:
             parent, _, name = directory.rpartition("/")
             siblings = self._children(parent, checked=True)
@@ -122,7 +133,7 @@ class GitConfigRepo:
             return None
         if self._head_tree[0] == commit_id:
             return self._head_tree[1]
-        return self._commit_at(commit_id).tree_id
+        return self._root_tree(commit_id).id
 
     def _commit_at(self, commit_id: str) -> pygit2.Commit:
         commit = self._repo.get(commit_id)
@@ -178,9 +189,20 @@ class GitConfigRepo:
         except (pygit2.GitError, KeyError, ValueError):
             return False
 
+    def _root_tree(self, commit_id: str) -> pygit2.Tree:
+        """The root tree of a commit, its id remembered (the commit is read once)."""
+        oid = self._roots.get(commit_id)
+        if oid is None:
+            if len(self._roots) >= ROOTS_KEPT:
+                self._roots.clear()
+            oid = self._roots[commit_id] = self._commit_at(commit_id).tree_id
+        tree = self._repo[oid]
+        assert isinstance(tree, pygit2.Tree)
+        return tree
+
     def tree_id_at(self, commit_id: str, path: str) -> str | None:
         """The tree id of directory ``path`` in ``commit_id`` (None when absent)."""
-        tree = self._commit_at(commit_id).tree
+        tree = self._root_tree(commit_id)
         try:
             entry = tree[path]
         except KeyError:
@@ -274,7 +296,53 @@ class GitConfigRepo:
             raise errors.RepoError(f"commit failed: {exc}") from exc
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
+        self._after_write(len(changed) + 2)  # the changed entries, the root tree, the commit
         return str(oid)
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def _after_write(self, objects: int) -> None:
+        """Count what a commit wrote; pack once enough loose objects piled up. Runs inside
+        ``commit``, so under whatever lock the writer holds: no other writer of ours is
+        mid-commit, and git's own readers and writers cope with a pack appearing."""
+        objects_dir = Path(self._repo.path) / "objects"
+        if self._loose is None:
+            self._loose = looseobjects.estimate_loose(objects_dir)
+        self._loose += objects
+        if self._loose >= LOOSE_LIMIT:
+            self.maintain()
+
+    def maintain(self) -> int:
+        """Pack every loose object into one new pack and delete the loose copies; with more
+        than ``PACKS_LIMIT`` packs, write one pack of every object and drop the others.
+
+        Nothing is ever deleted before the pack holding it is complete (libgit2 writes the
+        pack, then renames its index into place). Returns the number of objects packed.
+        """
+        objects_dir = Path(self._repo.path) / "objects"
+        loose = looseobjects.loose_ids(objects_dir)
+        old_packs = looseobjects.pack_names(objects_dir)
+        whole = len(old_packs) >= PACKS_LIMIT
+        self._loose = 0
+        if not whole and len(loose) < LOOSE_LIMIT // 4:
+            return 0  # someone else packed them (or the estimate was off)
+
+        def add_loose(builder: Any) -> None:
+            for hex_id in loose:
+                builder.add(pygit2.Oid(hex=hex_id))
+        try:
+            packed = self._repo.pack(pack_delegate=None if whole else add_loose, n_threads=1)
+        except (pygit2.GitError, OSError, ValueError) as exc:  # a full disk: try again later
+            log.warning("packing %s failed: %s", self._repo.path, exc)
+            return 0
+        looseobjects.remove_loose(objects_dir, loose)
+        if whole:
+            current = set(looseobjects.pack_names(objects_dir))
+            newest = [n for n in current if n not in old_packs]
+            if newest:  # the old packs' objects are all in the new one
+                looseobjects.remove_packs(objects_dir, old_packs)
+        log.info("packed %d objects (%d were loose) in %s", packed, len(loose), self._repo.path)
+        return int(packed)
 
     def _signed_commit(self, head: str | None, author: pygit2.Signature, message: str,
                        tree_id: Any, parents: list[pygit2.Oid]) -> pygit2.Oid:

@@ -120,3 +120,62 @@ def write_loose(objects_dir: Path, kind: bytes, content: bytes) -> bytes:
             os.unlink(tmp)
         raise
     return raw_id
+
+
+# -- keeping the object store packed (the files; the pack itself is written by libgit2) --
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def estimate_loose(objects_dir: Path) -> int:
+    """About how many loose objects there are: one fan-out directory times 256 (as
+    ``git gc --auto`` estimates), so the check costs one directory listing."""
+    try:
+        return len(os.listdir(objects_dir / "17")) * 256
+    except OSError:
+        return 0
+
+
+def loose_ids(objects_dir: Path) -> list[str]:
+    """The hex ids of every loose object."""
+    out: list[str] = []
+    for fan in sorted(os.listdir(objects_dir)) if objects_dir.is_dir() else []:
+        if len(fan) != 2 or not set(fan) <= _HEX:
+            continue
+        try:
+            names = os.listdir(objects_dir / fan)
+        except OSError:
+            continue
+        out += [fan + name for name in names if len(name) == 38 and set(name) <= _HEX]
+    return out
+
+
+def remove_loose(objects_dir: Path, ids: Iterable[str]) -> None:
+    """Delete loose objects (already safe in a pack); a vanished one is no error."""
+    for hex_id in ids:
+        try:
+            os.unlink(objects_dir / hex_id[:2] / hex_id[2:])
+        except FileNotFoundError:
+            continue
+
+
+def pack_names(objects_dir: Path) -> list[str]:
+    """The names (``pack-<id>``) of the packs with an index, oldest first."""
+    packs = objects_dir / "pack"
+    if not packs.is_dir():
+        return []
+    found = [p for p in packs.glob("pack-*.pack") if p.with_suffix(".idx").exists()]
+    return [p.stem for p in sorted(found, key=lambda p: p.stat().st_mtime)]
+
+
+def remove_packs(objects_dir: Path, names: Iterable[str]) -> None:
+    """Delete packs whose every object another pack now holds (index first: a reader
+    never finds an index without its pack)."""
+    for name in names:
+        if (objects_dir / "pack" / (name + ".keep")).exists():
+            continue  # someone asked git to keep it
+        for suffix in (".idx", ".pack", ".rev", ".bitmap", ".mtimes"):
+            try:
+                os.unlink(objects_dir / "pack" / (name + suffix))
+            except FileNotFoundError:
+                continue

@@ -379,7 +379,7 @@ class _PassState:
 
     def commit_import(self, objects: Sequence[Resource]) -> list[Outcome]:
         """Plan one commit adding many new objects (the first import of a fleet)."""
-        changes = plan.ChangeSet()
+        writes: dict[str, bytes] = {}  # accumulated in place: linear in the fleet
         entries = dict(self.entries)
         refused: list[Outcome] = []
         kept: list[Resource] = []
@@ -392,13 +392,14 @@ class _PassState:
                 self.untouched.add(obj.key)
                 continue
             kept.append(original)
-            changes = changes.merged(plan.plan_directory(rendered, {}))
+            writes.update(plan.plan_directory(rendered, {}).writes)
             entry = _pool_entry(obj, self.settings)
             if entry is not None:
                 entries[entry.name] = entry
             self.written[obj.key] = obj
         pool_changes, _ = self._pool_render(entries)
-        changes = changes.merged(pool_changes)
+        writes.update(pool_changes.writes)
+        changes = plan.ChangeSet(writes, pool_changes.deletes)
         objects = kept
         if not objects:
             return refused
