@@ -32,6 +32,8 @@ KEEP_BUILDER_ENTRIES = 256
 LOOSE_LIMIT = 4096
 #: more packs than this are combined into one
 PACKS_LIMIT = 16
+#: a commit writing at least this many files writes its objects as one pack, not loose
+BULK_WRITES = 2000
 #: root tree ids of this many commits are remembered (a few hundred bytes each)
 ROOTS_KEPT = 65536
 
@@ -56,6 +58,7 @@ class GitConfigRepo:
         # re-parsed for every object whose last own commit it is
         self._roots: dict[str, pygit2.Oid] = {}
         self._loose: int | None = None  # loose objects, estimated; None: not counted yet
+        self._pack: looseobjects.PackWriter | None = None  # set while a bulk commit builds
         # libgit2 caches only small trees by default; the tenants/ tree is large and hot
         pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 64 << 20)
 
@@ -277,9 +280,15 @@ class GitConfigRepo:
         ops: dict[str, bytes | None] = dict(changes.writes)
         ops.update(dict.fromkeys(changes.deletes))
         changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
+        objects_dir = Path(self._repo.path) / "objects"
+        bulk = self._pack = looseobjects.PackWriter(objects_dir) \
+            if len(ops) >= BULK_WRITES else None
         try:
             base = self._tree_of(head)
             tree_id = self._build("", base, ops, changed)
+            if bulk is not None:  # the pack must be in place before the commit names it
+                self._pack = None
+                bulk.finish()
             if tree_id is None:
                 tree_id = self._repo.TreeBuilder().write()
             author = pygit2.Signature(*self._author)
@@ -291,12 +300,17 @@ class GitConfigRepo:
                 oid = self._signed_commit(head, author, message, tree_id, parents)
         except (pygit2.GitError, OSError) as exc:  # libgit2 reports lock failures as OSError
             self._builders.clear()
+            if self._pack is not None:
+                self._pack.abandon()
             if "current tip is not the first parent" in str(exc):
                 raise errors.HeadMovedError(f"{self._ref} moved during the commit") from exc
             raise errors.RepoError(f"commit failed: {exc}") from exc
+        finally:
+            self._pack = None
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
-        self._after_write(len(changed) + 2)  # the changed entries, the root tree, the commit
+        # loose objects written: the changed entries, the root tree, the commit
+        self._after_write(1 if bulk is not None else len(changed) + 2)
         return str(oid)
 
     # -- maintenance ----------------------------------------------------------------------
@@ -417,7 +431,9 @@ class GitConfigRepo:
 
     def _write_tree(self, at: str, builder: Any) -> Any:
         """Write a built tree; keep the builder of a large one for the next commit."""
-        if isinstance(builder, looseobjects.LargeTree):
+        if isinstance(builder, looseobjects.LargeTree) and self._pack is not None:
+            tree_id = pygit2.Oid(raw=self._pack.add(b"tree", builder.serialize()))
+        elif isinstance(builder, looseobjects.LargeTree):
             raw = looseobjects.write_loose(Path(self._repo.path) / "objects", b"tree",
                                            builder.serialize())
             tree_id = pygit2.Oid(raw=raw)
@@ -440,7 +456,8 @@ class GitConfigRepo:
                 builder.remove(name)
                 changed[_join(at, name)] = None
             return
-        blob = self._repo.create_blob(data)
+        blob = pygit2.Oid(raw=self._pack.add(b"blob", data)) if self._pack is not None \
+            else self._repo.create_blob(data)
         _insert(builder, name, blob, _BLOB)
         changed[_join(at, name)] = (False, blob)
 
@@ -451,14 +468,16 @@ class GitConfigRepo:
         re-reading a 10,000-entry tree for every commit costs more than the commit.
         """
         kept = self._builders.pop(at, None)
-        if kept is not None and kept[0] == base_id:
+        bulk = self._pack is not None  # every tree serialised here, written into the pack
+        if kept is not None and kept[0] == base_id and \
+                (not bulk or isinstance(kept[1], looseobjects.LargeTree)):
             return kept[1]
         if base_id is None:
-            return self._repo.TreeBuilder()
+            return looseobjects.LargeTree() if bulk else self._repo.TreeBuilder()
         tree = self._repo.get(base_id)
         if not isinstance(tree, pygit2.Tree):
             raise errors.RepoError(f"{at or '/'}: {base_id} is not a tree")
-        if len(tree) >= KEEP_BUILDER_ENTRIES:
+        if bulk or len(tree) >= KEEP_BUILDER_ENTRIES:
             return _large_tree(tree)
         return self._repo.TreeBuilder(tree)
 
