@@ -164,6 +164,14 @@ class GitConfigRepo:
         entry = self._entry(directory)
         return str(entry[1]) if entry is not None and entry[0] else None
 
+    def read_blob(self, blob_id: str) -> bytes | None:
+        """The bytes of a blob by its id (a directory listing names it: no path walk)."""
+        try:
+            blob = self._repo.get(blob_id)
+        except ValueError:
+            return None
+        return blob.data if isinstance(blob, pygit2.Blob) else None
+
     def read_file(self, path: str) -> bytes | None:
         """The bytes of ``path`` at the head."""
         entry = self._entry(path)
