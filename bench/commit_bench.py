@@ -169,68 +169,44 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--workdir", default=None, help="where to create the repos (default: TMPDIR)")
     args = parser.parse_args()
-    n = args.customers
     history = args.changes if args.history is None else max(args.history, args.changes)
+    with tempfile.TemporaryDirectory(prefix="commit-bench-", dir=args.workdir) as tmp:
+        out = measure(Path(tmp), args.customers, args.changes, history)
+    print_result(out, as_json=args.json)
+    return 0
+
+
+def measure(root: Path, n: int, changes: int, history: int) -> dict[str, object]:
+    """Every figure, in a scratch directory ``root``."""
     settings = Settings()
     out: dict[str, object] = {"customers": n}
+    source, config = root / "source", root / "config.git"
+    workers: dict[int, int] = {}
+    write_manifests(source, n, workers)
+    target = ("--source", str(source), "--repo", str(config))
 
-    with tempfile.TemporaryDirectory(prefix="commit-bench-", dir=args.workdir) as tmp:
-        root = Path(tmp)
-        source, config = root / "source", root / "config.git"
-        workers: dict[int, int] = {}
-        write_manifests(source, n, workers)
-        target = ("--source", str(source), "--repo", str(config))
+    seconds, rss, _ = cli("run", "--once", *target)
+    out["bootstrap_s"] = round(seconds, 3)
+    out["bootstrap_rss_mb"] = round(rss, 1)
+    ours = write_history(config, settings, n, changes=changes, history=history,
+                         workers=workers, out=out)
+    write_manifests(source, n, workers)
 
-        seconds, rss, _ = cli("run", "--once", *target)
-        out["bootstrap_s"] = round(seconds, 3)
-        out["bootstrap_rss_mb"] = round(rss, 1)
-        commits_after_import = commit_count(config)
+    before = commit_count(config)
+    seconds, rss, _ = cli("run", "--once", *target)
+    out["cold_start_s"] = round(seconds, 3)
+    out["peak_rss_mb"] = round(rss, 1)
+    out["cold_start_objects_written"] = commit_count(config) - before
+    seconds, rss, _ = cli("status", "--source", str(source), "--repo", str(config))
+    out["status_s"] = round(seconds, 3)
+    out["status_rss_mb"] = round(rss, 1)
+    seconds, _, printed = cli("history", "customer/tenant-00007", "--repo", str(config))
+    out["history_s"] = round(seconds, 3)
+    out["history_rows"] = max(0, len(printed.splitlines()) - 1)
+    out["loose_objects"] = loose_objects(config)
 
-        repo = GitConfigRepo.open(config, branch=settings.branch,
-                                  author_name=settings.author_name,
-                                  author_email=settings.author_email)
-        customers = [make_customer(i) for i in range(n)]
-        engine = Reconciler(repo=repo, settings=settings, version="bench")
-        t0 = time.perf_counter()
-        written = len(engine.sync(Parsed(customers, ())).commits)
-        out["resync_cold_s"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        written += len(engine.sync(Parsed(customers, ())).commits)
-        out["resync_s"] = round(time.perf_counter() - t0, 3)
-        out["resync_objects_written"] = written
-
-        # One Customer change -> one commit, through the code path a watch event takes;
-        # the rest of --history is written the same way, under the reconciler's identity.
-        ours: list[float] = []
-        for k in range(history):
-            i = k * 7 % n
-            workers[i] = workers.get(i, 1) % 99 + 2  # 2..100, never the value before
-            changed = make_customer(i, workers=workers[i])
-            t0 = time.perf_counter()
-            outcome = engine.apply(changed)
-            if k < args.changes:
-                ours.append((time.perf_counter() - t0) * 1000)
-            assert outcome.commit, outcome
-        del customers, engine
-        out["history_commits"] = history
-        write_manifests(source, n, workers)
-
-        before = commit_count(config)
-        seconds, rss, _ = cli("run", "--once", *target)
-        out["cold_start_s"] = round(seconds, 3)
-        out["peak_rss_mb"] = round(rss, 1)
-        out["cold_start_objects_written"] = commit_count(config) - before
-        seconds, rss, _ = cli("status", "--source", str(source), "--repo", str(config))
-        out["status_s"] = round(seconds, 3)
-        out["status_rss_mb"] = round(rss, 1)
-        seconds, _, printed = cli("history", "customer/tenant-00007", "--repo", str(config))
-        out["history_s"] = round(seconds, 3)
-        out["history_rows"] = max(0, len(printed.splitlines()) - 1)
-        out["loose_objects"] = loose_objects(config)
-
-        floor = time_floor(config, settings, n, args.changes)
-        theirs = time_git_cli(root, settings, n, args.changes)
-        del commits_after_import
+    floor = time_floor(config, settings, n, changes)
+    theirs = time_git_cli(root, settings, n, changes)
     out["commit_ms_median"] = round(statistics.median(ours), 3)
     out["floor_ms_median"] = round(statistics.median(floor), 3)
     out["git_cli_ms_median"] = round(statistics.median(theirs), 3)
@@ -239,8 +215,36 @@ def main() -> int:
     out["git_version"] = subprocess.run(["git", "--version"], capture_output=True, text=True,
                                         check=False).stdout.strip()
     out["cpus"] = os.cpu_count()
-    print_result(out, as_json=args.json)
-    return 0
+    return out
+
+
+def write_history(config: Path, settings: Settings, n: int, *, changes: int, history: int,
+                  workers: dict[int, int], out: dict[str, object]) -> list[float]:
+    """Resync passes in this process, then ``history`` single-object commits under the
+    reconciler's identity (the first ``changes`` timed); returns those timings in ms."""
+    repo = GitConfigRepo.open(config, branch=settings.branch, author_name=settings.author_name,
+                              author_email=settings.author_email)
+    customers = [make_customer(i) for i in range(n)]
+    engine = Reconciler(repo=repo, settings=settings, version="bench")
+    t0 = time.perf_counter()
+    written = len(engine.sync(Parsed(customers, ())).commits)
+    out["resync_cold_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    written += len(engine.sync(Parsed(customers, ())).commits)
+    out["resync_s"] = round(time.perf_counter() - t0, 3)
+    out["resync_objects_written"] = written
+    ours: list[float] = []
+    for k in range(history):  # the code path a watch event takes
+        i = k * 7 % n
+        workers[i] = workers.get(i, 1) % 99 + 2  # 2..100, never the value before
+        changed = make_customer(i, workers=workers[i])
+        t0 = time.perf_counter()
+        outcome = engine.apply(changed)
+        if k < changes:
+            ours.append((time.perf_counter() - t0) * 1000)
+        assert outcome.commit, outcome
+    out["history_commits"] = history
+    return ours
 
 
 def print_result(out: dict[str, object], *, as_json: bool) -> None:

@@ -18,7 +18,7 @@ from reconciler.core.models import ObjectKey, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
-from reconciler.core.snapshot import Request
+from reconciler.core.snapshot import DirectoryState, Request
 from reconciler.core.sources import Parsed
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.ownership import Ownership
@@ -85,6 +85,10 @@ class Reconciler:
     def invalidate(self) -> None:
         """Forget every cache (the branch was reset underneath us)."""
         self._reader.reset()
+
+    def directory_state(self, key: ObjectKey) -> DirectoryState:
+        """What the config repo holds for ``key`` (cached by tree id and last own commit)."""
+        return self._reader.directory(key)
 
     def _one(self, outcomes: list[Outcome], key: ObjectKey, default: Outcome) -> Outcome:
         mine = [o for o in outcomes if o.key == key]

@@ -87,7 +87,7 @@ class Ownership:
             self._own_tree[key] = self._repo.tree_id_at(ours, key.directory)
         return self._own_tree[key]
 
-    def human_change(self, key: ObjectKey, tree_id: str | None | bool = False
+    def human_change(self, key: ObjectKey, tree_id: str | bool | None = False
                      ) -> HumanChange | None:
         """The foreign change standing on ``key``'s directory, if any (``tree_id``: the
         directory's tree id at the head, when the caller already knows it)."""
