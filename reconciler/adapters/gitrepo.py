@@ -10,13 +10,13 @@ detected, never overwritten.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pygit2
 
-from reconciler.adapters import looseobjects
+from reconciler.adapters import looseobjects, touchindex
 from reconciler.adapters.signing import Signer
 from reconciler.core import errors, names
 from reconciler.core.history import CommitInfo
@@ -59,6 +59,7 @@ class GitConfigRepo:
         self._roots: dict[str, pygit2.Oid] = {}
         self._loose: int | None = None  # loose objects, estimated; None: not counted yet
         self._pack: looseobjects.PackWriter | None = None  # set while a bulk commit builds
+        self._touched: dict[str, frozenset[str]] | None = None  # commit -> changed dirs
         # libgit2 caches only small trees by default; the tenants/ tree is large and hot
         pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 64 << 20)
 
@@ -235,7 +236,9 @@ class GitConfigRepo:
 
     def commits_touching(self, path: str, since: str | None = None,
                          limit: int | None = None) -> list[CommitInfo]:
-        """Commits after ``since`` (newest first) whose first-parent diff changes ``path``."""
+        """Commits after ``since`` (newest first) whose first-parent diff changes something
+        at or under ``path``. Each commit's changed directories are diffed once and kept in
+        an index file beside the repository; later calls only walk the commit ids."""
         head = self.head()
         if head is None:
             return []
@@ -243,21 +246,44 @@ class GitConfigRepo:
                                  | pygit2.enums.SortMode.TIME)
         if since is not None:
             walker.hide(since)
+        index = self._touch_index()
+        learnt: list[tuple[str, frozenset[str]]] = []
         out: list[CommitInfo] = []
         for commit in walker:
-            before = self._tree_entry_id(commit.parents[0].tree, path) if commit.parents else None
-            if self._tree_entry_id(commit.tree, path) != before:
+            commit_id = str(commit.id)
+            dirs = index.get(commit_id)
+            if dirs is None:
+                dirs = index[commit_id] = self._changed_directories(commit)
+                learnt.append((commit_id, dirs))
+            if touchindex.touches(dirs, path):
                 out.append(commit_info(commit))
                 if limit is not None and len(out) >= limit:
                     break
+        touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, learnt)
         return out
 
-    @staticmethod
-    def _tree_entry_id(tree: pygit2.Tree, path: str) -> str | None:
-        try:
-            return str(tree[path].id)
-        except KeyError:
-            return None
+    def _remember_touched(self, commit_id: str, paths: Iterable[str]) -> None:
+        """Index our own new commit's changed directories (we know them: no diff later)."""
+        dirs = frozenset(p.rpartition("/")[0] for p in paths)
+        if self._touched is not None:
+            self._touched[commit_id] = dirs
+        touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, [(commit_id, dirs)])
+
+    def _touch_index(self) -> dict[str, frozenset[str]]:
+        if self._touched is None:
+            self._touched = touchindex.load(Path(self._repo.path) / touchindex.FILE_NAME)
+        return self._touched
+
+    def _changed_directories(self, commit: pygit2.Commit) -> frozenset[str]:
+        """The directories holding the files a commit changed against its first parent
+        (libgit2 skips identical subtrees by id, so this costs what changed)."""
+        diff = commit.tree.diff_to_tree(commit.parents[0].tree) if commit.parents \
+            else commit.tree.diff_to_tree()
+        out: set[str] = set()
+        for delta in diff.deltas:
+            for file_path in (delta.old_file.path, delta.new_file.path):
+                out.add(file_path.rpartition("/")[0])
+        return frozenset(out)
 
     def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from the head, newest first (topological, then time)."""
@@ -317,6 +343,7 @@ class GitConfigRepo:
             self._pack = None
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
+        self._remember_touched(str(oid), ops)
         # loose objects written: the changed entries, the root tree, the commit
         self._after_write(1 if bulk is not None else len(changed) + 2)
         return str(oid)
