@@ -200,6 +200,8 @@ def _configure_logging(verbose: bool, log_format: str) -> None:
                         else logging.WARNING, handlers=[handler], force=True)
     for noisy in ("urllib3", "kubernetes", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # the phases of a large pass (only passes over thousands of objects log them)
+    logging.getLogger("reconciler.progress").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
+import logging
 import os
 import tempfile
 import zlib
@@ -182,6 +183,8 @@ def remove_packs(objects_dir: Path, names: Iterable[str]) -> None:
 
 
 _PACK_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+PROGRESS_EVERY = 100_000
+progress = logging.getLogger("reconciler.progress")
 
 
 class PackWriter:
@@ -220,6 +223,8 @@ class PackWriter:
         entry = bytes(header) + zlib.compress(content, 1)
         self._ids[raw_id] = (self._file.tell(), zlib.crc32(entry))
         self._file.write(entry)
+        if len(self._ids) % PROGRESS_EVERY == 0:
+            progress.info("%d objects written to the new pack", len(self._ids))
         return raw_id
 
     def finish(self) -> str | None:

@@ -25,6 +25,9 @@ from reconciler.reconcile.ownership import Ownership
 from reconciler.reconcile.snapshots import SnapshotReader, execute
 
 log = logging.getLogger(__name__)
+#: phases of a large pass (the CLI shows them; a first import of a big fleet takes minutes)
+progress = logging.getLogger("reconciler.progress")
+PROGRESS_OBJECTS = 2000
 
 POLICY_ANNOTATION = decision.POLICY_ANNOTATION
 RESYNC_ANNOTATION = decision.RESYNC_ANNOTATION
@@ -137,11 +140,21 @@ class Reconciler:
         """Reconcile every object of ``parsed`` and remove what no longer has a resource
         (within the removal budget; ``now``: Previews past their ttl are removed too)."""
         started = time.monotonic()
+        large = len(parsed.objects) >= PROGRESS_OBJECTS
+        if large:
+            progress.info("reading the config repo for %d objects", len(parsed.objects))
         snapshot = self._reader.full(parsed)
+        if large:
+            progress.info("deciding (%.1fs)", time.monotonic() - started)
         plan = decision.decide(snapshot, self._settings, now,
                                Request(self._version, allow_removals=allow_removals))
+        if large and plan.commits:
+            progress.info("writing %d commits, %d files (%.1fs)", len(plan.commits),
+                          sum(len(c.changes.writes) + len(c.changes.deletes)
+                              for c in plan.commits), time.monotonic() - started)
         outcomes = execute(plan, self._repo, self.ownership)
         self._reader.remember(snapshot, plan, outcomes)
         self._repo.flush()
-        log.debug("pass: %d commits in %.2fs", len(plan.commits), time.monotonic() - started)
+        (progress.info if large else log.debug)(
+            "pass: %d commits in %.1fs", len(plan.commits), time.monotonic() - started)
         return PassReport(outcomes)
