@@ -9,7 +9,7 @@ final directory: what a commit leaves behind is what the pool lists.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from reconciler.core import expiry, guards, layout, messages, names, plan, sources
@@ -212,8 +212,9 @@ class _PassState:
         self.untouched: set[ObjectKey] = set()  # left as they are: held, refused, skipped
         self.gone: set[ObjectKey] = set()  # removed by a planned commit
         self.written: dict[ObjectKey, Resource] = {}  # committed or already in sync
-        self.entries = {name: pool.entry_for(name, settings)
-                        for name in snapshot.pool_databases}
+        # computed when looked up: a one-object pass must not cost O(fleet)
+        self.entries: Mapping[str, pool.PoolEntry] = _PoolEntries(snapshot.pool_databases,
+                                                                  settings)
         self.pool_files = dict(snapshot.pool_files)
         self.pool_bytes: dict[str, bytes] = {}
 
@@ -243,7 +244,7 @@ class _PassState:
 
     def apply_pool(self, entries: Mapping[str, pool.PoolEntry]) -> None:
         """The pool as a planned commit leaves it."""
-        if dict(entries) == self.entries:
+        if dict(entries) == dict(self.entries):
             return
         rendered = pool.render_pool(entries.values(), self.settings)
         self.entries = dict(entries)
@@ -372,7 +373,7 @@ class _PassState:
         if outcomes[0].result != Result.COMMITTED:
             self.written.pop(key, None)
             return outcomes
-        if obj.kind == "Customer":
+        if obj.kind == "Customer" and self.entries.get(key.name) != entry:
             self.apply_pool({**{n: e for n, e in self.entries.items() if n != key.name},
                              **({entry.name: entry} if entry else {})})
         return outcomes
@@ -448,9 +449,30 @@ class _PassState:
             return outcomes
         self.commits[-1] = replace(self.commits[-1], note=note)
         self.gone.add(key)
-        if key.kind == "Customer":
+        if key.kind == "Customer" and key.name in self.entries:
             self.apply_pool({n: e for n, e in self.entries.items() if n != key.name})
         return outcomes
+
+
+class _PoolEntries(Mapping[str, pool.PoolEntry]):
+    """The pool's entries at the head, each rendered when first looked up."""
+
+    def __init__(self, names: frozenset[str], settings: Settings) -> None:
+        self._names, self._settings = names, settings
+        self._made: dict[str, pool.PoolEntry] = {}
+
+    def __getitem__(self, name: str) -> pool.PoolEntry:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._made:
+            self._made[name] = pool.entry_for(name, self._settings)
+        return self._made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def _up_to_date(key: ObjectKey) -> Outcome:
