@@ -1,6 +1,8 @@
 # gitops-reconciler controller image. Build from the repository root:
 #   docker build -t ghcr.io/ahoi/gitops-reconciler:0.1.0 .
-FROM python:3.11-slim
+# Pinned to a precise tag (Python patch release and Debian release). No digest: none was
+# documented anywhere this was written; pin one with `docker buildx imagetools inspect`.
+FROM python:3.11.11-slim-bookworm
 
 # RECONCILER_LAYOUT_DIR: reconciler/app.py layout_root() looks for repo-layout/ next to
 # the package first, which an installed (site-packages) copy does not have; `init` and
@@ -20,6 +22,12 @@ RUN groupadd --system --gid 10001 reconciler \
       --no-create-home --shell /usr/sbin/nologin reconciler \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/reconciler \
  && install -d -o 10001 -g 10001 -m 0755 /srv/git
+
+# Commit signing runs the same programs git does: `--sign ssh:KEY` needs ssh-keygen
+# (openssh-client), `--sign gpg:ID` needs gpg and its agent. No recommends, no lists kept.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openssh-client gpg gpg-agent \
+ && rm -rf /var/lib/apt/lists/*
 
 COPY pyproject.toml README.md /src/
 COPY reconciler /src/reconciler

@@ -323,7 +323,7 @@ def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     repo = app.wire(_target(args), settings, create=False).repo
     deployed = app.read_deployers(args.applied_from) if args.applied_from else None
-    rows = queries.object_status(repo, settings, app.read_sources(args.source), time.time(),
+    rows = queries.object_status(repo, settings, app.read_sources(args.source, settings), time.time(),
                                  deployed)
     if args.output == "json":
         print(json.dumps([r.__dict__ for r in rows], indent=2))

@@ -9,6 +9,10 @@ for pair in "git:git" "gpg:gnupg" "sshd:openssh-server" "ssh:openssh-client" "li
   bin=${pair%%:*}; deb=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then need_debs+=("$deb"); fi
 done
+# The connection-pool test (tests/pool/) runs the real PostgreSQL server and pgbouncer.
+for deb in postgresql pgbouncer; do
+  if ! dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q 'ok installed'; then need_debs+=("$deb"); fi
+done
 if [ ${#need_debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian packages: ${need_debs[*]}" >&2

@@ -77,6 +77,11 @@ class GitConfigRepo:
             if discovered is None:
                 if not create:
                     raise errors.UserInputError(f"{path}: not a Git repository")
+                if path.exists() and (not path.is_dir() or any(path.iterdir())):
+                    # never turn someone's files into a bare repository's clutter
+                    raise errors.UserInputError(
+                        f"{path}: exists and is neither a Git repository nor an empty "
+                        "directory; give --repo a repository, an empty or a new path")
                 repo = pygit2.init_repository(str(path), bare=True, initial_head=branch)
             else:
                 repo = pygit2.Repository(discovered)
@@ -91,6 +96,23 @@ class GitConfigRepo:
         return str(self._repo.path)
 
     # -- reading --------------------------------------------------------------------------
+
+    def point_head_at_branch(self) -> bool:
+        """Make ``HEAD`` name the target branch when it names an unborn one (``git init``
+        defaults to ``master``), so that ``git clone`` checks the branch out; True if
+        changed. A HEAD on an existing branch (a work tree's checkout) is left alone."""
+        try:
+            current = self._repo.references.get("HEAD")
+            target = current.target if current is not None else None
+            if target == self._ref or (isinstance(target, str)
+                                       and self._repo.references.get(target) is not None):
+                return False
+            if self._repo.references.get(self._ref) is None:
+                return False
+            self._repo.set_head(self._ref)
+        except pygit2.GitError as exc:
+            raise errors.RepoError(f"{self.path}: cannot point HEAD at {self.branch}: {exc}") from exc
+        return True
 
     def head(self) -> str | None:
         """The id of the branch's head commit, or None for an unborn branch."""

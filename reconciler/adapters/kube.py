@@ -1,13 +1,16 @@
 """The Kubernetes adapter on the official client: the only module importing ``kubernetes``.
 
-Translates client exceptions into the reconciler's errors (404 NotFound, 409 Conflict,
-410 WatchExpired, everything else a temporary ClusterError) and raw API dicts in and out.
+Translates client exceptions into the reconciler's errors (401/403 AccessDenied, 404
+NotFound, 409 Conflict, 410 WatchExpired, 400/422 permanent, everything else a temporary
+ClusterError) and raw API dicts in and out. Writes status with server-side apply under the
+field manager ``gitops-reconciler`` and keeps Events within the API server's size limits.
 Builds its own ApiClient, never the client library's global configuration.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
@@ -23,7 +26,11 @@ from reconciler.core.models import GROUP, VERSION
 from reconciler.ports.cluster import RawObject, WatchEvent
 
 log = logging.getLogger(__name__)
-EVENTS_NAMESPACE = "default"  # where kubectl looks for events of cluster-scoped objects
+EVENTS_NAMESPACE = "default"  # the API server refuses other namespaces for cluster-scoped objects
+FIELD_MANAGER = "gitops-reconciler"  # owner of the status fields in managedFields
+EVENT_MESSAGE_BYTES = 1024  # the API server refuses (422) an Event whose message is longer
+EVENT_FIELD_CHARS = 128  # reason and action: longer is refused too
+LEASES = ("coordination.k8s.io", "v1", "leases")
 
 
 def api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
@@ -45,20 +52,44 @@ def api_client(kubeconfig: str | None = None, context: str | None = None) -> cli
     return client.ApiClient(configuration)
 
 
+def _server_message(exc: ApiException) -> str:
+    """The Status message the API server sent with an error ("" when there is none)."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message) if message else ""
+
+
+_BY_STATUS: dict[int, type[errors.ReconcilerError]] = {
+    404: errors.NotFoundError, 409: errors.ConflictError, 410: errors.WatchExpiredError,
+    400: errors.PermanentError, 422: errors.PermanentError,
+}
+
+
 def _translate(exc: Exception, what: str) -> errors.ReconcilerError:
-    if isinstance(exc, ApiException):
-        status = exc.status or 0
-        detail = f"{what}: HTTP {status} {exc.reason}"
-        if status == 404:
-            return errors.NotFoundError(detail)
-        if status == 409:
-            return errors.ConflictError(detail)
-        if status == 410:
-            return errors.WatchExpiredError(detail)
-        if status in (400, 422):
-            return errors.PermanentError(detail)
-        return errors.ClusterError(detail)
-    return errors.ClusterError(f"{what}: {type(exc).__name__}: {exc}")
+    if not isinstance(exc, ApiException):
+        return errors.ClusterError(f"{what}: {type(exc).__name__}: {exc}")
+    status = exc.status or 0
+    detail = f"{what}: HTTP {status} {exc.reason}"
+    if status in (401, 403):
+        said = _server_message(exc)
+        hint = ("the API server refused the credentials" if status == 401 else
+                "grant it in the ServiceAccount's Role (deploy/base/rbac.yaml)")
+        return errors.AccessDeniedError(f"{detail}: {said + '; ' if said else ''}{hint}")
+    if status in (400, 422) and (said := _server_message(exc)):
+        detail = f"{detail}: {said}"  # which field the server refused, and why
+    return _BY_STATUS.get(status, errors.ClusterError)(detail)
+
+
+def fit_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes on a character boundary, marked with
+    an ellipsis when cut (the API server counts bytes, not characters)."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit - len("…".encode())].decode(errors="ignore") + "…"
 
 
 def _iso(seconds: float) -> str:
@@ -83,10 +114,8 @@ class KubeCluster:
 
     def __init__(self, api: client.ApiClient) -> None:
         # the typed client models reject the raw dicts this adapter trades in: keep them Any
-        self._api = api
+        self._api: Any = api
         self._custom: Any = client.CustomObjectsApi(api)
-        self._core: Any = client.CoreV1Api(api)
-        self._coordination: Any = client.CoordinationV1Api(api)
 
     def list_objects(self, plural: str) -> tuple[list[RawObject], str]:
         """Every object of ``plural`` and the list's resourceVersion."""
@@ -127,10 +156,20 @@ class KubeCluster:
         return raw
 
     def patch_status(self, plural: str, name: str, status: Mapping[str, Any]) -> RawObject:
-        """Merge-patch the status subresource."""
+        """Server-side apply of the status subresource, as field manager ``gitops-reconciler``.
+
+        Forced: the status fields are the reconciler's, so another manager's claim on one is
+        taken over instead of failing with a conflict; fields of other writers that the
+        reconciler does not send are left to them. Never creates the object (a 404 when it
+        is gone, not a new object made of a status).
+        """
+        kind = {"customers": "Customer", "previews": "Preview"}.get(plural, plural)
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+                "metadata": {"name": name}, "status": dict(status)}
         try:
             raw: RawObject = self._custom.patch_cluster_custom_object_status(
-                GROUP, VERSION, plural, name, {"status": dict(status)})
+                GROUP, VERSION, plural, name, body, field_manager=FIELD_MANAGER, force=True,
+                _content_type="application/apply-patch+yaml")
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"patch {plural}/{name} status") from exc
         return raw
@@ -182,12 +221,9 @@ class KubeCluster:
         body = [{"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
                 {"op": "replace", "path": "/spec", "value": dict(spec)}]
         try:
-            raw: RawObject = self._custom.api_client.call_api(
-                f"/apis/{GROUP}/{VERSION}/{plural}/{name}", "PATCH",
-                header_params={"Content-Type": "application/json-patch+json",
-                               "Accept": "application/json"},
-                body=body, response_type="object", auth_settings=["BearerToken"],
-                _return_http_data_only=True)
+            raw: RawObject = self._custom.patch_cluster_custom_object(
+                GROUP, VERSION, plural, name, body,
+                _content_type="application/json-patch+json")
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"update {plural}/{name} spec") from exc
         return raw
@@ -208,40 +244,52 @@ class KubeCluster:
                 "resourceVersion": meta.get("resourceVersion"),
             },
             "type": event_type,
-            "reason": reason,
-            "message": message[:1024],
+            "reason": reason[:EVENT_FIELD_CHARS],
+            "message": fit_bytes(message, EVENT_MESSAGE_BYTES),
             "source": {"component": component},
             "reportingComponent": component,
             "reportingInstance": component,
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "eventTime": _micro(now),
-            "action": reason,
+            "action": reason[:EVENT_FIELD_CHARS],
             "count": 1,
         }
         try:
-            self._core.create_namespaced_event(EVENTS_NAMESPACE, body)
+            self._post(f"/api/v1/namespaces/{EVENTS_NAMESPACE}/events", body)
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             log.warning("could not record event %s: %s", reason, _translate(exc, "create event"))
+
+    def _post(self, path: str, body: RawObject) -> None:
+        """POST a raw object as JSON. The typed client would first turn it into its model and
+        back, re-encoding timestamps: a MicroTime whose fraction is zero then loses its six
+        digits, and the API server refuses it (400)."""
+        params = self._api.param_serialize(
+            method="POST", resource_path=path, body=body, auth_settings=["BearerToken"],
+            header_params={"Content-Type": "application/json", "Accept": "application/json"})
+        response = self._api.call_api(*params)
+        response.read()
+        self._api.response_deserialize(response, {"200": "object", "201": "object"})
 
     def read_lease(self, namespace: str, name: str) -> Lease | None:
         """The Lease, or None."""
         try:
-            raw = self._coordination.read_namespaced_lease(name, namespace)
+            raw: RawObject = self._custom.get_namespaced_custom_object(
+                *LEASES[:2], namespace, LEASES[2], name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise _translate(exc, f"read lease {namespace}/{name}") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise _translate(exc, f"read lease {namespace}/{name}") from exc
-        spec = raw.spec
+        spec = raw.get("spec") or {}
         return Lease(
-            holder=spec.holder_identity,
-            acquire_time=_seconds(spec.acquire_time),
-            renew_time=_seconds(spec.renew_time),
-            duration_seconds=int(spec.lease_duration_seconds or 15),
-            transitions=int(spec.lease_transitions or 0),
-            resource_version=raw.metadata.resource_version,
+            holder=spec.get("holderIdentity"),
+            acquire_time=_seconds(spec.get("acquireTime")),
+            renew_time=_seconds(spec.get("renewTime")),
+            duration_seconds=int(spec.get("leaseDurationSeconds") or 15),
+            transitions=int(spec.get("leaseTransitions") or 0),
+            resource_version=raw["metadata"]["resourceVersion"],
         )
 
     def write_lease(self, namespace: str, name: str, lease: Lease) -> Lease:
@@ -258,13 +306,17 @@ class KubeCluster:
                 "renewTime": _micro(lease.renew_time) if lease.renew_time else None,
             },
         }
+        # raw dicts through the generic client, as for Events: no typed model re-encoding
+        # the MicroTimes on the way
         try:
             if lease.resource_version is None:
-                raw = self._coordination.create_namespaced_lease(namespace, body)
+                raw: RawObject = self._custom.create_namespaced_custom_object(
+                    *LEASES[:2], namespace, LEASES[2], body)
             else:
                 body["metadata"]["resourceVersion"] = lease.resource_version
-                raw = self._coordination.replace_namespaced_lease(name, namespace, body)
+                raw = self._custom.replace_namespaced_custom_object(
+                    *LEASES[:2], namespace, LEASES[2], name, body)
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"write lease {namespace}/{name}") from exc
         return Lease(lease.holder, lease.acquire_time, lease.renew_time, lease.duration_seconds,
-                     lease.transitions, raw.metadata.resource_version)
+                     lease.transitions, raw["metadata"]["resourceVersion"])

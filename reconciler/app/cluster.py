@@ -63,8 +63,12 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
         threading.Thread(target=elector.run, args=(stop, lost), daemon=True,
                          name="leader-election").start()
         while not elector.is_leader.wait(0.5):
-            if stop.is_set():
+            if stop.is_set() or elector.denied is not None:
                 health.stop()
+                if elector.denied is not None:
+                    log.error("cannot take part in leader election: exiting (%s)",
+                              elector.denied)
+                    return 1
                 return 0
     scheduler = Scheduler(background=True)
     scheduler.every(settings.resync_seconds, controller.resync, name="resync")
@@ -77,8 +81,10 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
                               name="controller")
     worker.start()
     while not stop.wait(0.5):
-        if lost.is_set():
-            log.error("leadership lost: exiting so that a restart rejoins the election")
+        if controller.fatal is not None or lost.is_set():
+            log.error("%s", "leadership lost: exiting so that a restart rejoins the election"
+                      if controller.fatal is None
+                      else f"the controller cannot work: exiting ({controller.fatal})")
             stop.set()
             worker.join(timeout=10)
             return 1

@@ -32,15 +32,17 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 
 
-def read_sources(paths: Sequence[Path]) -> Parsed:
-    """Parse every manifest under ``paths``."""
-    return filesource.read_sources(list(paths))
+def read_sources(paths: Sequence[Path], settings: Settings | None = None) -> Parsed:
+    """Parse every manifest under ``paths`` (within the settings' size limits)."""
+    limits = sources_core.DEFAULT_LIMITS if settings is None else sources_core.Limits(
+        settings.max_source_file_bytes, settings.max_source_documents)
+    return filesource.read_sources(list(paths), limits)
 
 
 def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Parsed, list[Path]]:
     """``reconciler render``: write exactly what ``run`` would commit into an empty
     config repo (suspended and refused objects get no directory), under ``out``."""
-    parsed = read_sources(paths)
+    parsed = read_sources(paths, settings)
     plan = decision.decide(Snapshot(parsed.objects, parsed.refusals, parsed.incomplete),
                            settings, None, Request(VERSION))
     written: list[Path] = []
@@ -71,8 +73,7 @@ def write_crds(out: Path) -> list[Path]:
 def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings,
                allow_removals: int = 0) -> PassReport:
     """One pass over the manifest files; Previews past their ttl are removed."""
-    del settings  # the engine was built with them
-    return wiring.engine.sync(read_sources(sources), now=time.time(),
+    return wiring.engine.sync(read_sources(sources, settings), now=time.time(),
                               allow_removals=allow_removals)
 
 
@@ -83,7 +84,7 @@ def plan_once(sources: Sequence[Path], target: Target | Path, settings: Settings
     A local repository is opened as it is (never created or seeded); a remote is only
     fetched into its mirror.
     """
-    parsed = read_sources(sources)
+    parsed = read_sources(sources, settings)
     if isinstance(target, Path):
         target = Target(str(target))
     if not is_url(target.repo) and not Path(target.repo).exists():
@@ -167,9 +168,10 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     scheduler.run_forever()
 
 
-def find_object(sources: Sequence[Path], key: ObjectKey) -> Resource:
+def find_object(sources: Sequence[Path], key: ObjectKey,
+                settings: Settings | None = None) -> Resource:
     """The valid resource ``key`` among the manifests under ``sources``."""
-    parsed = read_sources(sources)
+    parsed = read_sources(sources, settings)
     for obj in parsed.objects:
         if obj.key == key:
             return obj
@@ -183,7 +185,7 @@ def resync(sources: Sequence[Path], target: Target, settings: Settings,
            key: ObjectKey, *, adopt: bool = False) -> tuple[Outcome, DeliveryReport | None]:
     """``reconciler resync``: write ``key``'s rendering even over a human's change
     (``adopt``: ``reconciler adopt``, take over a directory someone else made)."""
-    obj = find_object(sources, key)
+    obj = find_object(sources, key, settings)
     wiring = wire(target, settings)
 
     def run_pass() -> PassReport:
@@ -249,7 +251,8 @@ def read_deployers(paths: Sequence[Path]) -> tuple[list[dict[str, object]], list
     apps: list[dict[str, object]] = []
     kustomizations: list[dict[str, object]] = []
     for root in paths:
-        for path in filesource.manifest_files(root):
+        # Flux Kustomizations often live in kustomization.yaml: no resource ignore rules here
+        for path in filesource.manifest_files(root, ignoring=False):
             try:
                 docs = list(yamlio.load_documents(path.read_bytes()))
             except (OSError, yamlio.YAMLError) as exc:

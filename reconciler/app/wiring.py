@@ -79,6 +79,7 @@ def seed(repo: GitConfigRepo) -> str | None:
         [(messages.TRAILER_ACTION, "init"), (messages.TRAILER_VERSION, VERSION)])
     commit = repo.commit(plan.ChangeSet(files), msg)
     repo.flush()
+    repo.point_head_at_branch()
     return commit
 
 

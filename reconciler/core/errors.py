@@ -46,5 +46,13 @@ class WatchExpiredError(TemporaryError):
     """The watch's resourceVersion is too old (HTTP 410): list again."""
 
 
+class AccessDeniedError(PermanentError):
+    """The API server refused our credentials (HTTP 401) or our RBAC (HTTP 403).
+
+    Permanent: retrying with the same ServiceAccount and Roles cannot succeed; the message
+    names the verb and resource the server refused, for the operator to grant or fix.
+    """
+
+
 class NotFoundError(PermanentError):
     """The object does not exist (HTTP 404)."""

@@ -25,7 +25,17 @@ DURATION_PATTERN = r"^([0-9]+d)?([0-9]+h)?([0-9]+m)?$"
 GIT_SHA_PATTERN = r"^([0-9a-f]{40}|[0-9a-f]{64})$"
 IMAGE_PATTERN = r"^[a-z0-9]([a-z0-9._/:@-]*[a-zA-Z0-9_.-])?$"
 
-Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=32)]
+#: a quantity above zero: some digit before or after the point is not 0
+POSITIVE_QUANTITY_PATTERN = (r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)"
+                             r"(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
+#: database storage: a positive size in G, Gi, T or Ti (at least 1Gi and at most the
+#: max_database_storage setting are checked on the rendering, core/guards.py)
+STORAGE_PATTERN = (r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)"
+                   r"(Gi|Ti|G|T)$")
+#: Service names (a Preview's app names its Service) are DNS-1035 labels: a letter first
+DNS1035_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+Quantity = Annotated[str, Field(pattern=POSITIVE_QUANTITY_PATTERN, max_length=32)]
 DnsLabel = Annotated[str, Field(pattern=names.DNS1123_LABEL.pattern, max_length=63)]
 
 
@@ -39,7 +49,9 @@ class DatabaseFeature(_Spec):
     """A PostgreSQL database for the tenant, listed in the shared connection pool."""
 
     enabled: bool = False
-    storage: Quantity = Field(default="10Gi", description="Size of the data volume.")
+    storage: str = Field(default="10Gi", pattern=STORAGE_PATTERN, max_length=16,
+                         description="Size of the data volume (G, Gi, T or Ti; at least "
+                                     "1Gi); it may grow, never shrink.")
     version: Literal["14", "15", "16", "17"] = Field(default="16", description="PostgreSQL major.")
 
 
@@ -87,7 +99,8 @@ class CustomerSpec(_Spec):
 class PreviewSpec(_Spec):
     """Desired state of one preview environment for one git branch of an app."""
 
-    app: DnsLabel
+    app: str = Field(pattern=DNS1035_LABEL_PATTERN, max_length=63,
+                     description="Names the Service: a DNS-1035 label (starts with a letter).")
     branch: str = Field(min_length=1, max_length=255)
     commit: str = Field(pattern=GIT_SHA_PATTERN, description="Full commit SHA being previewed.")
     image: str = Field(pattern=IMAGE_PATTERN, max_length=512)
@@ -95,13 +108,19 @@ class PreviewSpec(_Spec):
         default=None,
         max_length=253,
         pattern=names.DNS1123_SUBDOMAIN.pattern,
-        description="Overrides the default host preview-<sha7>.<domain>.",
+        description="Overrides the default host preview-<name>.<domain>; must match "
+                    "the preview_host_patterns setting.",
     )
     ttl: str | None = Field(
         default=None, pattern=DURATION_PATTERN, min_length=2, max_length=16,
         description="Time to live, e.g. 72h, 7d, 90m."
     )
     port: int = Field(default=8080, ge=1, le=65535)
+    runAsUser: int | None = Field(
+        default=None, ge=1, le=2147483647,
+        description="UID (and GID) to run the image as: needed when the image's USER is root "
+                    "or a name, which the restricted Pod Security Standard cannot verify.",
+    )
     suspend: bool = False
 
     @field_validator("branch")

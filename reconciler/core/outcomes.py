@@ -47,6 +47,15 @@ class Reason(StrEnum):
     ADOPTED = "Adopted"
     SOURCE_EMPTY = "SourceEmpty"  # a kind vanished from the source: nothing removed
     EXPIRED = "Expired"
+    # guards (core/guards.py): never commit what the cluster rejects or what destroys data
+    STORAGE_SHRINK = "StorageShrink"
+    VERSION_DOWNGRADE = "VersionDowngrade"
+    UPGRADE_NOT_CONFIRMED = "UpgradeNotConfirmed"
+    INVALID_NAME = "InvalidName"
+    QUANTITY_INVALID = "QuantityInvalid"
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    HOST_NOT_ALLOWED = "HostNotAllowed"
+    HOST_CONFLICT = "HostConflict"
 
 
 @dataclass(frozen=True)

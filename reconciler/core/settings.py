@@ -9,25 +9,98 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from reconciler.core import names, yamlio
+from reconciler.core import names, quantities, yamlio
 
 ENV_PREFIX = "RECONCILER_"
 
 
+#: ``registry/path[:tag][@sha256:<64 hex>]``: a tag, a digest, or both (pinned).
+IMAGE_REFERENCE = re.compile(
+    r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+
+
+def _check_image(value: str) -> str:
+    if not IMAGE_REFERENCE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an image reference (name[:tag][@sha256:digest])")
+    return value
+
+
 class Images(BaseModel):
-    """Container images the rendered workloads run."""
+    """Container images the rendered workloads run; each may be pinned by digest.
+
+    Where the defaults come from is documented in the README ("Images").
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    database: str = "docker.io/library/postgres"  # tag is the Customer's database version
+    #: A repository: the tag is the Customer's database version, unless ``database_pins``
+    #: names a full reference for that version.
+    database: str = "docker.io/library/postgres"
+    #: PostgreSQL major version -> full image reference (e.g. with ``@sha256:`` digest).
+    database_pins: dict[str, str] = {}
     scheduler: str = "ghcr.io/ahoi/scheduler:1.4.2"
     webhooks: str = "ghcr.io/ahoi/webhooks:1.4.2"
-    pgbouncer: str = "docker.io/bitnami/pgbouncer:1.23.1"
+    pgbouncer: str = "ghcr.io/cloudnative-pg/pgbouncer:1.24.1"
+
+    @field_validator("database", "scheduler", "webhooks", "pgbouncer")
+    @classmethod
+    def _is_a_reference(cls, value: str) -> str:
+        return _check_image(value)
+
+    @field_validator("database_pins")
+    @classmethod
+    def _pins_are_references(cls, value: dict[str, str]) -> dict[str, str]:
+        for version, reference in value.items():
+            if "@" not in _check_image(reference):
+                raise ValueError(f"pin for version {version!r} must contain @sha256:<digest>")
+        return value
+
+    def database_image(self, version: str) -> str:
+        """The image of a PostgreSQL ``version``: its pin, else the repository at that tag."""
+        return self.database_pins.get(version) or f"{self.database}:{version}"
+
+
+class ExternalSecrets(BaseModel):
+    """Where External Secrets Operator finds the credentials (``ExternalSecret`` objects)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str = Field(description="Name of the SecretStore or ClusterSecretStore.")
+    store_kind: Literal["ClusterSecretStore", "SecretStore"] = "ClusterSecretStore"
+    key_pattern: str = Field(
+        default="tenants/{name}/database",
+        description="Remote key of a tenant's database credentials ({name}: the Customer).")
+    refresh_interval: str = Field(default="1h", pattern=r"^[0-9]+(s|m|h)$")
+
+    @field_validator("key_pattern")
+    @classmethod
+    def _pattern_has_name(cls, value: str) -> str:
+        if "{name}" not in value or not value.isprintable():
+            raise ValueError("must contain {name} (and no control characters)")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store_is_a_name(cls, value: str) -> str:
+        if not names.is_dns1123_subdomain(value):
+            raise ValueError(f"{value!r} is not a valid object name")
+        return value
+
+
+class PreviewQuota(BaseModel):
+    """The ResourceQuota of every preview namespace."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu: str = Field(default="1", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    memory: str = Field(default="1Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)?$")
+    pods: int = Field(default=5, ge=1, le=1000)
 
 
 class Settings(BaseModel):
@@ -39,7 +112,10 @@ class Settings(BaseModel):
     namespace_pattern: str = Field(default="customer-{name}")
     preview_namespace_pattern: str = Field(default="preview-{name}")
     platform_namespace: str = Field(default="platform")
-    storage_class: str | None = Field(default=None, description="None: the cluster default.")
+    storage_class: str | None = Field(
+        default=None,
+        description="Storage class of tenant database volumes (None: the cluster default). "
+                    "Growing a volume needs a class with allowVolumeExpansion: true.")
     ingress_class: str = "nginx"
     ingress_namespace: str = Field(
         default="ingress-nginx", description="Namespace of the ingress controller (let in)."
@@ -49,7 +125,22 @@ class Settings(BaseModel):
         default="database-credentials",
         description="Secret (created out of band) holding each tenant database's password.",
     )
-    pool_auth_secret: str = Field(default="pgbouncer-userlist")
+    pool_auth_secret: str = Field(
+        default="pgbouncer-userlist",
+        description="Secret (created out of band) in the platform namespace holding the pool's "
+                    "userlist.txt, one line per tenant database role.",
+    )
+    external_secrets: ExternalSecrets | None = Field(
+        default=None,
+        description="When set, ExternalSecret objects (external-secrets.io) are rendered that "
+                    "create the database and pool Secrets from this store.",
+    )
+    database_run_as_user: int = Field(
+        default=999, ge=1, description="UID (and GID) of the database image's postgres user.")
+    pool_run_as_user: int = Field(default=998, ge=1, description="UID of the pgbouncer image.")
+    pool_run_as_group: int = Field(default=996, ge=1, description="GID of the pgbouncer image.")
+    pool_replicas: int = Field(default=2, ge=1, le=50)
+    preview_quota: PreviewQuota = PreviewQuota()
     images: Images = Images()
     branch: str = "main"
     author_name: str = "gitops-reconciler"
@@ -81,6 +172,16 @@ class Settings(BaseModel):
         default=10.0, ge=0,
         description="A remote is pushed once its oldest unpushed commit is this old.",
     )
+    max_database_storage: str = Field(
+        default="1Ti", description="Largest spec.features.database.storage accepted.")
+    preview_host_patterns: tuple[str, ...] = Field(
+        default=("preview-*.{domain}",),
+        description="Hosts a Preview may use; '*' stands for one DNS label part, {domain} "
+                    "for the domain setting. Comma-separated in the environment.")
+    max_source_file_bytes: int = Field(
+        default=1 << 20, ge=1, description="Larger source files are refused unread.")
+    max_source_documents: int = Field(
+        default=1000, ge=1, description="Source files with more YAML documents are refused.")
 
     @field_validator("namespace_pattern", "preview_namespace_pattern")
     @classmethod
@@ -89,11 +190,47 @@ class Settings(BaseModel):
             raise ValueError("must contain {name} and form a DNS-1123 label")
         return value
 
+    @field_validator("database_secret", "pool_auth_secret")
+    @classmethod
+    def _secret_is_a_name(cls, value: str) -> str:
+        if not names.is_dns1123_subdomain(value):
+            raise ValueError(f"{value!r} is not a valid Secret name")
+        return value
+
     @field_validator("platform_namespace", "ingress_namespace")
     @classmethod
     def _namespace_is_a_label(cls, value: str) -> str:
         if not names.is_dns1123_label(value):
             raise ValueError(f"{value!r} is not a valid namespace name")
+        return value
+
+    @field_validator("max_database_storage")
+    @classmethod
+    def _storage_is_a_quantity(cls, value: str) -> str:
+        try:
+            size = quantities.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a quantity") from exc
+        if size < quantities.GI:
+            raise ValueError(f"{value!r} is below the 1Gi minimum of database storage")
+        return value
+
+    @field_validator("preview_host_patterns", mode="before")
+    @classmethod
+    def _patterns_from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):  # RECONCILER_PREVIEW_HOST_PATTERNS=a,b
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        if isinstance(value, list):
+            return tuple(value)
+        return value
+
+    @field_validator("preview_host_patterns")
+    @classmethod
+    def _patterns_are_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            example = pattern.replace("{domain}", "example.com").replace("*", "x")
+            if not names.is_dns1123_subdomain(example):
+                raise ValueError(f"{pattern!r} is not a host pattern (DNS name, '*', {{domain}})")
         return value
 
     @field_validator("domain")
@@ -115,7 +252,9 @@ class Settings(BaseModel):
                                   "resync_seconds", "push_window_seconds",
                                   "human_change_policy", "orphan_grace_seconds",
                                   "removal_budget_min", "removal_budget_percent",
-                                  "expiry_check_seconds", "applied_check_seconds"}
+                                  "expiry_check_seconds", "applied_check_seconds",
+                                  "max_database_storage", "preview_host_patterns",
+                                  "max_source_file_bytes", "max_source_documents"}
         )
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -49,10 +49,36 @@ class Parsed:
     origins: Mapping[ObjectKey, str] = field(default_factory=dict)
 
 
-def parse_text(origin: str, text: str | bytes) -> Parsed:
+@dataclass(frozen=True)
+class Limits:
+    """How much one source file may hold (settings ``max_source_file_bytes`` and
+    ``max_source_documents``): a 48 MB list once took 3 GB of memory to parse."""
+
+    max_bytes: int = 1 << 20
+    max_documents: int = 1000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def unreadable(origin: str, why: str) -> Parsed:
+    """A file whose objects are unknown: refused, and no removal in this pass."""
+    return Parsed((), (Refusal(origin, why),), incomplete=True, origin=origin)
+
+
+def parse_text(origin: str, text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Parsed:
     """Parse every document in one file's text."""
+    if len(text) > limits.max_bytes:
+        return unreadable(origin, f"{len(text)} bytes, over the limit of {limits.max_bytes} "
+                                  "(setting max_source_file_bytes); not parsed")
     try:
-        docs = [d for d in yamlio.load_documents(text) if d is not None]
+        docs = []
+        for doc in yamlio.load_documents(text):
+            if doc is not None:
+                docs.append(doc)
+            if len(docs) > limits.max_documents:
+                return unreadable(origin, f"more than {limits.max_documents} documents "
+                                          "(setting max_source_documents); not parsed")
     except yamlio.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -121,17 +121,75 @@ def _sequence_lines(items: list[Any], indent: str, out: list[str]) -> None:
 
 def dump_documents(docs: Iterable[Mapping[str, Any]]) -> bytes:
     """Return several documents as one canonical multi-document YAML file."""
-    return "---\n".join(dump_document(d) for d in docs).encode("utf-8")
+    docs = list(docs)
+    data = "---\n".join(dump_document(d) for d in docs).encode("utf-8")
+    _remember(data, docs)
+    return data
+
+
+#: the documents behind the bytes dumped last (a few hundred files): checks over a fresh
+#: rendering (core/guards.py) read them instead of parsing the bytes back, which costs
+#: more than rendering itself. The bytes are a function of the documents, so it is exact.
+_DUMPED: dict[bytes, tuple[Mapping[str, Any], ...]] = {}
+_DUMPED_MAX = 512
+
+
+def _remember(data: bytes, docs: list[Mapping[str, Any]]) -> None:
+    _DUMPED[data] = tuple(docs)
+    while len(_DUMPED) > _DUMPED_MAX:
+        try:
+            del _DUMPED[next(iter(_DUMPED))]
+        except (KeyError, StopIteration, RuntimeError):  # another thread got there first
+            break
+
+
+def dumped_documents(data: bytes) -> list[Any]:
+    """The documents of canonical YAML this module wrote (parsed again when no longer
+    remembered); treat them as read-only."""
+    docs = _DUMPED.get(data)
+    if docs is not None:
+        return list(docs)
+    return [d for d in yaml.load_all(data, Loader=_Loader) if d is not None]
+
+
+class _UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
+    """The safe loader, refusing a mapping that names a key twice (YAML says keys are
+    unique; PyYAML would silently keep the last value, even of ``kind:``)."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # ``<<: *base`` merges; its keys may be overridden on purpose
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class refuses it
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"duplicate key {key!r} (first at line {first.line + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep)
+        return mapping
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map",
+                                 _UniqueKeyLoader.construct_yaml_map)
 
 
 def load_documents(text: str | bytes) -> Iterator[Any]:
-    """Yield the documents of a YAML stream with the safe loader (raises yaml.YAMLError)."""
-    return iter(yaml.load_all(text, Loader=_Loader))
+    """Yield the documents of a YAML stream with the safe loader (raises yaml.YAMLError,
+    also for a key that appears twice in one mapping)."""
+    return iter(yaml.load_all(text, Loader=_UniqueKeyLoader))
 
 
 def load_document(text: str | bytes) -> Any:
-    """Return the single document of a YAML stream."""
-    return yaml.load(text, Loader=_Loader)
+    """Return the single document of a YAML stream (duplicate keys refused)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 YAMLError = yaml.YAMLError

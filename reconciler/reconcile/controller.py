@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.core import applied, conditions, decide, errors, expiry, sources
-from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey
+from reconciler.core import applied, conditions, decide, errors, expiry, guards, sources
+from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey, Preview, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.render import customers
 from reconciler.core.settings import Settings
 from reconciler.ports.cluster import Cluster, RawObject
 from reconciler.ports.configrepo import ConfigRepo
@@ -70,6 +71,9 @@ class Controller:
         self.failures: dict[ObjectKey, str] = {}
         #: objects whose spec can never render (Stalled) until someone changes them
         self.refused: dict[ObjectKey, str] = {}
+        #: why the controller stopped on its own (an informer was denied: 401/403), or None
+        self.fatal: str | None = None
+        self._denied_keys: set[ObjectKey] = set()  # refused by RBAC: no retry until a change
 
     def _enqueuer(self, kind: str) -> Callable[[str], None]:
         def enqueue(name: str) -> None:
@@ -87,11 +91,11 @@ class Controller:
             thread.start()
         for informer in self.informers.values():
             while not informer.synced.wait(0.5):
-                if stop.is_set():
+                if stop.is_set() or self._denied():
                     return
         self.enqueue_orphans()
         self._metrics.synced(self._clock())
-        while not stop.is_set():
+        while not stop.is_set() and not self._denied():
             key = self.queue.get(timeout=0.5)
             self._metrics.queue_depth(len(self.queue))
             if key is not None:
@@ -101,6 +105,14 @@ class Controller:
             if self.delivery is not None and self.delivery.due():
                 self.deliver()
         self.queue.close()
+
+    def _denied(self) -> bool:
+        """True once an informer was refused (401/403): it will never see changes again."""
+        for informer in self.informers.values():
+            if informer.denied is not None:
+                self.fatal = str(informer.denied)
+                return True
+        return False
 
     def run_once(self, attempts: int = 3) -> bool:
         """List everything, reconcile until the queue is empty; True when all succeeded."""
@@ -115,7 +127,7 @@ class Controller:
                 continue
             if not self.process(key, requeue=False):  # retried here, a bounded number of times
                 tries[key] = tries.get(key, 0) + 1
-                if tries[key] < attempts:
+                if tries[key] < attempts and key not in self._denied_keys:
                     # no watch runs here: re-read the object our own writes (finalizer,
                     # status) moved on, or the retry carries a stale resourceVersion (409)
                     self.informers[key.kind].refresh(key.name)
@@ -243,6 +255,11 @@ class Controller:
                 ok, result = self._run_task(key.name), "task"
             else:
                 ok, result = self.reconcile(key)
+        except errors.AccessDeniedError as exc:  # retrying cannot help: wait for a change
+            log.error("reconcile failed, not retried: %s", exc, extra={"object": str(key)})
+            ok, result, requeue = False, "error", False
+            self.failures[key] = str(exc)
+            self._denied_keys.add(key)
         except errors.ReconcilerError as exc:
             log.warning("reconcile failed: %s", exc, extra={"object": str(key)})
             ok, result = False, "error"
@@ -257,6 +274,7 @@ class Controller:
         if ok:
             self.queue.forget(key)
             self.failures.pop(key, None)
+            self._denied_keys.discard(key)
         elif requeue:
             self.queue.retry(key)
         return ok
@@ -292,7 +310,7 @@ class Controller:
             return True, outcome.result.value  # permanent until the object changes
         raw = self._with_finalizer(key, raw)
         force = RESYNC_ANNOTATION in (meta.get("annotations") or {})
-        outcome = self._engine.apply(parsed, force=force)
+        outcome = self._fleet_refusal(parsed) or self._engine.apply(parsed, force=force)
         if outcome.result == Result.REFUSED and outcome.reason != Reason.GIT_ERROR:
             # a guard said no: permanent until the object (or the repo) changes
             self.refused[key] = outcome.message
@@ -318,6 +336,29 @@ class Controller:
         if not outcome.ok:
             self.failures[key] = outcome.message
         return outcome.ok, outcome.result.value
+
+    def _fleet_refusal(self, obj: Resource) -> Outcome | None:
+        """The fleet guards (a host claimed twice) for one object, against the others in
+        the informers' caches: every Preview, and the tenants whose webhook host it is."""
+        if not isinstance(obj, Preview):
+            return None  # a tenant's webhook host always wins; only Previews are refused
+        hosts = set(guards.host_claims(obj, self._settings))
+        others: list[Resource] = []
+        for kind, informer in self.informers.items():
+            for name in informer.names():
+                if name == obj.metadata.name and kind == obj.kind:
+                    continue
+                if kind == "Customer" and customers.webhooks_host(name, self._settings) \
+                        not in hosts:
+                    continue  # the cheap test first: only a tenant of that host can clash
+                raw = informer.get(name)
+                other = sources.parse_document(name, raw) if raw is not None else None
+                if other is not None and not isinstance(other, sources.Refusal):
+                    others.append(other)
+        refusal = guards.refuse_fleet([obj, *others], self._settings).get(obj.key)
+        if refusal is None:
+            return None
+        return Outcome(obj.key, Result.REFUSED, refusal.reason, refusal.message)
 
     def _with_finalizer(self, key: ObjectKey, raw: RawObject) -> RawObject:
         meta = raw.get("metadata") or {}

@@ -39,6 +39,8 @@ class Elector:
         self._last_renewed: float | None = None
         self.is_leader = threading.Event()
         self.holder: str | None = None
+        #: set when the API server refused the Lease (401/403): this candidate gave up
+        self.denied: errors.AccessDeniedError | None = None
 
     def step(self) -> bool:
         """One attempt to acquire or renew; True while we are the leader."""
@@ -57,6 +59,9 @@ class Elector:
                 return True
         except errors.ConflictError:
             log.info("lost the race for lease %s/%s", self._namespace, self._name)
+        except errors.AccessDeniedError as exc:
+            log.error("lease %s/%s: %s", self._namespace, self._name, exc)
+            self.denied = exc
         except errors.ReconcilerError as exc:
             log.warning("lease %s/%s: %s", self._namespace, self._name, exc)
         if self.is_leader.is_set() and self._last_renewed is not None \
@@ -71,7 +76,7 @@ class Elector:
         """Keep trying until ``stop``; set ``lost`` if leadership is lost after being held."""
         while not stop.is_set():
             was_leader = self.is_leader.is_set()
-            if not self.step() and was_leader:
+            if not self.step() and (was_leader or self.denied is not None):
                 lost.set()
                 return
             stop.wait(self._retry)

@@ -3,7 +3,8 @@
 Level-triggered: every change calls ``on_change(name)``; the handler reads the cache.
 Watches resume from the last resourceVersion seen (bookmarks included); a 410 or an
 unknown resourceVersion means list again, and the relist reports every object that
-changed or vanished meanwhile, so no update is missed.
+changed or vanished meanwhile, so no update is missed. A 401/403 is not retried: the
+informer stops and says so in ``denied`` (the controller then gives up with that line).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Informer:
         self.synced = threading.Event()
         self.resource_version: str | None = None
         self.relists = 0
+        self.denied: errors.AccessDeniedError | None = None
 
     def get(self, name: str) -> RawObject | None:
         """The cached object called ``name``."""
@@ -81,6 +83,10 @@ class Informer:
             except errors.WatchExpiredError:
                 log.info("watch of %s expired; listing again", self.plural)
                 self.resource_version = None
+            except errors.AccessDeniedError as exc:
+                log.error("cannot list and watch %s: %s", self.plural, exc)
+                self.denied = exc
+                return
             except errors.ReconcilerError as exc:
                 log.warning("watch of %s failed: %s; retrying", self.plural, exc)
                 stop.wait(self._retry_delay)

@@ -13,11 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from reconciler.core import errors, layout, messages
+from reconciler.core import errors, guards, layout, messages
 from reconciler.core.models import ObjectKey, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.settings import Settings
-from reconciler.core.sources import Parsed
+from reconciler.core.sources import Parsed, Refusal
 from reconciler.ports.configrepo import ConfigRepo, PushResult
 from reconciler.ports.forge import Forge, ForgeError, PullRequestSpec
 from reconciler.reconcile.engine import PassReport, Reconciler
@@ -83,6 +83,8 @@ class PullRequestReconciler:
         report = PassReport()
         report.outcomes += [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                             for r in parsed.refusals]
+        parsed, fleet_refused = _without_fleet_refusals(parsed, self._settings)
+        report.outcomes += fleet_refused  # each proposal sees one object: hosts are judged here
         for obj in parsed.objects:
             if obj.key not in deletes:
                 report.outcomes.append(self.apply(obj))
@@ -147,3 +149,15 @@ def _body(message: str, key: ObjectKey) -> str:
             f"```\n{trailers}\n```\n\nMerge to apply. Closing it rejects this version: while "
             f"the resource still asks for the change, the reconciler opens a new pull request.\n")
 
+
+def _without_fleet_refusals(parsed: Parsed, settings: Settings) -> tuple[Parsed, list[Outcome]]:
+    """``parsed`` minus the objects that collide with others (``guards.refuse_fleet``), and
+    a REFUSED outcome for each; they are kept out of removals like invalid objects."""
+    refused = guards.refuse_fleet([o for o in parsed.objects if not o.spec.suspend], settings)
+    if not refused:
+        return parsed, []
+    kept = [o for o in parsed.objects if o.key not in refused]
+    refusals = [*parsed.refusals, *(Refusal(parsed.origins.get(r.key, str(r.key)), r.message,
+                                            r.key) for r in refused.values())]
+    return (Parsed(kept, refusals, parsed.incomplete, origins=parsed.origins),
+            [Outcome(r.key, Result.REFUSED, r.reason, r.message) for r in refused.values()])

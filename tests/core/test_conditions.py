@@ -140,3 +140,21 @@ def test_a_huge_message_is_cut_to_the_api_limit() -> None:
     outcome = Outcome(KEY, Result.REFUSED, Reason.INVALID_SPEC, "x" * 40000)
     status = conditions.status_for(None, outcome, 1, None, T0)
     assert len(by_type(status)["Stalled"]["message"]) == 32768
+
+
+def test_every_guard_reason_stalls_the_object_with_that_reason() -> None:
+    """A guard's refusal (storage shrink, quota, host, ...) is Stalled and not Ready, and the
+    conditions carry the guard's own reason, which the Condition schema accepts."""
+    from reconciler.core.models import Condition
+
+    guard_reasons = [Reason.STORAGE_SHRINK, Reason.VERSION_DOWNGRADE,
+                     Reason.UPGRADE_NOT_CONFIRMED, Reason.INVALID_NAME,
+                     Reason.QUANTITY_INVALID, Reason.QUOTA_EXCEEDED, Reason.HOST_NOT_ALLOWED,
+                     Reason.HOST_CONFLICT]
+    for reason in guard_reasons:
+        outcome = Outcome(KEY, Result.REFUSED, reason, f"customer/acme: {reason.value}")
+        got = by_type(conditions.status_for(None, outcome, 2, "tenants/acme", T0))
+        assert (got["Stalled"]["status"], got["Stalled"]["reason"]) == ("True", reason.value)
+        assert (got["Ready"]["status"], got["Ready"]["reason"]) == ("False", reason.value)
+        for cond in got.values():
+            Condition.model_validate(cond)

@@ -28,6 +28,16 @@ def test_defaults_are_the_documented_ones():
     assert (settings.database_secret, settings.pool_auth_secret) == (
         "database-credentials", "pgbouncer-userlist")
     assert (settings.branch, settings.import_batch, settings.resync_seconds) == ("main", 100, 300)
+    assert settings.max_database_storage == "1Ti"
+    assert settings.preview_host_patterns == ("preview-*.{domain}",)
+    assert (settings.max_source_file_bytes, settings.max_source_documents) == (1 << 20, 1000)
+
+
+def test_host_patterns_come_comma_separated_from_the_environment():
+    """RECONCILER_PREVIEW_HOST_PATTERNS=a,b is a list of two patterns."""
+    settings = load_settings(None, {"RECONCILER_PREVIEW_HOST_PATTERNS":
+                                    "preview-*.{domain}, *.review.corp.example"})
+    assert settings.preview_host_patterns == ("preview-*.{domain}", "*.review.corp.example")
 
 
 def test_config_file_values_are_used():
@@ -129,6 +139,22 @@ def test_bad_config_file_is_a_user_error_naming_the_file(tmp_path):
                  id="platform-namespace"),
     pytest.param(None, {"RECONCILER_INGRESS_NAMESPACE": "ingress_nginx"}, "ingress_namespace",
                  id="ingress-namespace"),
+    pytest.param("max_database_storage: 500Mi\n", {}, "max_database_storage",
+                 id="max-storage-below-1gi"),
+    pytest.param("max_database_storage: lots\n", {}, "max_database_storage",
+                 id="max-storage-not-a-quantity"),
+    pytest.param(None, {"RECONCILER_PREVIEW_HOST_PATTERNS": "preview_*.{domain}"},
+                 "preview_host_patterns", id="host-pattern-not-dns"),
+    pytest.param("max_source_file_bytes: 0\n", {}, "max_source_file_bytes", id="size-limit-0"),
+    pytest.param(None, {"RECONCILER_DATABASE_SECRET": "DB Creds"}, "database_secret",
+                 id="database-secret"),
+    pytest.param("pool_auth_secret: 'a\\nb'\n", {}, "pool_auth_secret", id="pool-secret"),
+    pytest.param("external_secrets: {store: 'Vault Store'}\n", {}, "external_secrets.store",
+                 id="store-name"),
+    pytest.param("external_secrets: {store: vault, key_pattern: tenants/db}\n", {},
+                 "external_secrets.key_pattern", id="key-pattern-without-name"),
+    pytest.param("external_secrets: {store: vault, refresh_interval: often}\n", {},
+                 "external_secrets.refresh_interval", id="refresh-interval"),
 ])
 def test_values_that_would_break_rendering_are_refused(text, env, setting):
     """Values that would otherwise reach rendered manifests broken (a non-mapping images,
@@ -150,6 +176,11 @@ RENDERING = {
     "cluster_issuer": "internal-ca",
     "database_secret": "pg-creds",
     "images": {"database": "mirror/postgres"},
+    "external_secrets": {"store": "vault"},
+    "database_run_as_user": 70,
+    "pool_run_as_user": 1001,
+    "pool_replicas": 3,
+    "preview_quota": {"pods": 3},
 }
 NOT_RENDERING = {
     "branch": "rendered",
@@ -157,6 +188,10 @@ NOT_RENDERING = {
     "author_email": "someone@corp.example",
     "import_batch": 7,
     "resync_seconds": 60,
+    "max_database_storage": "4Ti",
+    "preview_host_patterns": ["*.review.corp.example"],
+    "max_source_file_bytes": 4096,
+    "max_source_documents": 10,
 }
 
 
@@ -187,3 +222,52 @@ def render_everything(settings: Settings) -> dict[str, bytes]:
                      samples.render_pool(samples.POOL_CUSTOMERS, settings)):
         out.update({f"{rendered.directory}/{rel}": data for rel, data in rendered.files.items()})
     return out
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize("reference", [
+    "ghcr.io/cloudnative-pg/pgbouncer:1.24.1",
+    f"ghcr.io/cloudnative-pg/pgbouncer:1.24.1@{DIGEST}",
+    f"registry.corp:5000/mirror/pgbouncer@{DIGEST}",
+])
+def test_images_may_be_pinned_by_digest(reference):
+    """Every image setting takes a tag, a digest, or both, and renders exactly that."""
+    settings = load_settings(None, {"RECONCILER_IMAGES_PGBOUNCER": reference,
+                                    "RECONCILER_IMAGES_SCHEDULER": reference})
+    assert f"image: {reference}".encode() in samples.render_pool(
+        samples.POOL_CUSTOMERS, settings).files["deployment.yaml"]
+    assert f"image: {reference}".encode() in customers.render_customer(
+        samples.FULL_CUSTOMER, settings).files["scheduler.yaml"]
+
+
+@pytest.mark.parametrize("reference", ["Upper/Case:1", "x/y:1 ; rm -rf /", "x/y@sha256:short",
+                                       "x/y:1\n", "-x/y:1"])
+def test_a_malformed_image_reference_is_refused_by_name(reference):
+    """An image that is not a reference is one clear line naming the setting."""
+    with pytest.raises(SettingsError, match=r"^setting images.webhooks: .*not an image reference"):
+        load_settings(None, {"RECONCILER_IMAGES_WEBHOOKS": reference})
+
+
+def test_database_versions_are_pinned_by_digest():
+    """images.database_pins pins a PostgreSQL major version to a digest; other versions keep
+    the repository at the version's tag, and a pin without a digest is refused."""
+    text = f"images:\n  database_pins:\n    '15': docker.io/library/postgres:15.10@{DIGEST}\n"
+    settings = load_settings(text, {})
+    assert settings.images.database_image("15") == f"docker.io/library/postgres:15.10@{DIGEST}"
+    assert settings.images.database_image("16") == "docker.io/library/postgres:16"
+    database = customers.render_customer(samples.FULL_CUSTOMER, settings).files["database.yaml"]
+    assert f"image: docker.io/library/postgres:15.10@{DIGEST}".encode() in database  # v15
+    with pytest.raises(SettingsError, match=r"^setting images.database_pins: .*@sha256"):
+        load_settings("images:\n  database_pins:\n    '15': postgres:15.10\n", {})
+
+
+def test_default_images_are_the_documented_ones():
+    """The defaults are those the README names (and says where they come from)."""
+    images = Settings().images
+    assert images.pgbouncer == "ghcr.io/cloudnative-pg/pgbouncer:1.24.1"
+    assert images.database == "docker.io/library/postgres"
+    readme = (samples.ROOT / "README.md").read_text()
+    for reference in (images.pgbouncer, images.database, images.scheduler, images.webhooks):
+        assert f"`{reference}`" in readme, reference

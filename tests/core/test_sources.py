@@ -3,6 +3,8 @@ good object next to it is still kept."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from reconciler.adapters import filesource
@@ -159,3 +161,126 @@ def test_duplicate_name_refusal_names_both_files(tmp_path):
 def test_hostile_input_still_gets_a_one_line_refusal(text):
     """A kind or field name containing a newline still yields a single-line refusal."""
     only_refusal(sources.parse_text(ORIGIN, text))
+
+
+# -- input hygiene (issue 8) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    (customer_yaml() + "kind: Preview\n", 5),
+    (customer_yaml(spec="  quota: {pods: 3, pods: 40}\n"), 6),
+], ids=["kind-twice", "nested-key-twice"])
+def test_a_key_given_twice_is_refused_with_its_line(text, line):
+    """YAML keys are unique: a second ``kind:`` (or any key) is refused naming its line,
+    never silently taking the last value, and the file counts as unparseable."""
+    parsed = sources.parse_text(ORIGIN, text)
+    refusal = only_refusal(parsed)
+    assert f"invalid YAML at line {line}: duplicate key" in refusal
+    assert parsed.incomplete
+
+
+def test_yaml_merge_keys_may_still_be_overridden():
+    """``<<: *base`` followed by one of its keys is ordinary YAML, not a duplicate."""
+    text = ("x-base: &base {pods: 3}\n" + customer_yaml(spec="  quota:\n    <<: *base\n"
+                                                         "    pods: 40\n"))
+    (obj,) = sources.parse_text(ORIGIN, text).objects
+    assert obj.spec.quota.pods == 40
+
+
+def test_too_many_documents_make_the_file_unparseable():
+    """Over ``max_documents`` the file is refused (incomplete), without keeping any object."""
+    text = "---\n".join(customer_yaml(f"c{i}") for i in range(4))
+    parsed = sources.parse_text(ORIGIN, text, sources.Limits(max_documents=3))
+    assert "more than 3 documents" in only_refusal(parsed)
+    assert parsed.incomplete
+    assert len(sources.parse_text(ORIGIN, text, sources.Limits(max_documents=4)).objects) == 4
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(tmp_path):
+    """A file over ``max_bytes`` is refused from its size alone (nothing parsed), names the
+    setting, and marks the pass incomplete."""
+    big = tmp_path / "big.yaml"
+    big.write_text(customer_yaml("big") + "#" * 200 + "\n")
+    parsed = filesource.read_sources([tmp_path], sources.Limits(max_bytes=100))
+    (refusal,) = parsed.refusals
+    assert str(refusal).startswith(str(big)) and "max_source_file_bytes" in str(refusal)
+    assert parsed.incomplete and not parsed.objects
+
+
+def test_unreadable_files_count_as_unparseable(tmp_path):
+    """A dangling symlink, a symlink leading outside the source and a FIFO are each one
+    refusal naming the file; the pass is incomplete, and good files are still read."""
+    (tmp_path / "good.yaml").write_text(customer_yaml("good"))
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.yaml"
+    outside.write_text(customer_yaml("outside"))
+    (tmp_path / "dangling.yaml").symlink_to(tmp_path / "gone.yaml")
+    (tmp_path / "escape.yaml").symlink_to(outside)
+    (tmp_path / "inside.yaml").symlink_to(tmp_path / "good.yaml")
+    os.mkfifo(tmp_path / "pipe.yaml")
+    parsed = filesource.read_sources([tmp_path])
+    assert [o.metadata.name for o in parsed.objects] == []  # good.yaml twice: a duplicate
+    text = {str(r).split(": ", 1)[0]: str(r) for r in parsed.refusals}
+    assert "dangling symlink" in text[str(tmp_path / "dangling.yaml")]
+    assert "outside the source" in text[str(tmp_path / "escape.yaml")]
+    assert "not a regular file" in text[str(tmp_path / "pipe.yaml")]
+    assert parsed.incomplete
+    (tmp_path / "inside.yaml").unlink()
+    assert [o.metadata.name for o in filesource.read_sources([tmp_path]).objects] == ["good"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file; permissions cannot be tested")
+def test_an_unreadable_directory_counts_as_unparseable(tmp_path):
+    """A sub-directory that cannot be listed is one refusal and marks the pass incomplete."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "a.yaml").write_text(customer_yaml("a"))
+    locked.chmod(0)
+    try:
+        parsed = filesource.read_sources([tmp_path])
+    finally:
+        locked.chmod(0o755)
+    assert parsed.incomplete
+    assert any("cannot list directory" in str(r) for r in parsed.refusals)
+
+
+def test_symlinked_directory_outside_the_source_is_refused(tmp_path):
+    """A directory symlink leading out of the source is never followed and is reported."""
+    source, elsewhere = tmp_path / "source", tmp_path / "elsewhere"
+    source.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "x.yaml").write_text(customer_yaml("x"))
+    (source / "linked").symlink_to(elsewhere, target_is_directory=True)
+    parsed = filesource.read_sources([source])
+    assert not parsed.objects
+    assert parsed.incomplete
+    assert "outside the source" in str(parsed.refusals[0])
+
+
+def test_reconcilerignore_and_default_ignores_keep_other_files_out(tmp_path):
+    """kustomization.yaml and renovate.json are skipped by default; .reconcilerignore adds
+    patterns (directories, globs) and ``!`` reads a default-ignored file again."""
+    (tmp_path / "acme.yaml").write_text(customer_yaml("acme"))
+    (tmp_path / "kustomization.yaml").write_text("apiVersion: kustomize.config.k8s.io/v1beta1\n"
+                                                 "kind: Kustomization\nresources: [acme.yaml]\n")
+    (tmp_path / "renovate.json").write_text('{"extends": ["config:base"]}\n')
+    (tmp_path / "ci").mkdir()
+    (tmp_path / "ci" / "pipeline.yaml").write_text("stages: [test]\n")
+    (tmp_path / "values-prod.yaml").write_text("replicas: 3\n")
+    (tmp_path / ".reconcilerignore").write_text("# not resources\nci/\nvalues-*.yaml\n")
+    parsed = filesource.read_sources([tmp_path])
+    assert (list(parsed.refusals), [o.metadata.name for o in parsed.objects]) == ([], ["acme"])
+    (tmp_path / ".reconcilerignore").write_text("ci/\nvalues-*.yaml\n!renovate.json\n")
+    (refusal,) = filesource.read_sources([tmp_path]).refusals
+    assert str(refusal).startswith(str(tmp_path / "renovate.json"))
+
+
+def test_applied_from_still_reads_a_flux_kustomization_yaml(tmp_path):
+    """The resource ignore defaults do not apply to ``--applied-from``: a Flux Kustomization
+    kept in kustomization.yaml is read."""
+    from reconciler import app
+
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n"
+        "metadata: {name: tenants, namespace: flux-system}\nspec: {path: ./tenants}\n")
+    apps, kustomizations = app.read_deployers([tmp_path])
+    assert (apps, [k["metadata"]["name"] for k in kustomizations]) == ([], ["tenants"])

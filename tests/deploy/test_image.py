@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -67,9 +68,22 @@ def steps() -> list[tuple[str, str]]:
     return instructions(DOCKERFILE)
 
 
-def test_base_image_is_python_311_slim(steps):
-    """The image builds on python:3.11-slim, the Python the project targets."""
-    assert steps[0] == ("FROM", "python:3.11-slim")
+def test_base_image_is_a_pinned_python_311_slim(steps):
+    """The image builds on python 3.11 slim, the Python the project targets, pinned to a
+    patch release and a Debian release (or a digest), so a rebuild gets the same base."""
+    keyword, image = steps[0]
+    assert keyword == "FROM"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", image), image
+
+
+def test_the_signing_programs_are_installed_without_recommends(steps):
+    """``--sign ssh:`` runs ssh-keygen and ``--sign gpg:`` runs gpg (with its agent): the
+    image installs their Debian packages, nothing recommended, and drops the apt lists."""
+    runs = " ".join(rest for keyword, rest in steps if keyword == "RUN")
+    install = re.search(r"apt-get install -y --no-install-recommends ([^&]+)", runs)
+    assert install is not None, runs
+    assert set(install.group(1).split()) == {"openssh-client", "gpg", "gpg-agent"}
+    assert "rm -rf /var/lib/apt/lists/*" in runs
 
 
 def test_runs_as_the_non_root_uid_the_deployment_expects(steps):

@@ -165,6 +165,14 @@ class ObjectStore:
         with self._lock:
             if content_type == STRATEGIC_MERGE_PATCH and not rt.custom:
                 content_type = MERGE_PATCH
+            if content_type == APPLY_PATCH:
+                # server-side apply, approximated: no managedFields, so a field the applier
+                # stops sending is kept, and lists are replaced whole (as a merge patch does)
+                if not isinstance(raw_patch, dict) or not raw_patch.get("kind"):
+                    raise errors.bad_request("apply patch must be an object with kind set")
+                raw_patch = {k: v for k, v in raw_patch.items()
+                             if k not in ("apiVersion", "kind", "metadata")}
+                content_type = MERGE_PATCH
             if content_type not in (JSON_PATCH, MERGE_PATCH):
                 strategic = () if rt.custom else (STRATEGIC_MERGE_PATCH,)
                 raise errors.unsupported_media_type(

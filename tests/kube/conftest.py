@@ -8,4 +8,8 @@ from tests.fake_apiserver.fixtures import (  # noqa: F401 - pytest finds fixture
     kube_api_client,
     kubectl,
 )
-from tests.kube.clusters import cluster, clusters_with_crds  # noqa: F401 - fixtures by name
+from tests.kube.clusters import (  # noqa: F401 - fixtures by name
+    cluster,
+    clusters_with_crds,
+    real_server,
+)

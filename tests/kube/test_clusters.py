@@ -140,3 +140,13 @@ def test_teardown_removes_what_the_test_made_and_reports_strays(
             environ=environ, start_fake=refuse_fake, home=tmp_path / "home",
             clusters_with_crds={kubeconfig}) as chosen:
         chosen.kubectl("apply", "--validate=false", "-f", "-", input=customer("stray"))
+
+
+def test_without_go_the_real_server_tests_skip_with_one_line_but_fail_in_ci() -> None:
+    """No Go toolchain: a skip naming it on a developer's machine, a failure under CI=true."""
+    with pytest.raises(pytest.skip.Exception, match="no Go toolchain") as skipped:
+        clusters.require_go(None, environ={})
+    assert "\n" not in str(skipped.value)
+    with pytest.raises(pytest.fail.Exception, match="CI=true needs it"):
+        clusters.require_go(None, environ={"CI": "true"})
+    assert clusters.require_go(Path("/usr/bin/go"), environ={"CI": "true"}) == Path("/usr/bin/go")

@@ -110,7 +110,7 @@ def running(cluster: clusters.Cluster, kube: fixtures.Kubectl,
     repo_path = tmp_path / "config.git"
     repo = app.open_repo(repo_path, settings, create=True)
     engine = Reconciler(repo=repo, settings=settings, version="test")
-    api = api_client(str(cluster.kubeconfig))
+    api = api_client(str(cluster.reconciler_kubeconfig))
     adapter = CountingCluster(api)
     controller = ObservedController(cluster=adapter, engine=engine, repo=repo)
     stop = threading.Event()
@@ -267,6 +267,41 @@ def test_an_invalid_spec_is_stalled_and_others_are_still_committed(running: Runn
         assert [e["reason"] for e in warnings] == ["InvalidSpec"]
         assert case.field in warnings[0]["message"]
     wait_ready(running, "customer", fine, 1)
+
+
+@pytest.mark.realcluster
+def test_guard_refusals_are_stalled_with_their_reason_and_one_warning(running: Running) -> None:
+    """A storage shrink and a Preview taking the tenant's webhook host are each Stalled with
+    their guard's reason and message and one Warning Event; nothing is committed for them."""
+    acme = running.cluster.name("acme")
+    spec = {"features": {"database": {"enabled": True, "storage": "20Gi"},
+                         "webhooks": {"enabled": True}}}
+    apply(running.kubectl, customer(acme, spec))
+    wait_commit(running, f"customer/{acme}")
+    spec["features"]["database"]["storage"] = "10Gi"
+    apply(running.kubectl, customer(acme, spec))
+    raw = wait_until(lambda: condition(get(running.kubectl, "customer", acme), "Stalled")
+                     .get("reason") == "StorageShrink" and get(running.kubectl, "customer", acme),
+                     what="Stalled StorageShrink")
+    assert "20Gi -> 10Gi" in condition(raw, "Stalled")["message"]
+    assert condition(raw, "Ready")["status"] == "False"
+    thief = running.cluster.name("thief")
+    apply(running.kubectl, json.dumps({
+        "apiVersion": "reconciler.ahoi.dev/v1alpha1", "kind": "Preview",
+        "metadata": {"name": thief},
+        "spec": {"app": "shop", "branch": "feat/x", "commit": "ab" * 20,
+                 "image": "registry.example.com/shop:1", "host": f"{acme}.hooks.example.com"}}))
+    raw = wait_until(lambda: condition(get(running.kubectl, "preview", thief), "Stalled")
+                     .get("reason") == "HostConflict" and get(running.kubectl, "preview", thief),
+                     what="Stalled HostConflict")
+    assert f"customer/{acme}" in condition(raw, "Stalled")["message"]
+    running.wait_processed("Customer", acme)
+    assert len(commits_of(running.repo, f"customer/{acme}")) == 1
+    assert commits_of(running.repo, f"preview/{thief}") == []
+    for name, reason in ((acme, "StorageShrink"), (thief, "HostConflict")):
+        warnings = wait_until(lambda n=name: [e for e in events_for(running.kubectl, n)  # type: ignore[misc]
+                                              if e["type"] == "Warning"], what=f"{name} event")
+        assert [e["reason"] for e in warnings] == [reason]
 
 
 def test_a_directory_made_by_a_human_is_not_owned_until_the_adopt_annotation(

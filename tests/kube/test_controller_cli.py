@@ -119,7 +119,7 @@ def launch(cluster: clusters.Cluster, repo: Path, tmp_path: Path,
     def start(identity: str = "replica-a", *, health_port: int = 0) -> Replica:
         log = tmp_path / f"{identity}-{len(started)}.log"
         command = [str(binary), "--log-format", "json", "run", "--source", "kubernetes",
-                   "--kubeconfig", str(cluster.kubeconfig), "--repo", str(repo),
+                   "--kubeconfig", str(cluster.reconciler_kubeconfig), "--repo", str(repo),
                    "--lease-namespace", namespace, "--identity", identity,
                    "--health-port", str(health_port)]
         with log.open("wb") as sink:
@@ -298,7 +298,7 @@ def test_once_reconciles_everything_and_exits_zero(
              "previews/billing-fix-invoices.yaml", "previews/campaigns-feat-xyz.yaml"]
     names = {path: cluster.name(Path(path).stem) for path in paths}
     apply(kube, examples(names))
-    first = run_once(cluster.kubeconfig, repo, tmp_path)
+    first = run_once(cluster.reconciler_kubeconfig, repo, tmp_path)
     assert first.returncode == 0, first.stderr
     keys = {c.object for c in commits(repo) if c.object.startswith(("customer/", "preview/"))}
     assert keys == {f"{path.split('/')[0].removesuffix('s')}/{name}" for path, name in names.items()}
@@ -308,7 +308,7 @@ def test_once_reconciles_everything_and_exits_zero(
         assert condition(raw, "Ready")["status"] == "True", key
         assert raw is not None and FINALIZER in raw["metadata"]["finalizers"]
     before = commits(repo)
-    second = run_once(cluster.kubeconfig, repo, tmp_path)
+    second = run_once(cluster.reconciler_kubeconfig, repo, tmp_path)
     assert second.returncode == 0, second.stderr
     assert commits(repo) == before
 
@@ -322,7 +322,7 @@ def test_once_exits_non_zero_with_one_line_when_a_commit_fails(
     assert init.returncode == 0, init.stderr
     (repo / "refs" / "heads" / "main.lock").write_text("held by another writer\n")
     apply(kube, customer(acme))
-    done = run_once(cluster.kubeconfig, repo, tmp_path)
+    done = run_once(cluster.reconciler_kubeconfig, repo, tmp_path)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
@@ -337,7 +337,7 @@ def test_once_reports_an_invalid_spec_in_status_and_commits_the_rest(
     bad, good = invalid_customers(cluster)[0], cluster.name("good")
     apply(kube, customer(bad.name, bad.spec))
     apply(kube, customer(good))
-    run_once(cluster.kubeconfig, repo, tmp_path)
+    run_once(cluster.reconciler_kubeconfig, repo, tmp_path)
     assert commits_of(repo, f"customer/{good}")
     assert commits_of(repo, f"customer/{bad.name}") == []
     stalled = condition(get(kube, "customer", bad.name), "Stalled")
@@ -350,7 +350,7 @@ def test_once_exits_non_zero_when_an_object_is_invalid(
     """An invalid spec is something the user must fix, so --once exits 1 as local mode does."""
     bad = invalid_customers(cluster)[0]
     apply(kube, customer(bad.name, bad.spec))
-    done = run_once(cluster.kubeconfig, repo, tmp_path)
+    done = run_once(cluster.reconciler_kubeconfig, repo, tmp_path)
     assert done.returncode == 1
     assert f"customer/{bad.name}" in done.stderr or f"'{bad.name}'" in done.stderr
 

@@ -185,6 +185,24 @@ def test_run_reports_lost_leadership_and_returns(leases: FakeLeases) -> None:
         stop.set()
 
 
+def test_a_candidate_refused_the_lease_gives_up_with_the_reason(
+        clock: Clock, leases: FakeLeases) -> None:
+    """A 403 on the Lease is not retried every two seconds for ever: run() ends at once with
+    ``lost`` set and the refusal in ``denied`` (the process then exits with that line)."""
+    refused = errors.AccessDeniedError('read lease: HTTP 403 Forbidden: cannot get resource '
+                                       '"leases"')
+
+    def deny(namespace: str, name: str) -> Lease | None:
+        raise refused
+
+    leases.read_lease = deny  # type: ignore[method-assign]
+    a = candidate(leases, "a", clock, retry_period=0.001)
+    stop, lost = threading.Event(), threading.Event()
+    a.run(stop, lost)  # returns by itself
+    assert lost.is_set() and not a.is_leader.is_set()
+    assert a.denied is refused
+
+
 def test_run_of_a_follower_never_reports_lost(clock: Clock, leases: FakeLeases) -> None:
     """A candidate that never led keeps following until stopped, without setting ``lost``."""
     candidate(leases, "a", clock).step()

@@ -491,7 +491,7 @@ def test_a_settings_change_rerenders_every_object(bare, engine):
     assert len(new) == 3
     assert object_commits(bare, "pool/pgbouncer", tip) == []
     assert "acme.hooks.apps.example.org" in show(bare, "tenants/acme/webhooks.yaml")
-    assert "preview-b32bef0.apps.example.org" in show(bare, "previews/campaigns-feat-xyz/app.yaml")
+    assert "preview-campaigns-feat-xyz.apps.example.org" in show(bare, "previews/campaigns-feat-xyz/app.yaml")
 
 
 # -- repairing hand edits --------------------------------------------------------------------

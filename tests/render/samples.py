@@ -71,6 +71,7 @@ PREVIEW_OWN_HOST = Preview.model_validate({
         "image": "registry.example.com/shop:fedcba9",
         "host": "cart-fix.review.example.net",
         "port": 3000,
+        "runAsUser": 1000,
     },
 })
 

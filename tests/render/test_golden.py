@@ -95,7 +95,7 @@ def test_golden_cases_cover_what_the_issue_asks_for(settings_name):
     assert {"database.yaml", "scheduler.yaml", "webhooks.yaml"} <= set(files["customer-all-features"])
     assert not {"database.yaml", "scheduler.yaml", "webhooks.yaml"} & set(files["customer-no-features"])
     assert b"cart-fix.review.example.net" in files["preview-own-host"]["app.yaml"]
-    assert b"preview-0123456." in files["preview-default-host"]["app.yaml"]
+    assert b"preview-shop-feat-login." in files["preview-default-host"]["app.yaml"]
     assert files["pool-empty"]["pgbouncer.ini"].count(b" = host=") == 0
     assert files["pool-three"]["pgbouncer.ini"].count(b" = host=") == 3
 
@@ -110,5 +110,5 @@ def test_settings_variants_render_differently():
     custom_db = rendered_files("custom", "customer-all-features")[1]["database.yaml"]
     assert b"storageClassName: fast-ssd" in custom_db
     assert b"namespace: tenant-full-tenant" in custom_db
-    assert b"preview-0123456.apps.corp.test" in rendered_files(
+    assert b"preview-shop-feat-login.apps.corp.test" in rendered_files(
         "custom", "preview-default-host")[1]["app.yaml"]

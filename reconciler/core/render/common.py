@@ -16,7 +16,7 @@ from reconciler.core import names, yamlio
 from reconciler.core.models import API_VERSION, ObjectKey, Resource, spec_data
 from reconciler.core.settings import Settings
 
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"  # 2: a Preview's default host is preview-<name>.<domain>
 MANAGED_BY = "gitops-reconciler"
 SOURCE_FILE = ".reconciler.json"
 KUSTOMIZATION = "kustomization.yaml"
@@ -63,12 +63,22 @@ def spec_hash(obj: Resource) -> str:
     return digest(spec_data(obj))
 
 
+#: Database names pgbouncer reserves (its admin console): one such ``[databases]`` line makes
+#: pgbouncer refuse its whole configuration, i.e. every tenant's connections.
+POOL_RESERVED_NAMES = frozenset({"pgbouncer"})
+
+
 def namespace_problem(obj: Resource, settings: Settings) -> str | None:
-    """Why ``obj``'s namespace name would be invalid under ``settings`` (None when fine).
+    """Why ``obj`` cannot be rendered under ``settings`` (None when fine).
 
     A name is a valid label on its own but the namespace pattern adds to it, so a long
-    name can still make a namespace Kubernetes rejects.
+    name can still make a namespace Kubernetes rejects; and a Customer with a database
+    must not take a name the connection pool reserves.
     """
+    if (obj.kind == "Customer" and obj.metadata.name in POOL_RESERVED_NAMES
+            and obj.spec.features.database.enabled):
+        return (f"metadata.name: {obj.metadata.name!r} is reserved by the connection pool "
+                "(pgbouncer's admin console); a Customer with a database needs another name")
     pattern = (settings.namespace_pattern if obj.kind == "Customer"
                else settings.preview_namespace_pattern)
     namespace = pattern.replace("{name}", obj.metadata.name)
@@ -79,11 +89,27 @@ def namespace_problem(obj: Resource, settings: Settings) -> str | None:
     return None
 
 
-def labels_for(key: ObjectKey, component: str) -> dict[str, str]:
-    """Standard labels on everything rendered for ``key``."""
+#: Annotations that keep Argo CD and Flux from ever deleting what they carry (a tenant's
+#: Namespace and its data volume), even when the tenant's directory is removed from Git.
+KEEP_ON_PRUNE = {
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
+
+
+def labels_for(key: ObjectKey, component: str, app: str | None = None) -> dict[str, str]:
+    """The recommended ``app.kubernetes.io/*`` labels (and the owner's label) for ``key``.
+
+    ``app`` is the application's name (default: ``component``). The instance is the owner
+    (as Helm uses its release name): with ``name`` it tells every workload apart, and like
+    every value here it stays within the 63 characters a label value may have.
+    """
+    name = app or component
     return {
         "app.kubernetes.io/component": component,
+        "app.kubernetes.io/instance": key.name,
         "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/name": name,
         "app.kubernetes.io/part-of": key.name,
         f"reconciler.ahoi.dev/{key.kind.lower()}": key.name,
     }
@@ -155,6 +181,23 @@ def parse_source_record(raw: bytes) -> SourceRecord | None:
 def container_resources(cpu: str, memory: str) -> dict[str, Any]:
     """Requests equal to limits for memory, a CPU request: what the ResourceQuota needs."""
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}
+
+
+def probes(handler: Mapping[str, Any], *, startup_seconds: int = 60) -> dict[str, Any]:
+    """Startup, liveness and readiness probes sharing one check.
+
+    The startup probe allows ``startup_seconds`` before liveness starts counting, so a slow
+    start (a database replaying its WAL) is not killed; liveness then needs 3 failures in
+    30 s, readiness takes the pod out of its Service after 2.
+    """
+    return {
+        "startupProbe": {**handler, "periodSeconds": 5,
+                         "failureThreshold": max(1, startup_seconds // 5)},
+        "livenessProbe": {**handler, "periodSeconds": 10, "failureThreshold": 3,
+                          "timeoutSeconds": 5},
+        "readinessProbe": {**handler, "periodSeconds": 5, "failureThreshold": 2,
+                           "timeoutSeconds": 3},
+    }
 
 
 def restricted_security() -> dict[str, Any]:

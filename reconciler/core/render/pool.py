@@ -1,9 +1,11 @@
 """Render the shared connection pool (pgbouncer) into ``platform/pgbouncer/``.
 
 Pure. The pool lists exactly one database per Customer whose database is enabled, sorted
-by name. It is derived from all Customers together: ``pool_entries`` is the projection of
-one Customer that the pool depends on, so a caller can tell cheaply whether a Customer
-change touches the pool at all.
+by name, and authenticates every client against that tenant's own role: per-tenant
+``userlist.txt`` lines (one role per tenant, from the tenant's Secret) and no forced
+``user=``, so one tenant's credentials never open another tenant's database. It is derived
+from all Customers together: ``pool_entry`` is the projection of one Customer that the pool
+depends on, so a caller can tell cheaply whether a Customer change touches the pool at all.
 """
 
 from __future__ import annotations
@@ -15,18 +17,44 @@ from typing import Any
 from reconciler.core import yamlio
 from reconciler.core.models import Customer, ObjectKey
 from reconciler.core.render import common, customers
-from reconciler.core.settings import Settings
+from reconciler.core.settings import ExternalSecrets, Settings
 
-POOL_PORT = 6432
+POOL_PORT = customers.POOL_PORT
 POOL_KEY = ObjectKey("Pool", "pgbouncer")
+USERLIST_KEY = "userlist.txt"  # the key of the pool's Secret (settings.pool_auth_secret)
+USERLIST_DIR = "/etc/pgbouncer/userlist"
+CONFIG_PATH = "/etc/pgbouncer/pgbouncer.ini"
+RELOAD_CHECK_SECONDS = 5
+#: The pool container's command. pgbouncer reads auth_file only at start and on SIGHUP, and
+#: the kubelet updates a mounted Secret by swapping its ``..data`` link: so a small loop
+#: reloads pgbouncer when the userlist Secret changed (a new tenant, a rotated password),
+#: and passes the pod's stop on as pgbouncer's safe shutdown (SIGINT). The ini file itself
+#: changes only with a new ConfigMap name, i.e. a rollout.
+POOL_SCRIPT = (
+    f'pgbouncer {CONFIG_PATH} & pid=$!; '
+    'trap \'kill -INT "$pid"; wait "$pid"; exit $?\' INT TERM; '
+    f'seen=$(readlink {USERLIST_DIR}/..data); '
+    'while kill -0 "$pid" 2>/dev/null; do '
+    f'sleep {RELOAD_CHECK_SECONDS} & wait $!; '
+    f'now=$(readlink {USERLIST_DIR}/..data); '
+    'if [ "$now" != "$seen" ]; then seen=$now; kill -HUP "$pid"; fi; '
+    'done; wait "$pid"'
+)
+#: External Secrets Operator template (Go text/template, engine v2) of userlist.txt: one
+#: ``"role" "password"`` line per fetched key, in key order.
+USERLIST_TEMPLATE = ('{{ range $role, $password := . }}"{{ $role }}" "{{ $password }}"'
+                     '{{ "\\n" }}{{ end }}')
+#: Deployed selectors are immutable: this one has been the same since the first release.
+SELECTOR = {"app.kubernetes.io/name": "pgbouncer"}
 
 
 @dataclass(frozen=True, order=True)
 class PoolEntry:
-    """One database line of the pool."""
+    """One database line of the pool, and the one role allowed to use it."""
 
     name: str
     host: str
+    role: str
 
 
 def pool_entry(customer: Customer, settings: Settings) -> PoolEntry | None:
@@ -39,30 +67,38 @@ def pool_entry(customer: Customer, settings: Settings) -> PoolEntry | None:
 def entry_for(name: str, settings: Settings) -> PoolEntry:
     """The pool entry of the Customer called ``name`` (which has a database)."""
     ns = customers.namespace_of(name, settings)
-    return PoolEntry(name, f"database.{ns}.svc.cluster.local")
+    return PoolEntry(name, f"database.{ns}.svc.cluster.local", customers.role_of(name))
 
 
 def pool_input_hash(entries: Iterable[PoolEntry], settings: Settings) -> str:
     """Hash of everything the pool's rendering depends on."""
     return common.digest([common.RENDER_VERSION, "pool",
-                          [[e.name, e.host] for e in sorted(entries)],
+                          [[e.name, e.host, e.role] for e in sorted(entries)],
                           settings.fingerprint])
 
 
 def render_ini(entries: Iterable[PoolEntry]) -> bytes:
-    """The pgbouncer.ini text: one ``[databases]`` line per entry, in name order."""
+    """The pgbouncer.ini text: one ``[databases]`` line per entry, in name order.
+
+    No line forces a ``user=``: pgbouncer logs in to a tenant's server as the client's own
+    role with the client's own password, so only that tenant's role can open its database.
+    """
     ordered = sorted(entries)
     lines = [
         ";; Rendered by gitops-reconciler from every Customer with a database. Do not edit:",
         ";; change the Customer resources instead.",
+        ";; Each tenant logs in as its own role; userlist.txt (from the Secret) has one line per",
+        ";; role, and the tenant's own PostgreSQL checks the same password again.",
         "[databases]",
-        *(f"{e.name} = host={e.host} port={customers.POSTGRES_PORT} dbname=app" for e in ordered),
+        *(f"{e.name} = host={e.host} port={customers.POSTGRES_PORT} dbname={customers.DATABASE}"
+          for e in ordered),
         "",
         "[pgbouncer]",
         "listen_addr = 0.0.0.0",
         f"listen_port = {POOL_PORT}",
+        "unix_socket_dir =",
         "auth_type = scram-sha-256",
-        "auth_file = /etc/pgbouncer/userlist/userlist.txt",
+        f"auth_file = {USERLIST_DIR}/{USERLIST_KEY}",
         "pool_mode = transaction",
         "max_client_conn = 2000",
         "default_pool_size = 20",
@@ -71,36 +107,89 @@ def render_ini(entries: Iterable[PoolEntry]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _labels() -> dict[str, str]:
+    return {"app.kubernetes.io/component": "connection-pool",
+            "app.kubernetes.io/instance": "pgbouncer",
+            "app.kubernetes.io/managed-by": common.MANAGED_BY,
+            "app.kubernetes.io/name": "pgbouncer",
+            "app.kubernetes.io/part-of": "platform"}
+
+
 def render_pool(entries: Iterable[PoolEntry], settings: Settings) -> common.RenderedDir:
     """Return every file of ``platform/pgbouncer/`` for the given database entries."""
     ordered = sorted(entries)
     ns = settings.platform_namespace
-    labels = {"app.kubernetes.io/name": "pgbouncer",
-              "app.kubernetes.io/managed-by": common.MANAGED_BY}
-    meta: dict[str, Any] = {"name": "pgbouncer", "namespace": ns, "labels": labels}
-    deployment = {
+
+    def meta(name: str = "pgbouncer") -> dict[str, Any]:
+        return {"name": name, "namespace": ns, "labels": _labels()}
+
+    manifests: dict[str, list[dict[str, Any]]] = {
+        "deployment.yaml": [_deployment(meta(), settings)],
+        "service.yaml": [{
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta(),
+            "spec": {"selector": dict(SELECTOR),
+                     "ports": [{"name": "pgbouncer", "port": POOL_PORT,
+                                "targetPort": "pgbouncer"}]},
+        }],
+        "networkpolicy.yaml": [_network_policy(meta(), settings)],
+        "poddisruptionbudget.yaml": [{
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": meta(),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(SELECTOR)}},
+        }],
+    }
+    if settings.external_secrets is not None:
+        manifests["externalsecret.yaml"] = [
+            _userlist_external_secret(meta(settings.pool_auth_secret), ordered, settings,
+                                      settings.external_secrets)]
+    input_hash = pool_input_hash(ordered, settings)
+    files = {rel: yamlio.dump_documents(docs) for rel, docs in manifests.items()}
+    files["pgbouncer.ini"] = render_ini(ordered)
+    files[common.SOURCE_FILE] = common.canonical_json({
+        "kind": "Pool", "name": "pgbouncer", "inputHash": input_hash,
+        "databases": [e.name for e in ordered],
+    })
+    files[common.KUSTOMIZATION] = common.kustomization(
+        list(manifests),
+        {"configMapGenerator": [{"name": "pgbouncer-config", "namespace": ns,
+                                 "files": ["pgbouncer.ini"],
+                                 "options": {"labels": _labels()}}]},
+    )
+    return common.RenderedDir(common.POOL_DIRECTORY, files, input_hash)
+
+
+def _deployment(meta: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    tcp = {"tcpSocket": {"port": "pgbouncer"}}
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": meta,
         "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "pgbouncer"}},
+            "replicas": settings.pool_replicas,
+            "selector": {"matchLabels": dict(SELECTOR)},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": _labels()},
                 "spec": {
+                    # The image's user is a name (not verifiable by runAsNonRoot): say its UID.
+                    "securityContext": {"runAsUser": settings.pool_run_as_user,
+                                        "runAsGroup": settings.pool_run_as_group,
+                                        "runAsNonRoot": True,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{
                         "name": "pgbouncer",
                         "image": settings.images.pgbouncer,
-                        "command": ["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"],
+                        "command": ["sh", "-c", POOL_SCRIPT],
                         "ports": [{"name": "pgbouncer", "containerPort": POOL_PORT}],
-                        "readinessProbe": {"tcpSocket": {"port": "pgbouncer"}},
+                        **common.probes(tcp, startup_seconds=30),
                         "resources": common.container_resources("200m", "256Mi"),
                         "securityContext": common.restricted_security(),
                         "volumeMounts": [
-                            {"name": "config", "mountPath": "/etc/pgbouncer/pgbouncer.ini",
+                            {"name": "config", "mountPath": CONFIG_PATH,
                              "subPath": "pgbouncer.ini"},
-                            {"name": "userlist", "mountPath": "/etc/pgbouncer/userlist",
-                             "readOnly": True},
+                            {"name": "userlist", "mountPath": USERLIST_DIR, "readOnly": True},
                         ],
                     }],
                     "volumes": [
@@ -111,26 +200,53 @@ def render_pool(entries: Iterable[PoolEntry], settings: Settings) -> common.Rend
             },
         },
     }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
+
+
+def _network_policy(meta: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Only tenant namespaces (labelled by the reconciler) and the platform reach the pool.
+
+    A label selector rather than a list of namespaces keeps the policy one size for any
+    number of tenants; preview namespaces carry no Customer label, so they stay out.
+    """
+    tenants = {"namespaceSelector": {
+        "matchLabels": {"app.kubernetes.io/managed-by": common.MANAGED_BY},
+        "matchExpressions": [{"key": "reconciler.ahoi.dev/customer", "operator": "Exists"}],
+    }}
+    platform = {"namespaceSelector": {
+        "matchLabels": {"kubernetes.io/metadata.name": settings.platform_namespace}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
         "metadata": meta,
-        "spec": {"selector": {"app.kubernetes.io/name": "pgbouncer"},
-                 "ports": [{"name": "pgbouncer", "port": POOL_PORT, "targetPort": "pgbouncer"}]},
+        "spec": {
+            "podSelector": {"matchLabels": dict(SELECTOR)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [tenants, platform],
+                         "ports": [{"protocol": "TCP", "port": POOL_PORT}]}],
+        },
     }
-    input_hash = pool_input_hash(ordered, settings)
-    files = {
-        "deployment.yaml": yamlio.dump_documents([deployment]),
-        "service.yaml": yamlio.dump_documents([service]),
-        "pgbouncer.ini": render_ini(ordered),
-        common.SOURCE_FILE: common.canonical_json({
-            "kind": "Pool", "name": "pgbouncer", "inputHash": input_hash,
-            "databases": [e.name for e in ordered],
-        }),
+
+
+def _userlist_external_secret(meta: dict[str, Any], entries: list[PoolEntry],
+                              settings: Settings, store: ExternalSecrets) -> dict[str, Any]:
+    """An ExternalSecret assembling userlist.txt from every tenant's credentials.
+
+    Each tenant's password is fetched under its role's name, and one template (the same
+    for any number of tenants) writes a ``"role" "password"`` line per fetched key; the
+    object names stores and keys only, never a value.
+    """
+    return {
+        "apiVersion": customers.EXTERNAL_SECRETS_API,
+        "kind": "ExternalSecret",
+        "metadata": meta,
+        "spec": {
+            "refreshInterval": store.refresh_interval,
+            "secretStoreRef": {"kind": store.store_kind, "name": store.store},
+            "target": {"name": settings.pool_auth_secret, "creationPolicy": "Owner",
+                       "template": {"engineVersion": "v2",
+                                    "data": {USERLIST_KEY: USERLIST_TEMPLATE}}},
+            "data": [{"secretKey": e.role, "remoteRef": {
+                "key": customers.remote_key(e.name, store),
+                "property": customers.PASSWORD_KEY}} for e in entries],
+        },
     }
-    files[common.KUSTOMIZATION] = common.kustomization(
-        ["deployment.yaml", "service.yaml"],
-        {"configMapGenerator": [{"name": "pgbouncer-config", "namespace": ns,
-                                 "files": ["pgbouncer.ini"]}]},
-    )
-    return common.RenderedDir(common.POOL_DIRECTORY, files, input_hash)

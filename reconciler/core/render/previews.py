@@ -1,7 +1,11 @@
 """Render a Preview into ``previews/<name>/``: its namespace, app, service and TLS ingress.
 
-Pure. The host is ``preview-<first 7 chars of the commit>.<domain>`` unless ``spec.host``
-is set.
+Pure. The host is ``preview-<name>.<domain>`` unless ``spec.host`` is set: unique by
+construction (object names are), so two apps or branches previewed at one commit never
+share it, and stable while the Preview moves from commit to commit. Like a tenant, a
+preview namespace enforces the restricted Pod Security Standard and gets a NetworkPolicy
+(only its own pods and the ingress controller get in) and a quota (setting
+``preview_quota``); ``spec.runAsUser`` runs images that need a specific UID.
 """
 
 from __future__ import annotations
@@ -13,10 +17,17 @@ from reconciler.core.models import Preview
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
 
+#: Pod Security Standards on every preview namespace: enforced, and reported the same way.
+POD_SECURITY = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+}
+
 
 def preview_host(preview: Preview, settings: Settings) -> str:
     """The public host of a preview."""
-    return preview.spec.host or f"preview-{preview.spec.commit[:7]}.{settings.domain}"
+    return preview.spec.host or f"preview-{preview.metadata.name}.{settings.domain}"
 
 
 def namespace_of(name: str, settings: Settings) -> str:
@@ -30,7 +41,8 @@ def render_preview(preview: Preview, settings: Settings) -> common.RenderedDir:
     ns = namespace_of(key.name, settings)
     spec = preview.spec
     host = preview_host(preview, settings)
-    labels = common.labels_for(key, "preview")
+    labels = common.labels_for(key, "preview", spec.app)
+    # Deployed selectors are immutable: this one has been the same since the first release.
     selector = {"app.kubernetes.io/name": spec.app, "reconciler.ahoi.dev/preview": key.name}
     annotations = {
         "reconciler.ahoi.dev/branch": spec.branch,
@@ -43,7 +55,14 @@ def render_preview(preview: Preview, settings: Settings) -> common.RenderedDir:
             out["namespace"] = ns
         return out
 
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(ns, namespaced=False)}
+    namespace_meta = meta(ns, namespaced=False)
+    namespace_meta["labels"].update(POD_SECURITY)
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": namespace_meta}
+    pod_security: dict[str, Any] = {"runAsNonRoot": True,
+                                    "seccompProfile": {"type": "RuntimeDefault"}}
+    if spec.runAsUser is not None:
+        # For images whose USER is root or a name, which runAsNonRoot alone never starts.
+        pod_security.update(runAsUser=spec.runAsUser, runAsGroup=spec.runAsUser)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -53,8 +72,9 @@ def render_preview(preview: Preview, settings: Settings) -> common.RenderedDir:
             "revisionHistoryLimit": 2,
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": {**selector, "reconciler.ahoi.dev/commit": spec.commit[:7]}},
-                "spec": {"containers": [{
+                "metadata": {"labels": {**labels, **selector,
+                                        "reconciler.ahoi.dev/commit": spec.commit[:7]}},
+                "spec": {"securityContext": pod_security, "containers": [{
                     "name": spec.app,
                     "image": spec.image,
                     "ports": [{"name": "http", "containerPort": spec.port}],
@@ -63,7 +83,7 @@ def render_preview(preview: Preview, settings: Settings) -> common.RenderedDir:
                         {"name": "PREVIEW_COMMIT", "value": spec.commit},
                         {"name": "PUBLIC_URL", "value": f"https://{host}"},
                     ],
-                    "readinessProbe": {"tcpSocket": {"port": "http"}},
+                    **common.probes({"tcpSocket": {"port": "http"}}, startup_seconds=120),
                     "resources": common.container_resources("100m", "256Mi"),
                     "securityContext": common.restricted_security(),
                 }]},
@@ -91,8 +111,32 @@ def render_preview(preview: Preview, settings: Settings) -> common.RenderedDir:
             }]}}],
         },
     }
+    network_policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta("preview-isolation"),
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [
+                {"podSelector": {}},
+                {"namespaceSelector": {"matchLabels": {
+                    "kubernetes.io/metadata.name": settings.ingress_namespace}}},
+            ]}],
+        },
+    }
+    quota = settings.preview_quota
+    resource_quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": meta("preview-quota"),
+        "spec": {"hard": {"requests.cpu": quota.cpu, "requests.memory": quota.memory,
+                          "pods": str(quota.pods)}},
+    }
     files = {
         "namespace.yaml": yamlio.dump_documents([namespace]),
+        "networkpolicy.yaml": yamlio.dump_documents([network_policy]),
+        "resourcequota.yaml": yamlio.dump_documents([resource_quota]),
         "app.yaml": yamlio.dump_documents([deployment, service, ingress]),
     }
     files[common.KUSTOMIZATION] = common.kustomization(list(files))
