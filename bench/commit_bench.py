@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pygit2
 
-from reconciler.adapters.gitrepo import GitConfigRepo
+from reconciler.adapters.gitrepo import GitConfigRepo, tune_libgit2
 from reconciler.core import yamlio
 from reconciler.core.models import Customer
 from reconciler.core.render.customers import render_customer
@@ -222,6 +222,7 @@ def write_history(config: Path, settings: Settings, n: int, *, changes: int, his
                   workers: dict[int, int], out: dict[str, object]) -> list[float]:
     """Resync passes in this process, then ``history`` single-object commits under the
     reconciler's identity (the first ``changes`` timed); returns those timings in ms."""
+    tune_libgit2()  # as the composition root does
     repo = GitConfigRepo.open(config, branch=settings.branch, author_name=settings.author_name,
                               author_email=settings.author_email)
     customers = [make_customer(i) for i in range(n)]

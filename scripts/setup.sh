@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_debs=()
-for pair in "git:git" "gpg:gnupg" "sshd:openssh-server" "ssh:openssh-client" "lighttpd:lighttpd"; do
+for pair in "git:git" "gpg:gnupg" "sshd:openssh-server" "ssh:openssh-client" "lighttpd:lighttpd" \
+            "promtool:prometheus"; do
   bin=${pair%%:*}; deb=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then need_debs+=("$deb"); fi
 done

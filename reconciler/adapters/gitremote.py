@@ -9,9 +9,14 @@ callback (``Remote.push`` raises nothing for it). Only the reconciler's own bran
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
+import shutil
+import subprocess
+import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +27,14 @@ from reconciler.adapters.gitrepo import GitConfigRepo, commit_info
 from reconciler.adapters.signing import Signer
 from reconciler.core import errors, messages
 from reconciler.core.history import CommitInfo
+from reconciler.core.plan import ChangeSet
 from reconciler.ports.configrepo import ForeignChange, PushResult
 
 log = logging.getLogger(__name__)
 REMOTE = "origin"
 OWN_BRANCH_PREFIX = "reconciler/"
+#: what a push of the target branch sends (a snapshot of the local head)
+OUTGOING_REF = "refs/reconciler/outgoing"
 URL_SCHEMES = ("ssh://", "https://", "http://", "git://", "file://")
 
 
@@ -36,8 +44,39 @@ def is_url(text: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without any user:password part, for logs and messages."""
-    return re.sub(r"//[^/@]*@", "//", url)
+    """The URL without any user:password part, for logs and messages.
+
+    A token may itself hold ``/`` or ``@``: everything up to the last ``@`` goes (a path
+    with an ``@`` in it is shortened too, which is the safe side).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    return f"{scheme}://{rest[rest.rfind('@') + 1:]}"
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``scheme://user:secret@host/path`` -> (``scheme://host/path``, user, secret).
+
+    The secret is handed to libgit2 through the credentials callback and never stored in
+    the mirror's config. URLs without a ``user:secret`` part come back unchanged.
+    """
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at < 0 or ":" not in rest[:at]:
+        return url, None, None
+    user, _, secret = rest[:at].partition(":")
+    return (f"{scheme}://{rest[at + 1:]}", urllib.parse.unquote(user) or None,
+            urllib.parse.unquote(secret))
+
+
+def ssh_host(url: str) -> tuple[str, int] | None:
+    """Host and port of an SSH remote (``ssh://`` or scp-like), None for other schemes."""
+    if url.startswith("ssh://"):
+        parsed = urllib.parse.urlsplit(url)
+        return (parsed.hostname, parsed.port or 22) if parsed.hostname else None
+    match = re.match(r"^[\w.-]+@([\w.-]+):", url)
+    return (match.group(1), 22) if match else None
 
 
 @dataclass(frozen=True)
@@ -87,61 +126,241 @@ class _Callbacks(pygit2.RemoteCallbacks):
             self.rejected[refname] = message
 
 
-def _use_known_hosts(known_hosts: Path, state_dir: Path) -> None:
+def use_known_hosts(known_hosts: Path, state_dir: Path) -> None:
     """libgit2 checks SSH host keys against <homedir>/.ssh/known_hosts: give it ours.
 
-    The home directory is a process-wide libgit2 setting; the reconciler talks to one
-    remote per process, so it points at a private copy under the state directory.
+    The home directory is a process-wide libgit2 setting, so the composition root calls
+    this once; the reconciler talks to one remote per process, so it points at a private
+    copy under the state directory.
     """
     try:
         text = known_hosts.read_text()
     except OSError as exc:
         raise errors.UserInputError(f"--known-hosts {known_hosts}: {exc.strerror}") from exc
     home = state_dir / "ssh-home"
-    (home / ".ssh").mkdir(parents=True, exist_ok=True)
-    (home / ".ssh" / "known_hosts").write_text(text)
+    try:
+        (home / ".ssh").mkdir(parents=True, exist_ok=True, mode=0o700)
+        (home / ".ssh" / "known_hosts").write_text(text)
+    except OSError as exc:
+        raise errors.UserInputError(
+            f"--state-dir {state_dir}: cannot keep the pinned host keys there: "
+            f"{exc.strerror}") from exc
     pygit2.settings.homedir = str(home)
 
 
-class MirrorConfigRepo(GitConfigRepo):
-    """The target branch of a remote repository, through a local bare mirror."""
+def pin_on_first_use(url: str, state_dir: Path) -> Path | None:
+    """The known_hosts of an SSH remote given without ``--known-hosts``.
+
+    Trust on first use, as ``ssh`` with ``StrictHostKeyChecking=accept-new``: the first
+    run records the server's key (``ssh-keyscan``) in ``STATE_DIR/known_hosts`` and says so;
+    every later connection must present that key, so a changed key fails the run instead
+    of being accepted silently. None for remotes that are not SSH.
+    """
+    host = ssh_host(url)
+    if host is None:
+        return None
+    name, port = host
+    entry = name if port == 22 else f"[{name}]:{port}"
+    pinned = state_dir / "known_hosts"
+    try:
+        known = pinned.read_text() if pinned.exists() else ""
+    except OSError as exc:
+        raise errors.UserInputError(f"{pinned}: {exc.strerror}") from exc
+    if any(line.split(" ", 1)[0] == entry for line in known.splitlines()):
+        return pinned
+    if shutil.which("ssh-keyscan") is None:
+        raise errors.UserInputError(
+            f"{redact(url)}: no --known-hosts given and ssh-keyscan is not installed to pin "
+            "the host key on first use; pass --known-hosts")
+    try:
+        done = subprocess.run(["ssh-keyscan", "-T", "10", "-p", str(port), name],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise errors.RepoError(f"{redact(url)}: ssh-keyscan failed: {exc}") from exc
+    keys = [line for line in done.stdout.splitlines() if line and not line.startswith("#")]
+    if not keys:
+        raise errors.RepoError(f"{redact(url)}: could not read the SSH host key of {entry}")
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with pinned.open("a") as handle:
+            handle.write("\n".join(keys) + "\n")
+    except OSError as exc:
+        raise errors.UserInputError(f"{pinned}: {exc.strerror}") from exc
+    log.warning("pinned the SSH host key of %s on first use in %s; pass --known-hosts to "
+                "pin it yourself", entry, pinned)
+    return pinned
+
+
+def mirror_path(url: str, state_dir: Path) -> Path:
+    """Where the mirror of ``url`` lives under ``state_dir`` (credentials never count)."""
+    clean = split_credentials(url)[0]
+    digest = hashlib.sha256(clean.encode()).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", redact(clean).rstrip("/").rsplit("/", 1)[-1])
+    return state_dir / "mirrors" / f"{name.removesuffix('.git')}-{digest}.git"
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) readable by the owner only: 0700."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise errors.UserInputError(f"--state-dir {path}: {exc.strerror}") from exc
+    if mode & 0o077:
+        try:
+            path.chmod(0o700)
+        except OSError as exc:  # a mounted volume we do not own: say so, carry on
+            log.warning("cannot make %s private (mode %o): %s", path, mode & 0o777,
+                        exc.strerror)
+
+
+class MirrorConfigRepo:
+    """The target branch of a remote repository, through a local bare mirror.
+
+    Composed of a GitConfigRepo on the mirror's local branch (all reading and committing)
+    plus the remote operations; it reaches into none of the writer's internals.
+    """
 
     def __init__(self, repo: pygit2.Repository, *, url: str, credentials: Credentials,
                  branch: str, author_name: str, author_email: str,
                  signer: Signer | None = None) -> None:
-        super().__init__(repo, branch=branch, author_name=author_name,
-                         author_email=author_email, signer=signer)
+        self.local = GitConfigRepo(repo, branch=branch, author_name=author_name,
+                                   author_email=author_email, signer=signer)
+        self._repo = repo
         self.url = url
+        self.branch = branch
+        self._ref = self.local.ref_name
         self._credentials = credentials
         self._tracking = f"refs/remotes/{REMOTE}/{branch}"
         self._author_email = author_email
 
+    # -- the ConfigRepo port, by delegation -------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The mirror's git directory."""
+        return self.local.path
+
+    @property
+    def signer(self) -> Signer | None:
+        """What signs the commits (None: unsigned)."""
+        return self.local.signer
+
+    @property
+    def sole_writer(self) -> bool:
+        """Whether no other process writes the mirror (we hold its lock)."""
+        return self.local.sole_writer
+
+    @sole_writer.setter
+    def sole_writer(self, value: bool) -> None:
+        self.local.sole_writer = value
+
+    def head(self) -> str | None:
+        """The local branch's head."""
+        return self.local.head()
+
+    def list_files(self, directory: str) -> dict[str, str]:
+        """Files directly in ``directory`` at the head."""
+        return self.local.list_files(directory)
+
+    def list_directories(self, parent: str) -> list[str]:
+        """Subdirectories of ``parent`` at the head."""
+        return self.local.list_directories(parent)
+
+    def tree_id(self, directory: str) -> str | None:
+        """The tree id of ``directory`` at the head."""
+        return self.local.tree_id(directory)
+
+    def read_blob(self, blob_id: str) -> bytes | None:
+        """The bytes of a blob by its id."""
+        return self.local.read_blob(blob_id)
+
+    def read_file(self, path: str) -> bytes | None:
+        """The bytes of ``path`` at the head."""
+        return self.local.read_file(path)
+
+    def commit(self, changes: ChangeSet, message: str) -> str:
+        """Commit ``changes`` on the local branch (pushed later)."""
+        return self.local.commit(changes, message)
+
+    def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from the local head, newest first."""
+        return self.local.log(limit)
+
+    def flush(self) -> None:
+        """Nothing to update: a mirror has no work tree (pushing is Delivery's job)."""
+        self.local.flush()
+
+    def resolve(self, revision: str) -> str | None:
+        """The commit a revision names, or None."""
+        return self.local.resolve(revision)
+
+    def tree_id_at(self, commit_id: str, path: str) -> str | None:
+        """The tree id of directory ``path`` in a commit."""
+        return self.local.tree_id_at(commit_id, path)
+
+    def contains(self, commit_id: str, revision: str) -> bool:
+        """Whether ``revision`` includes ``commit_id``."""
+        return self.local.contains(commit_id, revision)
+
+    def files_at(self, commit_id: str, directory: str) -> dict[str, bytes]:
+        """Files directly in ``directory`` at a commit."""
+        return self.local.files_at(commit_id, directory)
+
+    def commits_touching(self, path: str, since: str | None = None,
+                         limit: int | None = None) -> list[CommitInfo]:
+        """Commits after ``since``, newest first, that change ``path``."""
+        return self.local.commits_touching(path, since, limit)
+
+    def is_signed(self, commit_id: str) -> bool:
+        """Whether the commit carries a signature header."""
+        return self.local.is_signed(commit_id)
+
+    def clear_stale_locks(self) -> list[str]:
+        """Remove what a killed run left (see GitConfigRepo.clear_stale_locks)."""
+        return self.local.clear_stale_locks()
+
+    def point_head_at_branch(self) -> bool:
+        """Make the mirror's HEAD name the target branch (see GitConfigRepo)."""
+        return self.local.point_head_at_branch()
+
     @classmethod
     def open_mirror(cls, url: str, state_dir: Path, *, credentials: Credentials, branch: str,
-                    author_name: str, author_email: str,
-                    signer: Signer | None = None) -> MirrorConfigRepo:
-        """Open (or create) the mirror of ``url`` under ``state_dir`` and fetch."""
-        digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", redact(url).rstrip("/").rsplit("/", 1)[-1])
-        path = state_dir / "mirrors" / f"{name.removesuffix('.git')}-{digest}.git"
+                    author_name: str, author_email: str, signer: Signer | None = None,
+                    writer: bool = True, exclusive: bool = True) -> MirrorConfigRepo:
+        """Open (or create) the mirror of ``url`` under ``state_dir``.
+
+        ``writer``: bring the mirror up to date; a reader takes it as it is. ``exclusive``:
+        this process holds the mirror's lock, so it also clears what a killed run left. A
+        ``user:secret@`` in the URL becomes the credentials, never stored.
+        """
+        url, user, secret = split_credentials(url)
+        if secret is not None:
+            credentials = dataclasses.replace(
+                credentials, username=credentials.username or user,
+                password=credentials.password or secret)
+        path = mirror_path(url, state_dir)
+        private_dir(state_dir)
+        private_dir(path.parent)
         try:
             if (path / "HEAD").exists():
                 repo = pygit2.Repository(str(path))
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
                 repo = pygit2.init_repository(str(path), bare=True, initial_head=branch)
             if REMOTE not in repo.remotes.names():
                 repo.remotes.create(REMOTE, url, f"+refs/heads/*:refs/remotes/{REMOTE}/*")
             elif repo.remotes[REMOTE].url != url:
-                repo.remotes.set_url(REMOTE, url)
+                repo.remotes.set_url(REMOTE, url)  # also drops a token an old run stored
         except (pygit2.GitError, OSError) as exc:
             raise errors.RepoError(f"{path}: cannot open mirror: {exc}") from exc
-        if credentials.known_hosts is not None:
-            _use_known_hosts(credentials.known_hosts, state_dir)
         mirror = cls(repo, url=url, credentials=credentials, branch=branch,
                      author_name=author_name, author_email=author_email, signer=signer)
-        mirror.fetch()
-        mirror.catch_up()
+        if writer and exclusive:
+            mirror.sole_writer = True  # under the mirror's process lock: nobody else writes
+            mirror.clear_stale_locks()
+        if writer:
+            mirror.fetch()
+            mirror.catch_up()
         return mirror
 
     # -- remote operations ----------------------------------------------------------------
@@ -163,6 +382,25 @@ class MirrorConfigRepo(GitConfigRepo):
         """The remote branch's head as last fetched."""
         ref = self._repo.references.get(self._tracking)
         return str(ref.target) if ref is not None else None
+
+    def diverged(self) -> bool:
+        """Whether the fetched remote head is missing from the local branch's history.
+
+        True when the remote moved (a human pushed) under commits still pending here: a
+        push would be refused as non-fast-forward until they are made again on top of it.
+        """
+        remote, local = self.remote_head(), self.head()
+        if remote is None or local is None or remote == local:
+            return False
+        return not self._repo.descendant_of(local, remote)
+
+    def fork_point(self) -> str | None:
+        """The last commit the local branch and the fetched remote head share."""
+        remote, local = self.remote_head(), self.head()
+        if remote is None or local is None:
+            return None
+        base = self._repo.merge_base(local, remote)
+        return str(base) if base is not None else None
 
     def catch_up(self) -> None:
         """Fast-forward the local branch to the remote when we have nothing pending."""
@@ -190,8 +428,9 @@ class MirrorConfigRepo(GitConfigRepo):
         head = self.head()
         if head is None:
             return PushResult(True)
-        refspec = f"refs/heads/{self.branch}:refs/heads/{self.branch}"
-        result = self._push([refspec])
+        # push a snapshot of the head: a commit made meanwhile waits for the next push
+        self._repo.references.create(OUTGOING_REF, pygit2.Oid(hex=head), force=True)
+        result = self._push([f"{OUTGOING_REF}:refs/heads/{self.branch}"])
         if result.ok:
             self._repo.references.create(self._tracking, pygit2.Oid(hex=head), force=True)
             return PushResult(True, pushed=head)
@@ -217,7 +456,9 @@ class MirrorConfigRepo(GitConfigRepo):
 
     def same_change(self, first: str, second: str) -> bool:
         """Whether two commits hold the same tree on the same parents (time aside)."""
-        a, b = self._commit_at(first), self._commit_at(second)
+        a, b = self._repo.get(first), self._repo.get(second)
+        if not isinstance(a, pygit2.Commit) or not isinstance(b, pygit2.Commit):
+            return False
         return a.tree_id == b.tree_id and list(a.parent_ids) == list(b.parent_ids)
 
     def branch_view(self, branch: str, base: str | None) -> GitConfigRepo:
@@ -228,8 +469,9 @@ class MirrorConfigRepo(GitConfigRepo):
                 self._repo.references.delete(ref)
         else:
             self._repo.references.create(ref, pygit2.Oid(hex=base), force=True)
-        return GitConfigRepo(self._repo, branch=branch, author_name=self._author[0],
-                             author_email=self._author[1], signer=self.signer)
+        name, email = self.local.author
+        return GitConfigRepo(self._repo, branch=branch, author_name=name, author_email=email,
+                             signer=self.signer)
 
     def push_branch(self, branch: str, commit: str | None) -> PushResult:
         """Force-push (or delete, with None) one of the reconciler's own branches."""
@@ -257,11 +499,23 @@ class MirrorConfigRepo(GitConfigRepo):
     def reset_to_remote(self) -> None:
         """Point the local branch at the fetched remote head (pending commits dropped)."""
         remote = self.remote_head()
-        if remote is None:
-            self._repo.references.delete(self._ref)
+        try:
+            try:
+                self._set_branch(remote)
+            except OSError:  # a ref lock left by a killed run of ours
+                if not self.clear_stale_locks():
+                    raise
+                self._set_branch(remote)
+        except (OSError, pygit2.GitError) as exc:
+            raise errors.RepoError(f"cannot reset {self.branch} to the remote: {exc}") from exc
+        self.local.forget_trees()
+
+    def _set_branch(self, commit: str | None) -> None:
+        if commit is None:
+            if self._ref in self._repo.references:
+                self._repo.references.delete(self._ref)
         else:
-            self._repo.references.create(self._ref, pygit2.Oid(hex=remote), force=True)
-        self._builders.clear()
+            self._repo.references.create(self._ref, pygit2.Oid(hex=commit), force=True)
 
     def foreign_changes(self, old: str | None, new: str | None) -> list[ForeignChange]:
         """Commits in old..new not made by the reconciler, with the paths they touched."""

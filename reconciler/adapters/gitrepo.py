@@ -9,7 +9,9 @@ detected, never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,20 @@ BULK_WRITES = 2000
 ROOTS_KEPT = 65536
 
 
+#: a lock or temporary object file older than this belongs to no live git process: git
+#: holds a ref lock for milliseconds (used where other writers may exist, e.g. humans)
+STALE_SECONDS = 10.0
+_SYMLINK = 0o120000
+
+
+def tune_libgit2() -> None:
+    """Process-wide libgit2 settings, applied once by the composition root.
+
+    libgit2 caches only small trees by default; the flat tenants/ tree is large and hot.
+    """
+    pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 64 << 20)
+
+
 class GitConfigRepo:
     """A branch of a local repository (bare or not) used as the config repo."""
 
@@ -60,8 +76,9 @@ class GitConfigRepo:
         self._loose: int | None = None  # loose objects, estimated; None: not counted yet
         self._pack: looseobjects.PackWriter | None = None  # set while a bulk commit builds
         self._touched: dict[str, frozenset[str]] | None = None  # commit -> changed dirs
-        # libgit2 caches only small trees by default; the tenants/ tree is large and hot
-        pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 64 << 20)
+        #: no other process writes this repository (a mirror under our lock): any lock file
+        #: found in it was left by a killed run of ours
+        self.sole_writer = False
 
     # -- opening --------------------------------------------------------------------------
 
@@ -94,6 +111,25 @@ class GitConfigRepo:
     def path(self) -> str:
         """The repository's git directory."""
         return str(self._repo.path)
+
+    @property
+    def repository(self) -> pygit2.Repository:
+        """The pygit2 repository, for adapters composed with this one (the mirror)."""
+        return self._repo
+
+    @property
+    def ref_name(self) -> str:
+        """The full name of the branch's reference (``refs/heads/main``)."""
+        return self._ref
+
+    @property
+    def author(self) -> tuple[str, str]:
+        """The (name, email) commits are made with."""
+        return self._author
+
+    def forget_trees(self) -> None:
+        """Drop the kept tree builders: the branch was moved to a commit we did not make."""
+        self._builders.clear()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -333,6 +369,20 @@ class GitConfigRepo:
         if head != self._index_head:  # listings of another head must not be carried over
             self._dirs.clear()
             self._index_head = head
+        self._refuse_symlinks(head, changes.paths)
+        try:
+            return self._commit_on(head, changes, message)
+        except OSError:
+            # a lock left by a killed process: clear it when it provably has no live owner
+            if not self.clear_stale_locks():
+                raise errors.RepoError(f"commit failed: {self._ref} is locked by another "
+                                       "git process") from None
+        try:
+            return self._commit_on(head, changes, message)
+        except OSError as exc:
+            raise errors.RepoError(f"commit failed: {exc}") from exc
+
+    def _commit_on(self, head: str | None, changes: ChangeSet, message: str) -> str:
         ops: dict[str, bytes | None] = dict(changes.writes)
         ops.update(dict.fromkeys(changes.deletes))
         changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
@@ -354,14 +404,20 @@ class GitConfigRepo:
                                                parents)
             else:
                 oid = self._signed_commit(head, author, message, tree_id, parents)
-        except (pygit2.GitError, OSError) as exc:  # libgit2 reports lock failures as OSError
+        except OSError:  # libgit2 reports a held lock as OSError (error class GIT_ERROR_OS)
             self._builders.clear()
-            if self._pack is not None:
-                self._pack.abandon()
-            if "current tip is not the first parent" in str(exc):
+            if self.head() != head:
+                raise errors.HeadMovedError(f"{self._ref} moved during the commit") from None
+            raise
+        except pygit2.GitError as exc:
+            self._builders.clear()
+            # recognised by the state it leaves, not by libgit2's wording: the tip moved
+            if self.head() != head:
                 raise errors.HeadMovedError(f"{self._ref} moved during the commit") from exc
             raise errors.RepoError(f"commit failed: {exc}") from exc
         finally:
+            if self._pack is not None:  # failed before the pack was finished
+                self._pack.abandon()
             self._pack = None
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
@@ -415,19 +471,92 @@ class GitConfigRepo:
         log.info("packed %d objects (%d were loose) in %s", packed, len(loose), self._repo.path)
         return int(packed)
 
+    def _refuse_symlinks(self, head: str | None, paths: Iterable[str]) -> None:
+        """Refuse to write at or below a symbolic link, in the branch or in the work tree.
+
+        Git stores a symlink as a blob, so the tree we build never follows one; but a work
+        tree checked out from it would, and the write would land outside the repository.
+        """
+        tree = self._commit_at(head).tree if head is not None else None
+        workdir = None if self._repo.is_bare else Path(self._repo.workdir)
+        seen: set[str] = set()
+        for path in paths:
+            parts = path.split("/")
+            for depth in range(1, len(parts) + 1):
+                prefix = "/".join(parts[:depth])
+                if prefix in seen:
+                    continue
+                seen.add(prefix)
+                linked = False
+                if tree is not None:
+                    with contextlib.suppress(KeyError):
+                        linked = tree[prefix].filemode == _SYMLINK
+                if not linked and workdir is not None:
+                    linked = (workdir / prefix).is_symlink()
+                if linked:
+                    raise errors.UnsafeWriteError(
+                        f"{prefix} is a symbolic link in the config repo; refusing to write "
+                        f"{path} through it (replace the link with a directory)")
+
     def _signed_commit(self, head: str | None, author: pygit2.Signature, message: str,
                        tree_id: Any, parents: list[pygit2.Oid]) -> pygit2.Oid:
-        """Create a signed commit and advance the branch if it still points at ``head``."""
+        """Create a signed commit and move the branch to it by compare-and-swap."""
         assert self.signer is not None
         content: Any = self._repo.create_commit_string(author, author, message, tree_id,
                                                        list(parents))
         signature = self.signer.sign(str(content).encode("utf-8"))
         oid: pygit2.Oid = self._repo.create_commit_with_signature(str(content), signature)
-        # libgit2 has no compare-and-swap for a ref update outside create_commit: re-check
-        if self.head() != head:
+        ref = self._repo.references.get(self._ref)
+        if ref is None:
+            if head is not None:
+                raise errors.HeadMovedError(f"{self._ref} was deleted during the commit")
+            self._repo.references.create(self._ref, oid)  # fails if someone created it
+        elif str(ref.target) != head:
             raise errors.HeadMovedError(f"{self._ref} moved during the commit")
-        self._repo.references.create(self._ref, oid, force=True)
+        else:
+            # libgit2 updates the ref only if it still holds the value read above
+            ref.set_target(oid, "commit (signed)")
         return oid
+
+    def clear_stale_locks(self) -> list[str]:
+        """Remove ref locks and temporary object files no live process owns; their paths.
+
+        A ``kill -9`` while libgit2 holds ``refs/heads/main.lock`` leaves it behind and every
+        later commit fails. Proof that nobody owns one: this repository has no other writer
+        (``sole_writer``: a mirror under our process lock); or the lock holds a commit we
+        made (we hold the process lock, so that writer is dead); or it is older than any
+        git process holds a lock.
+        """
+        root = Path(self._repo.path)
+        now = time.time()
+        removed: list[str] = []
+        candidates = [*root.glob("refs/**/*.lock"), root / "packed-refs.lock",
+                      *root.glob("objects/tmp_object_git2_*"),
+                      *root.glob("objects/??/tmp_obj_*")]
+        for path in candidates:
+            try:
+                age = now - path.stat().st_mtime
+            except OSError:
+                continue
+            if self.sole_writer or age > STALE_SECONDS or self._ours(path):
+                try:
+                    path.unlink()
+                except OSError as exc:
+                    raise errors.RepoError(f"cannot remove stale {path}: {exc.strerror}") from exc
+                removed.append(str(path))
+                log.warning("removed %s, left by a process that no longer runs", path)
+        return removed
+
+    def _ours(self, lock: Path) -> bool:
+        """Whether a ref lock names a commit made by this reconciler."""
+        if not lock.name.endswith(".lock") or "objects" in lock.parts:
+            return False
+        try:
+            text = lock.read_text(errors="replace").strip()
+            commit = self._repo.get(text) if len(text) == 40 else None
+        except (OSError, ValueError):
+            return False
+        return isinstance(commit, pygit2.Commit) and commit.author.email == self._author[1]
 
     def is_signed(self, commit_id: str) -> bool:
         """Whether the commit carries a signature header."""

@@ -33,9 +33,15 @@ class Entry:
     filemode: int
 
 
+def _encode(name: str) -> bytes:
+    """A tree entry's name as Git stores it. pygit2 hands over names that are not UTF-8
+    (a human may commit any bytes) with surrogate escapes: they go back byte for byte."""
+    return name.encode("utf-8", "surrogateescape")
+
+
 def _sort_key(name: str, filemode: int) -> bytes:
     # git orders entries bytewise, comparing a tree's name as if it ended with "/"
-    encoded = name.encode()
+    encoded = _encode(name)
     return encoded + b"/" if filemode == MODE_TREE else encoded
 
 
@@ -49,7 +55,7 @@ class LargeTree:
         for name, raw_id, filemode in entries:
             self._entries[name] = Entry(raw_id, filemode)
             key = _sort_key(name, filemode)
-            self._chunks[key] = b"%o %s\x00%s" % (filemode, name.encode(), raw_id)
+            self._chunks[key] = b"%o %s\x00%s" % (filemode, _encode(name), raw_id)
         self._order = sorted(self._chunks)
         # the serialised tree and where each entry ends in it, kept for in-place patches
         self._bytes: bytearray | None = None
@@ -71,14 +77,14 @@ class LargeTree:
             end = self._ends[key]
             self._bytes[end - len(raw_id):end] = raw_id
             self._entries[name] = Entry(raw_id, filemode)
-            self._chunks[key] = b"%o %s\x00%s" % (filemode, name.encode(), raw_id)
+            self._chunks[key] = b"%o %s\x00%s" % (filemode, _encode(name), raw_id)
             return
         if old is not None:
             self.remove(name)
         self._bytes = None
         self._entries[name] = Entry(raw_id, filemode)
         key = _sort_key(name, filemode)
-        self._chunks[key] = b"%o %s\x00%s" % (filemode, name.encode(), raw_id)
+        self._chunks[key] = b"%o %s\x00%s" % (filemode, _encode(name), raw_id)
         bisect.insort(self._order, key)
 
     def remove(self, name: str) -> None:

@@ -1,4 +1,4 @@
-"""Operating the controller: Prometheus metrics, /healthz and /readyz, JSON logs.
+"""Operating the controller: Prometheus metrics, /healthz and /readyz (log formats: logformat).
 
 The only module importing prometheus_client. The HTTP server runs on its own thread and
 serves GET only; it never logs request details that could carry credentials.
@@ -6,8 +6,6 @@ serves GET only; it never logs request details that could carry credentials.
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +37,17 @@ class PrometheusMetrics:
                               registry=self.registry)
         self._synced = Gauge("reconciler_last_successful_sync_timestamp_seconds",
                              "When the last full sync finished", registry=self.registry)
+        self._pushes = Counter("reconciler_pushes_total",
+                               "Pushes to the remote config repo by result (ok, failed)",
+                               ["result"], registry=self.registry)
+        self._held = Gauge("reconciler_held_changes",
+                           "Objects whose change is held (a human's change stands, a removal "
+                           "is held)", registry=self.registry)
+        self._held_since = Gauge("reconciler_oldest_held_change_timestamp_seconds",
+                                 "Since when the longest-held change is held (0: none)",
+                                 registry=self.registry)
+        for result in ("ok", "failed"):  # both series exist from the start, so rate() works
+            self._pushes.labels(result=result)
 
     def reconciled(self, kind: str, result: str, seconds: float) -> None:
         """One reconcile finished."""
@@ -64,6 +73,15 @@ class PrometheusMetrics:
     def orphans(self, count: int) -> None:
         """Directories with no resource."""
         self._orphans.set(count)
+
+    def pushed(self, *, ok: bool) -> None:
+        """A push finished."""
+        self._pushes.labels(result="ok" if ok else "failed").inc()
+
+    def held(self, count: int, oldest_since: float | None) -> None:
+        """Held changes and since when the oldest is held."""
+        self._held.set(count)
+        self._held_since.set(oldest_since or 0)
 
 
 class HealthServer:
@@ -109,21 +127,3 @@ class HealthServer:
         """Stop serving."""
         self._server.shutdown()
         self._server.server_close()
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the object's key."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        key = getattr(record, "object", None)
-        if key is not None:
-            data["object"] = str(key)
-        if record.exc_info:
-            data["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        return json.dumps(data, ensure_ascii=False)

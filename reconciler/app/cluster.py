@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 
+from reconciler.adapters.gitremote import redact
 from reconciler.adapters.kube import KubeCluster, api_client
 from reconciler.adapters.observability import HealthServer, PrometheusMetrics
 from reconciler.adapters.scheduler import Scheduler
@@ -31,7 +32,7 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
         for key in keys:
             controllers[0].queue.add(key)
 
-    wiring = wire(target, settings, on_rebase=requeue)
+    wiring = wire(target, settings, on_rebase=requeue, elected=leader_elect and not once)
     repo = wiring.repo
     metrics = PrometheusMetrics()
     controller = Controller(cluster=cluster, engine=wiring.engine, repo=repo, metrics=metrics,
@@ -57,6 +58,9 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
 
     health = HealthServer(port=health_port, metrics=metrics, ready=ready)
     health.start()
+    log.info("watching Customers and Previews in the cluster -> %s branch %s (mode %s); "
+             "/healthz /readyz /metrics on port %d%s", redact(target.repo), settings.branch,
+             target.mode, health.port, ", waiting for the leader lease" if leader_elect else "")
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     if leader_elect:

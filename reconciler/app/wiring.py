@@ -2,20 +2,34 @@
 reconcile logic wired together. The only place that knows every concrete adapter."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import reconciler
-from reconciler.adapters.forges.factory import forge_for
-from reconciler.adapters.gitremote import Credentials, MirrorConfigRepo, is_url
+from reconciler.adapters import gitrepo
+from reconciler.adapters.gitremote import (
+    Credentials,
+    MirrorConfigRepo,
+    is_url,
+    mirror_path,
+    pin_on_first_use,
+    private_dir,
+    redact,
+    ssh_host,
+    use_known_hosts,
+)
 from reconciler.adapters.gitrepo import GitConfigRepo
+from reconciler.adapters.processlock import LOCK_FILE, ProcessLock
 from reconciler.adapters.signing import Signer, signer_from_spec
 from reconciler.core import errors, messages, plan
 from reconciler.core.models import ObjectKey
-from reconciler.core.settings import Settings, SettingsError, load_settings
+from reconciler.core.settings import Settings
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.delivery import Delivery
 from reconciler.reconcile.engine import ObjectReconciler, Reconciler
@@ -25,20 +39,6 @@ log = logging.getLogger(__name__)
 
 
 VERSION = reconciler.__version__
-
-
-def settings_from(config: Path | None, environ: dict[str, str] | None = None) -> Settings:
-    """Settings from the ``--config`` file and ``RECONCILER_*`` variables."""
-    text = None
-    if config is not None:
-        try:
-            text = config.read_text()
-        except OSError as exc:
-            raise errors.UserInputError(f"{config}: {exc.strerror}") from exc
-    try:
-        return load_settings(text, os.environ if environ is None else environ)
-    except SettingsError as exc:
-        raise errors.UserInputError(f"{config or 'environment'}: {exc}") from exc
 
 
 def layout_root() -> Path:
@@ -67,7 +67,7 @@ def open_repo(path: Path, settings: Settings, *, create: bool) -> GitConfigRepo:
     return repo
 
 
-def seed(repo: GitConfigRepo) -> str | None:
+def seed(repo: GitConfigRepo | MirrorConfigRepo) -> str | None:
     """Commit the repo-layout skeleton (only files not already there); None when nothing to add."""
     files = {p: data for p, data in layout_files().items() if repo.read_file(p) is None}
     if not files:
@@ -162,9 +162,19 @@ def target_from(*, repo: str, state_dir: Path | None, ssh_key: Path | None,
 class Wiring:
     """The adapters and logic of one run, built once."""
 
-    repo: GitConfigRepo
+    repo: GitConfigRepo | MirrorConfigRepo
     engine: ObjectReconciler
     delivery: Delivery | None
+    #: held by whoever commits or moves the branch; delivery runs beside the passes
+    guard: contextlib.AbstractContextManager[object] = field(default_factory=threading.RLock)
+    #: this process's exclusive hold on the repository (None for readers)
+    lock: ProcessLock | None = None
+
+    def close(self) -> None:
+        """Let another process write the repository (the lock goes with the process too)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def after_reset(self) -> None:
         """The branch was reset to a moved remote: forget caches, re-seed an empty branch."""
@@ -175,12 +185,20 @@ class Wiring:
 
 def wire(target: Target | Path, settings: Settings,
          on_rebase: Callable[[list[ObjectKey]], None] | None = None, *,
-         create: bool = True) -> Wiring:
+         create: bool = True, elected: bool = False) -> Wiring:
     """Build the config repo (local or mirrored), the Reconciler and, for a remote, Delivery.
+
+    ``create`` marks a writer: it takes the repository's process lock (a second writer
+    stops with one line) and clears what a killed run left. Readers (status, history,
+    diff, plan) take no lock, seed nothing and deliver nothing; on a mirror another
+    process writes, they read it as it is. ``elected``: a Lease elects the one writer
+    among replicas that may share a volume, so no process lock is taken (the standby would
+    stop at it) and no lock file is cleared (the leader's could be live).
 
     Without ``on_rebase``, a delivery that finds the remote moved returns that as a value
     (``DeliveryReport.remote_moved``): the caller calls ``after_reset`` and runs its pass
     again."""
+    gitrepo.tune_libgit2()
     if isinstance(target, Path):
         target = Target(str(target))
     if not is_url(target.repo):
@@ -188,18 +206,39 @@ def wire(target: Target | Path, settings: Settings,
                                   author_name=settings.author_name,
                                   author_email=settings.author_email, create=create,
                                   signer=target.signer)
+        lock = None
+        if create and not elected:
+            lock = ProcessLock.acquire(Path(repo.path) / LOCK_FILE, what=target.repo)
+            repo.clear_stale_locks()
         if repo.head() is None and create:
             seed(repo)
-        return Wiring(repo, Reconciler(repo=repo, settings=settings, version=VERSION), None)
+        return Wiring(repo, Reconciler(repo=repo, settings=settings, version=VERSION), None,
+                      lock=lock)
+    name = redact(target.repo)
+    path = mirror_path(target.repo, target.state_dir)
+    private_dir(path.parent)
+    lock = None if elected else (ProcessLock.acquire if create else ProcessLock.try_acquire)(
+        path.parent / f"{path.name}.lock", what=f"the mirror of {name} in {target.state_dir}")
+    writer = lock is not None or (create and elected)
+    credentials = target.credentials
+    if ssh_host(target.repo) is not None:
+        known_hosts = credentials.known_hosts or pin_on_first_use(target.repo,
+                                                                  target.state_dir)
+        if known_hosts is not None:
+            use_known_hosts(known_hosts, target.state_dir)
+            credentials = dataclasses.replace(credentials, known_hosts=known_hosts)
     mirror = MirrorConfigRepo.open_mirror(
-        target.repo, target.state_dir, credentials=target.credentials, branch=settings.branch,
+        target.repo, target.state_dir, credentials=credentials, branch=settings.branch,
         author_name=settings.author_name, author_email=settings.author_email,
-        signer=target.signer)
+        signer=target.signer, writer=writer, exclusive=lock is not None)
     if target.mode == "pr":
-        return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None)
-    if mirror.head() is None and create:
-        seed(mirror)  # an empty remote: the first push creates the branch
+        return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None,
+                      lock=lock)
     engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
+    if not (writer and create):  # a reader: the mirror is as the writer left it
+        return Wiring(mirror, engine, None, lock=lock)
+    if mirror.head() is None:
+        seed(mirror)  # an empty remote: the first push creates the branch
 
     def rebase(keys: list[ObjectKey]) -> None:
         engine.invalidate()
@@ -208,13 +247,20 @@ def wire(target: Target | Path, settings: Settings,
         if on_rebase is not None:
             on_rebase(keys)
 
+    guard = threading.RLock()
     delivery = Delivery(
-        repo=mirror, on_rebase=rebase if on_rebase is not None else None,
+        repo=mirror, on_rebase=rebase if on_rebase is not None else None, guard=guard,
         window=settings.push_window_seconds if target.push_window is None else target.push_window,
         require_signed=mirror.is_signed if target.signer is not None else None)
+    if delivery.realign().rebases:
+        # a human pushed while our commits waited (and the process was restarted): they
+        # were dropped; the first pass, which every mode starts with, renders them again
+        engine.invalidate()
+        if mirror.head() is None:
+            seed(mirror)
     if mirror.pending():
         delivery.committed()  # left over from a previous run: push them
-    return Wiring(mirror, engine, delivery)
+    return Wiring(mirror, engine, delivery, guard, lock)
 
 
 def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
@@ -229,6 +275,8 @@ def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
     if not target.forge.token:
         raise errors.UserInputError("--mode pr needs a forge token: --forge-token-file or "
                                     "$RECONCILER_FORGE_TOKEN")
+
+    from reconciler.adapters.forges.factory import forge_for  # requests: only for PR mode
     forge = forge_for(target.forge.kind, target.forge.api_url, target.forge.repository,
                       target.forge.token)
 
@@ -242,5 +290,6 @@ def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
 def local_reconciler(repo_path: Path, settings: Settings) -> tuple[GitConfigRepo, Reconciler]:
     """The reconciler wired to a local repository."""
     wiring = wire(repo_path, settings)
-    assert isinstance(wiring.engine, Reconciler)  # a local path is always direct mode
+    # a local path is always direct mode on a local repository
+    assert isinstance(wiring.engine, Reconciler) and isinstance(wiring.repo, GitConfigRepo)
     return wiring.repo, wiring.engine

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from reconciler.core import expiry, guards, layout, messages, names, plan, sources
+from reconciler.core import expiry, guards, layout, messages, names, plan, text
 from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common, customers, pool, previews
@@ -107,7 +107,7 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
         origin = state.snapshot.origins.get(key)
         where = f"{origin}: {obj.kind} {obj.metadata.name!r}" if origin else str(key)
         return Outcome(key, Result.REFUSED, Reason.INVALID_SPEC,
-                       sources.one_line(f"{where}: {problem}"))
+                       text.one_line(f"{where}: {problem}"))
     record = directory.record if directory.recorded else None
     input_hash = common.object_input_hash(obj, settings)
     adopt = key in request.adopt or obj.metadata.annotations.get(ADOPT_ANNOTATION) == "true"

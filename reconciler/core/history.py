@@ -51,5 +51,5 @@ def object_history(commits: Iterable[CommitInfo], key: ObjectKey) -> Iterator[Hi
         yield HistoryEntry(
             commit,
             values.get(messages.TRAILER_ACTION, "update"),
-            int(generation) if generation and generation.isdigit() else None,
+            messages.parse_generation(generation),
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.models import ObjectKey
+from reconciler.core.text import one_line
 
 SUBJECT_MAX = 100
 TRAILER_OBJECT = "Reconciler-Object"
@@ -155,10 +156,10 @@ def build_message(
     subject: str, body_lines: Sequence[str], trailers: Sequence[tuple[str, str]]
 ) -> str:
     """Assemble subject, body and trailers into one commit message."""
-    parts = [subject]
+    parts = [one_line(subject)]
     if body_lines:
-        parts.append("\n".join(body_lines))
-    parts.append("\n".join(f"{k}: {v}" for k, v in trailers))
+        parts.append("\n".join(one_line(line) for line in body_lines))
+    parts.append("\n".join(f"{one_line(k)}: {one_line(v)}" for k, v in trailers))
     return "\n\n".join(parts) + "\n"
 
 
@@ -206,6 +207,14 @@ def parse_trailers(message: str) -> list[tuple[str, str]]:
             return []
         out.append((key, value.strip()))
     return out
+
+
+def parse_generation(value: str | None) -> int | None:
+    """A ``Reconciler-Generation`` value as a number; None for anything but ASCII digits
+    (a human may write ``²``, which ``str.isdigit`` accepts and ``int`` refuses)."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
 
 
 def trailer_values(message: str, key: str) -> list[str]:

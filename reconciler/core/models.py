@@ -194,6 +194,15 @@ class ObjectMeta(BaseModel):
             )
         return value
 
+    @field_validator("uid")
+    @classmethod
+    def _uid_is_a_uuid(cls, value: str | None) -> str | None:
+        # it is copied into commit trailers: a newline there would forge other trailers
+        if value is not None and not names.is_uid(value):
+            raise ValueError(f"{value[:80]!r} is not a UID (a UUID such as "
+                             "'2f6c1d1e-0000-4000-8000-000000000001')")
+        return value
+
 
 class Customer(BaseModel):
     """A tenant: its namespace and optional database, scheduler and webhooks."""
@@ -235,6 +244,8 @@ KINDS: dict[str, type[Customer] | type[Preview]] = {"Customer": Customer, "Previ
 PLURALS = {"Customer": "customers", "Preview": "previews"}
 SINGULAR_PREFIX = {"Customer": "customer", "Preview": "preview"}
 DIRECTORIES = {"Customer": "tenants", "Preview": "previews"}
+#: directories rendered from all objects together (named in trailers, e.g. ``pool/pgbouncer``)
+SHARED_DIRECTORIES = {"Pool": "platform"}
 
 
 @dataclass(frozen=True, order=True)
@@ -250,7 +261,7 @@ class ObjectKey:
     @property
     def directory(self) -> str:
         """The directory of the config repo this object owns, e.g. ``tenants/acme``."""
-        return f"{DIRECTORIES[self.kind]}/{self.name}"
+        return f"{DIRECTORIES.get(self.kind) or SHARED_DIRECTORIES[self.kind]}/{self.name}"
 
     @classmethod
     def parse(cls, text: str) -> ObjectKey:

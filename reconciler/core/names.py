@@ -9,13 +9,22 @@ from __future__ import annotations
 import posixpath
 import re
 
+from reconciler.core import errors
+
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+#: a Kubernetes object UID: the API server hands out RFC 4122 UUIDs
+UID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-class UnsafePathError(ValueError):
-    """A path would leave the directory it is confined to."""
+class UnsafePathError(errors.UnsafeWriteError, ValueError):
+    """A path would leave the directory it is confined to (a ValueError too, as before)."""
+
+
+def is_uid(value: str) -> bool:
+    """Return whether ``value`` is a UID as the API server writes them (a UUID)."""
+    return bool(UID.fullmatch(value))
 
 
 def is_dns1123_label(value: str) -> bool:
@@ -54,3 +63,14 @@ def is_within(path: str, prefix: str) -> bool:
     """Return whether the normalized ``path`` lies inside directory ``prefix``."""
     norm = posixpath.normpath(path)
     return norm.startswith(prefix.rstrip("/") + "/")
+
+
+def branch_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a Git branch (``git check-ref-format --branch`` rules), or None."""
+    bad = ("..", "@{", "//", "\\")
+    if not name or name == "@" or name.startswith(("-", "/", ".")) or \
+            name.endswith(("/", ".", ".lock")) or any(b in name for b in bad) or \
+            any(ord(c) < 0x20 or c in " ~^:?*[\x7f" for c in name) or \
+            any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        return f"{name!r} is not a valid Git branch name"
+    return None

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from reconciler.core import yamlio
 from reconciler.core.models import API_VERSION, KINDS, ObjectKey, Resource
+from reconciler.core.text import one_line
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,6 @@ class Refusal:
 
     def __str__(self) -> str:
         return one_line(f"{self.origin}: {self.message}")
-
-
-def one_line(text: str) -> str:
-    """``text`` with control characters escaped, so a hostile input cannot add lines."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 @dataclass(frozen=True)

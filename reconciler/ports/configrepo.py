@@ -94,6 +94,12 @@ class RemoteConfigRepo(ConfigRepo, Protocol):
     def remote_head(self) -> str | None:
         """The remote branch's head as last fetched."""
 
+    def diverged(self) -> bool:
+        """Whether the remote head is not in the local branch's history (it moved)."""
+
+    def fork_point(self) -> str | None:
+        """The last commit the local branch and the remote head share."""
+
     def reset_to_remote(self) -> None:
         """Point the local branch at the fetched remote head, dropping pending commits."""
 

@@ -26,6 +26,13 @@ class Metrics(Protocol):
     def orphans(self, count: int) -> None:
         """Directories with no resource."""
 
+    def pushed(self, *, ok: bool) -> None:
+        """A push to the remote config repo finished (``ok`` False: it failed)."""
+
+    def held(self, count: int, oldest_since: float | None) -> None:
+        """``count`` objects' changes are held (a human's change stands, a removal is held),
+        the longest-held since ``oldest_since`` (a Unix time)."""
+
 
 class NoMetrics:
     """Metrics that go nowhere (local mode, tests)."""
@@ -46,4 +53,10 @@ class NoMetrics:
         """Ignored."""
 
     def orphans(self, count: int) -> None:
+        """Ignored."""
+
+    def pushed(self, *, ok: bool) -> None:
+        """Ignored."""
+
+    def held(self, count: int, oldest_since: float | None) -> None:
         """Ignored."""

@@ -69,6 +69,8 @@ class Controller:
         }
         self._last_commit: dict[ObjectKey, str] | None = None
         self.failures: dict[ObjectKey, str] = {}
+        #: objects whose change is held (metrics), and since when
+        self._held_since: dict[ObjectKey, float] = {}
         #: objects whose spec can never render (Stalled) until someone changes them
         self.refused: dict[ObjectKey, str] = {}
         #: why the controller stopped on its own (an informer was denied: 401/403), or None
@@ -103,7 +105,7 @@ class Controller:
             if not len(self.queue):
                 self._repo.flush()
             if self.delivery is not None and self.delivery.due():
-                self.deliver()
+                self.deliver(paced=True)
         self.queue.close()
 
     def _denied(self) -> bool:
@@ -142,10 +144,13 @@ class Controller:
             self.deliver()
         return not self.failures and not self.refused and not self.held_removals
 
-    def deliver(self) -> None:
+    def deliver(self, *, paced: bool = False) -> None:
         """Push what is pending (re-queueing objects if the remote moved)."""
         assert self.delivery is not None
-        report = self.delivery.deliver()
+        # paced: one attempt, a failure backs off instead of sleeping in the work loop
+        report = self.delivery.step() if paced else self.delivery.deliver()
+        if report.error or report.pushes:
+            self._metrics.pushed(ok=not report.error)
         if report.error:
             self._metrics.git_error()
             log.error("delivery: %s", report.error)
@@ -412,6 +417,12 @@ class Controller:
                                    component=COMPONENT, now=self._clock())
 
     def _count(self, outcome: Outcome) -> None:
+        if outcome.key is not None:
+            if outcome.result == Result.HELD or outcome.reason == Reason.REMOVAL_HELD:
+                self._held_since.setdefault(outcome.key, self._clock())
+            else:
+                self._held_since.pop(outcome.key, None)
+            self._metrics.held(len(self._held_since), min(self._held_since.values(), default=None))
         if outcome.result == Result.COMMITTED:
             self._metrics.committed()
             if self.delivery is not None:

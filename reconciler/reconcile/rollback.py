@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from reconciler.core import errors, guards, messages, plan
 from reconciler.core.history import CommitInfo
-from reconciler.core.models import API_VERSION, KINDS, ObjectKey
+from reconciler.core.models import API_VERSION, DIRECTORIES, KINDS, ObjectKey
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
@@ -24,7 +24,7 @@ from reconciler.reconcile.ownership import Ownership, classify
 
 def resolve_point(repo: ConfigRepo, key: ObjectKey, point: str) -> str:
     """A generation number (the reconciler's commit that rendered it) or a commit."""
-    if point.isdigit() and len(point) < 7:
+    if messages.parse_generation(point) is not None and len(point) < 7:
         for commit in repo.log():
             values = dict(messages.parse_trailers(commit.message))
             if values.get(messages.TRAILER_OBJECT) == str(key) and \
@@ -139,9 +139,13 @@ def audit(repo: ConfigRepo, key: ObjectKey, ownership: Ownership) -> list[AuditE
         trailers = dict(values)
         action = trailers.get(messages.TRAILER_ACTION)
         gen = trailers.get(messages.TRAILER_GENERATION)
-        if ownership.is_own(commit) and named:
+        # the pool is re-rendered inside Customer commits, which name only the Customer
+        if ownership.is_own(commit) and (named or key.kind not in DIRECTORIES):
             kind = "import" if action == "import" else "reconciler"
             detail = action or "update"
+            if not named:
+                detail = f"with {trailers.get(messages.TRAILER_OBJECT, '?')}"
+                gen = None
             if trailers.get(messages.TRAILER_SUPERSEDES):
                 detail += f", supersedes {trailers[messages.TRAILER_SUPERSEDES][:12]}"
         elif action == "rollback" and named:
@@ -152,6 +156,6 @@ def audit(repo: ConfigRepo, key: ObjectKey, ownership: Ownership) -> list[AuditE
             reason = classify(commit)
             kind = {Reason.REVERTED_IN_GIT: "revert"}.get(reason, "edit")
             detail = "by hand"
-        entries.append(AuditEntry(commit, kind, int(gen) if gen and gen.isdigit() else None,
+        entries.append(AuditEntry(commit, kind, messages.parse_generation(gen),
                                   detail))
     return entries

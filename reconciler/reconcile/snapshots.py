@@ -157,14 +157,30 @@ def execute(plan: Plan, repo: ConfigRepo, ownership: Ownership | None = None) ->
     """Make the plan's commits, in order; the plan's verdicts with commit ids filled in.
 
     A commit that fails (a concurrent writer, a Git error) stops the pass: later commits
-    were planned on top of it, so they are reported as not written.
+    were planned on top of it, so they are reported as not written. A write refused as
+    unsafe changed nothing: only later commits sharing its files are held back.
     """
     made: dict[ObjectKey, str] = {}
     failed: dict[ObjectKey, Outcome] = {}
+    refused_paths: set[str] = set()
     for index, planned in enumerate(plan.commits):
+        if refused_paths & set(planned.changes.paths):
+            for key in planned.keys:  # planned on top of a refused write to the same files
+                failed[key] = Outcome(key, Result.FAILED, Reason.GIT_ERROR,
+                                      f"{key}: not written: it shares files with a refused "
+                                      "write of this pass")
+            refused_paths |= set(planned.changes.paths)
+            continue
         try:
             commit = repo.commit(planned.changes.confined_to(planned.confined_to),
                                  planned.message)
+        except errors.UnsafeWriteError as exc:
+            # refused before anything was written (a symlink a human committed, say): only
+            # commits touching the same files depend on it; the others go ahead
+            for key in planned.keys:
+                failed[key] = _failure(key, exc)
+            refused_paths |= set(planned.changes.paths)
+            continue
         except errors.ReconcilerError as exc:
             for key in planned.keys:
                 failed[key] = _failure(key, exc)
@@ -180,6 +196,12 @@ def execute(plan: Plan, repo: ConfigRepo, ownership: Ownership | None = None) ->
             made[key] = commit
             if ownership is not None and key.kind in DIRECTORIES:
                 ownership.recorded(key, commit, repo.tree_id(key.directory))
+    return _outcomes(plan, made, failed)
+
+
+def _outcomes(plan: Plan, made: dict[ObjectKey, str],
+              failed: dict[ObjectKey, Outcome]) -> list[Outcome]:
+    """The plan's verdicts with the commits made filled in and the failures in place."""
     outcomes: list[Outcome] = []
     for verdict in plan.verdicts:
         done = verdict.key

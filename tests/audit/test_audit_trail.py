@@ -79,8 +79,8 @@ def test_history_tells_the_whole_story_newest_first(reverted: Reverted, tmp_path
         (gens[0], "reconciler", support.BOT),
         (gens[1], "reconciler", support.BOT),
     ]
-    assert [e["generation"] for e in entries[5:]] == ["-", "3", "2", "1"]
-    assert entries[1]["generation"] == "1"
+    assert [e["generation"] for e in entries[5:]] == [None, 3, 2, 1]
+    assert entries[1]["generation"] == 1
     assert entries[0]["detail"] == f"update, supersedes {rollback[:12]}"
     assert entries[1]["detail"] == f"to {gens[1][:12]}"
     assert [e["subject"] for e in entries] == [

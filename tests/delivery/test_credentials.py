@@ -80,8 +80,10 @@ def test_ssh_key_from_the_environment_lets_the_run_in(
 ) -> None:
     """With no key the SSH run fails in one line; with $RECONCILER_GIT_SSH_KEY it pushes."""
     ssh_git_server.create_bare_repo("config")
+    # host key pinned up front: the first-use notice is not what this test reads
     args = ("run", "--source", str(EXAMPLES), "--repo", ssh_git_server.url_for("config"),
-            "--state-dir", str(cli.state_dir), "--once")
+            "--state-dir", str(cli.state_dir), "--once",
+            "--known-hosts", str(ssh_git_server.known_hosts))
 
     without = cli(*args)
     with_key = cli(*args, env={"RECONCILER_GIT_SSH_KEY": str(ssh_git_server.client_key)})
@@ -151,3 +153,26 @@ def test_https_remote_is_used_only_when_its_certificate_is_trusted(
     assert head_after_untrusted == before
     assert trusted.returncode == 0, trusted.stderr
     assert served_objects(server, "config") == Counter(EXAMPLE_OBJECTS)
+
+
+def test_ssh_host_key_is_pinned_on_first_use_and_a_changed_key_is_refused(
+    ssh_git_server: gitservers.SshGitServer, cli: ReconcilerCli
+) -> None:
+    """Without --known-hosts the first run records the server's host key in the state dir and
+    says so; a later run that meets another key fails in one line and pushes nothing."""
+    ssh_git_server.create_bare_repo("config")
+
+    first = cli.run_once(ssh_git_server, "config")
+    pinned = cli.state_dir / "known_hosts"
+    recorded = pinned.read_text() if pinned.exists() else ""
+    key_type, impostor = ssh_git_server.client_public_key.read_text().split()[:2]
+    pinned.write_text(f"[127.0.0.1]:{ssh_git_server.port} {key_type} {impostor}\n")
+    before = ssh_git_server.head_of("config")
+    second = cli.run_once(ssh_git_server, "config")
+
+    assert first.returncode == 0, first.stderr
+    assert "pinned the SSH host key" in first.stderr
+    assert f"[127.0.0.1]:{ssh_git_server.port} " in recorded
+    assert second.returncode != 0
+    assert one_line(second.stderr), second.stderr
+    assert ssh_git_server.head_of("config") == before

@@ -133,6 +133,7 @@ def test_unsigned_commits_left_from_an_earlier_run_are_made_again_signed(
     target = app.Target(daemon_git_server.url_for("config"), state_dir=cli.state_dir)
     interrupted = app.wire(target, app.settings_from(None, environ={}))
     interrupted.engine.sync(app.read_sources([EXAMPLES]))  # committed, never delivered
+    interrupted.close()  # the interrupted run is gone: its lock with it
     unsigned = set(git("--git-dir", str(next((cli.state_dir / "mirrors").iterdir())),
                        "rev-list", "main", f"^{before}").split())
     assert len(unsigned) == len(EXAMPLE_OBJECTS)

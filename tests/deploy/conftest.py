@@ -17,7 +17,7 @@ def built() -> list[manifests.Obj]:
 
 @pytest.fixture(scope="module")
 def remote_built() -> list[manifests.Obj]:
-    """The objects of ``kubectl kustomize deploy/overlays/remote-ssh``."""
+    """The objects of ``kubectl kustomize deploy/overlays/ssh``."""
     return manifests.kustomize(manifests.REMOTE_OVERLAY)
 
 
@@ -28,6 +28,7 @@ def container(built: list[manifests.Obj]) -> manifests.Obj:
 
 
 @pytest.fixture
-def parsed_args(container: manifests.Obj, monkeypatch: pytest.MonkeyPatch) -> argparse.Namespace:
+def parsed_args(container: manifests.Obj, monkeypatch: pytest.MonkeyPatch,
+                built: list[manifests.Obj]) -> argparse.Namespace:
     """The base Deployment's args as the real CLI parses them inside the pod."""
-    return manifests.parse_container_args(container, monkeypatch)
+    return manifests.parse_container_args(container, monkeypatch, built)

@@ -17,7 +17,9 @@ from reconciler import cli
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "base"
-REMOTE_OVERLAY = DEPLOY / "overlays" / "remote-ssh"
+OVERLAYS = DEPLOY / "overlays"
+REMOTE_OVERLAY = OVERLAYS / "ssh"
+OVERLAY_NAMES = ("ssh", "https-token", "pr", "local-volume")
 BIN = Path(sys.executable).parent
 KUBECTL = BIN / "kubectl"
 NAMESPACE = "gitops-reconciler"
@@ -82,8 +84,25 @@ def container(objects: list[Obj]) -> Obj:
     return only
 
 
-def parse_container_args(container: Obj, monkeypatch: pytest.MonkeyPatch) -> argparse.Namespace:
+def parse_container_args(container: Obj, monkeypatch: pytest.MonkeyPatch,
+                         objects: list[Obj]) -> argparse.Namespace:
     """The container's args as the real CLI parses them inside the pod."""
     monkeypatch.setenv("POD_NAMESPACE", NAMESPACE)
-    args = expand(container["args"], {"POD_NAME": "gitops-reconciler-7d4b9-x2x9z"})
+    env = {"POD_NAME": "gitops-reconciler-7d4b9-x2x9z", **env_values(container, objects)}
+    args = expand(container["args"], env)
     return cli._parser().parse_args(args)
+
+
+def env_values(container: Obj, objects: list[Obj]) -> dict[str, str]:
+    """The container's env variables whose values kustomize fixed: literals and ConfigMap
+    keys (the remote's URL), as the kubelet resolves them."""
+    config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in objects
+                   if o["kind"] == "ConfigMap"}
+    values = {}
+    for entry in container.get("env", []):
+        if "value" in entry:
+            values[entry["name"]] = entry["value"]
+        ref = (entry.get("valueFrom") or {}).get("configMapKeyRef")
+        if ref:
+            values[entry["name"]] = config_maps[ref["name"]][ref["key"]]
+    return values

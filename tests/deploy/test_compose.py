@@ -78,7 +78,7 @@ def test_reconciler_runs_local_mode_over_the_examples(resolved):
 
 
 def test_git_servers_share_the_volume_read_only_and_publish_on_localhost(resolved):
-    """gitweb (http://localhost:8080/) and git daemon (git://localhost/) read the reconciler's
+    """gitweb (http://localhost:8090/) and git daemon (git://localhost/) read the reconciler's
     volume read-only and are published on the loopback interface only."""
     published = {}
     for name in ("gitweb", "git-daemon"):
@@ -88,7 +88,9 @@ def test_git_servers_share_the_volume_read_only_and_publish_on_localhost(resolve
         (port,) = service["ports"]
         assert port["host_ip"] == "127.0.0.1"
         published[name] = (port["published"], port["target"])
-    assert published == {"gitweb": ("8080", 80), "git-daemon": ("9418", 9418)}
+    assert published == {"gitweb": ("8090", 80), "git-daemon": ("9418", 9418)}
+    # 8080 is the metrics port (--health-port) and the usual Argo CD port-forward
+    assert "8080" not in {host for host, _ in published.values()}
     assert resolved["services"]["git-daemon"]["command"][:2] == ["git", "daemon"]
 
 

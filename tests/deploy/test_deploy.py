@@ -28,6 +28,13 @@ def validate(objects: list[manifests.Obj], directory: Path) -> subprocess.Comple
                            str(manifest)], capture_output=True, text=True, check=False)
 
 
+def settings_config_map(objects: list[manifests.Obj]) -> manifests.Obj:
+    """The generated ConfigMap holding settings.yaml."""
+    (found,) = [o for o in objects if o["kind"] == "ConfigMap"
+                and o["metadata"]["name"].startswith(f"{NAME}-config-")]
+    return found
+
+
 def crd_files(directory: Path) -> dict[str, bytes]:
     """The CRD files of a directory, by name."""
     return {p.name: p.read_bytes() for p in sorted(directory.glob("*.yaml"))}
@@ -36,9 +43,9 @@ def crd_files(directory: Path) -> dict[str, bytes]:
 # --- the build -----------------------------------------------------------------------------
 
 def test_base_builds_exactly_the_expected_objects(built):
-    """The base holds the CRDs, the namespace, the service account, RBAC, the settings
-    ConfigMap, the state volume, the Deployment and its metrics Service, and nothing else;
-    every namespaced object lands in gitops-reconciler."""
+    """``deploy/`` holds the CRDs, the namespace, the service account, RBAC, the settings and
+    remote ConfigMaps, the Deployment and its metrics Service, and nothing else (no volume
+    claim: the repository is the remote); every namespaced object lands in gitops-reconciler."""
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in built
                    if o["kind"] != "ConfigMap")
     assert kinds == sorted([
@@ -52,12 +59,12 @@ def test_base_builds_exactly_the_expected_objects(built):
         ("RoleBinding", LEADER_ELECTION),
         ("Role", EVENTS),
         ("RoleBinding", EVENTS),
-        ("PersistentVolumeClaim", f"{NAME}-state"),
         ("Deployment", NAME),
         ("Service", f"{NAME}-metrics"),
     ])
-    config_map = manifests.one(built, "ConfigMap")
-    assert config_map["metadata"]["name"].startswith(f"{NAME}-config-")
+    config_maps = sorted(o["metadata"]["name"].rsplit("-", 1)[0] for o in built
+                         if o["kind"] == "ConfigMap")
+    assert config_maps == [f"{NAME}-config", f"{NAME}-remote"]
     cluster_scoped = {"CustomResourceDefinition", "Namespace", "ClusterRole",
                       "ClusterRoleBinding"}
     for obj in built:
@@ -67,16 +74,17 @@ def test_base_builds_exactly_the_expected_objects(built):
         assert obj["metadata"].get("namespace") == expected, obj["metadata"]["name"]
 
 
-def test_deploy_is_the_base_unchanged(built):
-    """``kubectl apply -k deploy/`` installs exactly deploy/base."""
-    assert built == manifests.kustomize(manifests.BASE)
+def test_deploy_is_the_ssh_overlay(built):
+    """``kubectl apply -k deploy/`` installs the main path, pushing to a remote over SSH."""
+    assert built == manifests.kustomize(manifests.REMOTE_OVERLAY)
 
 
-@pytest.mark.parametrize("which", ["base", "remote-ssh"])
-def test_every_object_passes_strict_schema_validation(built, remote_built, tmp_path, which):
+@pytest.mark.parametrize("which", ["base", *manifests.OVERLAY_NAMES])
+def test_every_object_passes_strict_schema_validation(tmp_path, which):
     """``kubernetes-validate --strict`` accepts every built object, the CRDs included, in the
-    base and in the remote overlay."""
-    objects = built if which == "base" else remote_built
+    base and in every overlay."""
+    objects = manifests.kustomize(manifests.BASE if which == "base"
+                                  else manifests.OVERLAYS / which)
     proc = validate(objects, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for obj in objects:
@@ -205,14 +213,18 @@ def test_bindings_grant_the_roles_to_the_deployments_service_account(built):
 
 # --- the Deployment ------------------------------------------------------------------------
 
-def test_one_replica_replaced_not_rolled_while_the_repo_is_local(built):
-    """The base's config repo is on a ReadWriteOnce volume: one replica, replaced with
-    Recreate, so two pods never hold two repositories."""
-    deployment = manifests.deployment(built)
+def test_one_replica_replaced_not_rolled_while_the_repo_is_local():
+    """The local-volume overlay's config repo is on a ReadWriteOnce volume: one replica,
+    replaced with Recreate, so two pods never hold two repositories."""
+    local = manifests.kustomize(manifests.OVERLAYS / "local-volume")
+    deployment = manifests.deployment(local)
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    claim = manifests.one(built, "PersistentVolumeClaim", f"{NAME}-state")
+    claim = manifests.one(local, "PersistentVolumeClaim", f"{NAME}-state")
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    volumes = {v["name"]: v for v in manifests.pod_spec(local)["volumes"]}
+    assert volumes["state"] == {"name": "state",
+                                "persistentVolumeClaim": {"claimName": f"{NAME}-state"}}
 
 
 def test_args_are_accepted_by_the_cli(parsed_args):
@@ -270,20 +282,20 @@ def test_runs_non_root_read_only_without_capabilities(built, container):
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_volumes_hold_state_settings_and_optional_git_credentials(built, container,
-                                                                  parsed_args):
-    """The repo is on the state volume, --config is the generated ConfigMap's file, the Git
-    credentials Secret is optional and read-only at /etc/reconciler/git, /tmp is writable."""
+def test_volumes_hold_state_settings_and_git_credentials(built, container, parsed_args):
+    """The mirror cache is an emptyDir state volume, --config is the generated ConfigMap's
+    file, the Git credentials Secret is required and read-only at /etc/reconciler/git, /tmp is
+    writable."""
     volumes = {v["name"]: v for v in manifests.pod_spec(built)["volumes"]}
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
 
     state = volumes[mounts["/var/lib/reconciler"]["name"]]
-    assert state["persistentVolumeClaim"] == {"claimName": f"{NAME}-state"}
-    assert Path(parsed_args.repo).is_relative_to("/var/lib/reconciler")
+    assert "emptyDir" in state
+    assert parsed_args.state_dir is None  # $RECONCILER_STATE_DIR: on the state volume
 
     config = mounts[str(parsed_args.config.parent)]
     assert config["readOnly"] is True
-    config_map = manifests.one(built, "ConfigMap")
+    config_map = settings_config_map(built)
     assert volumes[config["name"]]["configMap"]["name"] == config_map["metadata"]["name"]
     assert parsed_args.config.name in config_map["data"]
 
@@ -291,14 +303,14 @@ def test_volumes_hold_state_settings_and_optional_git_credentials(built, contain
     assert credentials["readOnly"] is True
     secret = volumes[credentials["name"]]["secret"]
     assert secret["secretName"] == manifests.CREDENTIALS_SECRET
-    assert secret["optional"] is True
+    assert secret["optional"] is False
 
     assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
 
 
 def test_settings_file_is_valid(built, parsed_args):
     """The settings file shipped in the ConfigMap loads with the reconciler's own loader."""
-    text = manifests.one(built, "ConfigMap")["data"][parsed_args.config.name]
+    text = settings_config_map(built)["data"][parsed_args.config.name]
     settings = load_settings(text, {})
     assert settings.branch == "main"
 

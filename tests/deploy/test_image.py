@@ -131,13 +131,20 @@ def test_dockerignore_keeps_what_copy_needs_and_drops_the_rest(steps):
         assert ignored(unwanted, patterns), unwanted
 
 
-def test_readme_deploying_section_matches_the_files():
-    """README's "Deploying" section names the apply command, the Git credentials Secret the
-    Deployment mounts, the image override, the replica count and the compose URLs."""
+def test_deploy_guide_matches_the_files():
+    """README's "Deploying" section links docs/deploy.md and names the compose URLs; the guide
+    names the apply command, the Git credentials Secret and its keys, every overlay, the image
+    override and the monitoring."""
     readme = (ROOT / "README.md").read_text()
     assert "\n## Deploying\n" in readme
     section = readme.split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
-    for needle in ("kubectl apply -k deploy/", "gitops-reconciler-git", "known_hosts",
-                   "kustomize edit set image", "docker compose up", "http://localhost:8080/",
-                   "git://localhost/config.git", "replicas"):
+    for needle in ("docs/deploy.md", "kubectl apply -k deploy/", "docker compose up",
+                   "http://localhost:8090/", "git://localhost/config.git"):
         assert needle in section, needle
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    overlays = sorted(p.name for p in (ROOT / "deploy" / "overlays").iterdir())
+    for needle in ("kubectl apply -k", "gitops-reconciler-git", "ssh-privatekey", "known_hosts",
+                   "forge-token", "kustomize edit set image", "docker push",
+                   "kubectl apply -k deploy/monitoring/", "kind: Application", "deploy/argocd/",
+                   *(f"deploy/overlays/{name}" for name in overlays)):
+        assert needle in guide, needle

@@ -325,7 +325,7 @@ def test_once_exits_non_zero_with_one_line_when_a_commit_fails(
     done = run_once(cluster.reconciler_kubeconfig, repo, tmp_path)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and f"customer/{acme}" in errors[0] and "commit failed" in errors[0]
     ready = condition(get(kube, "customer", acme), "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "GitError")

@@ -190,7 +190,7 @@ def test_an_event_with_a_long_multibyte_message_is_recorded_within_the_limit(
     finally:
         api.close()
     listed = json.loads(kube("get", "events", "-n", "default", "-o", "json").stdout)["items"]
-    [event] = [e for e in listed if e["involvedObject"]["name"] == name]
+    [event] = [e for e in listed if e["involvedObject"].get("name") == name]
     message = event["message"]
     assert message.startswith("Größe überschritten: ää")
     assert message.endswith("…")

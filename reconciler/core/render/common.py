@@ -160,7 +160,7 @@ def parse_source_record(raw: bytes) -> SourceRecord | None:
     """Read a source record back; None when it is missing or not ours."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a human may commit anything, 5,000 nested [ too
         return None
     if not isinstance(data, dict) or not isinstance(data.get("inputHash"), str):
         return None
