@@ -1,15 +1,26 @@
-"""Benchmark: commit cost at fleet size, against the git CLI in the same run.
+"""Benchmark: the reconciler at fleet size, as a user runs it, against the git CLI.
 
-Prints one JSON object (with --json) or a readable summary:
+History is written under the reconciler's OWN identity (its default author), so a restart
+pays for reading it exactly as in production. Prints one JSON object (with --json) or a
+readable summary:
   customers                 N
-  bootstrap_s               first render and commit of all N (import commit) into an empty repo
-  resync_s                  a full pass over N unchanged Customers in the running reconciler
-  resync_cold_s             the same pass in a freshly started reconciler (caches empty)
-  resync_objects_written    commits made by the resync passes (should be 0)
-  commit_ms_median          one Customer change -> one commit, at that repo size
+  bootstrap_s               `reconciler run --once` into an empty repo (one import commit)
+  bootstrap_rss_mb          peak resident memory of that process
+  resync_s                  a full pass over N unchanged Customers in a running reconciler
+  resync_cold_s             the same pass in a freshly built reconciler (this process)
+  resync_objects_written    commits made by all passes over the unchanged fleet (should be 0)
+  commit_ms_median          one Customer change -> one commit (engine.apply), at that repo size
+  floor_ms_median           raw pygit2 for the same change: blobs, three trees, one commit
   git_cli_ms_median         the same change with the git CLI in a work tree (write, add -A, commit)
   speedup                   git_cli_ms_median / commit_ms_median
-  peak_rss_mb               peak resident memory of this process (the git CLI runs are children)
+  history_commits           own single-object commits written after the import (--history)
+  cold_start_s              `reconciler run --once` (new process) over the unchanged fleet
+  peak_rss_mb               peak resident memory of that process
+  cold_start_objects_written  commits it made (should be 0)
+  status_s                  `reconciler status` (new process)
+  history_s                 `reconciler history customer/NAME` (new process)
+  loose_objects             loose objects in the repository at the end
+  git_version               the git CLI used for the comparison
 
 Usage: python bench/commit_bench.py --customers 10000 --json
 """
@@ -18,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -26,7 +38,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import pygit2
+
 from reconciler.adapters.gitrepo import GitConfigRepo, tune_libgit2
+from reconciler.core import yamlio
 from reconciler.core.models import Customer
 from reconciler.core.render.customers import render_customer
 from reconciler.core.settings import Settings
@@ -34,20 +49,66 @@ from reconciler.core.sources import Parsed
 from reconciler.reconcile.engine import Reconciler
 
 
-def make_customer(i: int, workers: int = 1) -> Customer:
+def make_customer(i: int, workers: int = 1, label: str = "") -> Customer:
     """A Customer of a realistic mix: every third has a database, every second workers."""
-    return Customer.model_validate({
+    return Customer.model_validate(customer_doc(i, workers, label))
+
+
+def customer_doc(i: int, workers: int = 1, label: str = "") -> dict[str, object]:
+    """The manifest of customer ``i`` (``label`` changes its display name)."""
+    return {
+        "apiVersion": "reconciler.ahoi.dev/v1alpha1", "kind": "Customer",
         "metadata": {"name": f"tenant-{i:05d}"},
-        "spec": {"displayName": f"Tenant {i}", "features": {
+        "spec": {"displayName": f"Tenant {i}{label}", "features": {
             "database": {"enabled": i % 3 == 0, "storage": f"{10 + i % 50}Gi"},
             "scheduler": {"enabled": i % 2 == 0 or workers > 1, "workers": workers},
             "webhooks": {"enabled": i % 5 == 0},
         }},
-    })
+    }
 
 
-def git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+def write_manifests(source: Path, n: int, workers: dict[int, int]) -> None:
+    """One manifest file per 1,000 Customers (the CLI reads them as a user's would be)."""
+    source.mkdir(parents=True, exist_ok=True)
+    for old in source.glob("*.yaml"):
+        old.unlink()
+    for start in range(0, n, 1000):
+        docs = [customer_doc(i, workers.get(i, 1)) for i in range(start, min(n, start + 1000))]
+        (source / f"customers-{start // 1000:03d}.yaml").write_bytes(yamlio.dump_documents(docs))
+
+
+def cli(*args: str) -> tuple[float, float, str]:
+    """Run the reconciler CLI in a new process: (seconds, its peak RSS in MB, stdout)."""
+    code = ("import resource, sys\n"
+            "from reconciler.cli import main\n"
+            "try:\n    rc = main(sys.argv[1:])\n"
+            "finally:\n"
+            "    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "    print(f'__rss_kb {rss}', file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          check=False)
+    seconds = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"reconciler {' '.join(args)} failed: {done.stderr[-2000:]}")
+    rss = [line for line in done.stderr.splitlines() if line.startswith("__rss_kb ")]
+    return seconds, int(rss[-1].split()[1]) / 1024 if rss else 0.0, done.stdout
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def commit_count(repo: Path) -> int:
+    return int(git("rev-list", "--count", "HEAD", cwd=repo).strip())
+
+
+def loose_objects(repo: Path) -> int:
+    counts = git("count-objects", "-v", cwd=repo)
+    return int(next(line.split()[1] for line in counts.splitlines()
+                    if line.startswith("count:")))
 
 
 def time_git_cli(root: Path, settings: Settings, n: int, changes: int) -> list[float]:
@@ -58,7 +119,7 @@ def time_git_cli(root: Path, settings: Settings, n: int, changes: int) -> list[f
     git("config", "user.email", "bench@localhost", cwd=work)
     theirs: list[float] = []
     for k in range(changes):
-        changed = make_customer(k * 11 % n + 1, workers=30 + k)
+        changed = make_customer(k * 11 % n + 1, label=f" cli {k}")
         t0 = time.perf_counter()
         rendered = render_customer(changed, settings)
         for rel, data in rendered.files.items():
@@ -71,57 +132,120 @@ def time_git_cli(root: Path, settings: Settings, n: int, changes: int) -> list[f
     return theirs
 
 
+def time_floor(path: Path, settings: Settings, n: int, changes: int) -> list[float]:
+    """Raw pygit2 for the same change (on a scratch branch): the cost of Git itself."""
+    repo = pygit2.Repository(str(path))
+    sig = pygit2.Signature("floor", "floor@localhost")
+    head = repo.references["refs/heads/main"].target
+    floor: list[float] = []
+    for k in range(changes):
+        changed = make_customer(k * 13 % n + 2, label=f" floor {k}")
+        t0 = time.perf_counter()
+        rendered = render_customer(changed, settings)
+        root = repo[head].peel(pygit2.Commit).tree
+        top, name = rendered.directory.split("/", 1)
+        tenants = root[top]
+        directory = repo[tenants[name].id] if name in tenants else None
+        inner = repo.TreeBuilder(directory) if directory is not None else repo.TreeBuilder()
+        for rel, data in rendered.files.items():
+            inner.insert(rel, repo.create_blob(data), pygit2.enums.FileMode.BLOB)
+        outer = repo.TreeBuilder(repo[tenants.id])
+        outer.insert(name, inner.write(), pygit2.enums.FileMode.TREE)
+        top_builder = repo.TreeBuilder(root)
+        top_builder.insert(top, outer.write(), pygit2.enums.FileMode.TREE)
+        head = repo.create_commit("refs/heads/floor", sig, sig, "floor", top_builder.write(),
+                                  [head])
+        floor.append((time.perf_counter() - t0) * 1000)
+    return floor
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=10000)
     parser.add_argument("--changes", type=int, default=25, help="timed single changes per side")
+    parser.add_argument("--history", type=int, default=None,
+                        help="own single-object commits before the cold start (default: "
+                             "--changes)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--workdir", default=None, help="where to create the repos (default: TMPDIR)")
     args = parser.parse_args()
-    n = args.customers
-    settings = Settings()
-    customers = [make_customer(i) for i in range(n)]
-    out: dict[str, object] = {"customers": n}
-
+    history = args.changes if args.history is None else max(args.history, args.changes)
     with tempfile.TemporaryDirectory(prefix="commit-bench-", dir=args.workdir) as tmp:
-        root = Path(tmp)
-        tune_libgit2()
-        repo = GitConfigRepo.open(root / "config.git", branch="main", author_name="bench",
-                                  author_email="bench@localhost", create=True)
-        engine = Reconciler(repo=repo, settings=settings, version="bench")
-
-        t0 = time.perf_counter()
-        report = engine.sync(Parsed(customers, ()))
-        out["bootstrap_s"] = round(time.perf_counter() - t0, 3)
-        out["bootstrap_commits"] = len(set(report.commits))
-
-        t0 = time.perf_counter()
-        report = engine.sync(Parsed(customers, ()))
-        out["resync_s"] = round(time.perf_counter() - t0, 3)
-        written = len(report.commits)
-
-        cold = Reconciler(repo=repo, settings=settings, version="bench")
-        t0 = time.perf_counter()
-        report = cold.sync(Parsed(customers, ()))
-        out["resync_cold_s"] = round(time.perf_counter() - t0, 3)
-        out["resync_objects_written"] = written + len(report.commits)
-
-        # One Customer change -> one commit, through the same code path a watch event takes.
-        ours: list[float] = []
-        for k in range(args.changes):
-            changed = make_customer(k * 7 % n, workers=2 + k)
-            t0 = time.perf_counter()
-            outcome = engine.apply(changed)
-            ours.append((time.perf_counter() - t0) * 1000)
-            assert outcome.commit, outcome
-
-        theirs = time_git_cli(root, settings, n, args.changes)
-    out["commit_ms_median"] = round(statistics.median(ours), 3)
-    out["git_cli_ms_median"] = round(statistics.median(theirs), 3)
-    out["speedup"] = round(statistics.median(theirs) / statistics.median(ours), 1)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        out = measure(Path(tmp), args.customers, args.changes, history)
     print_result(out, as_json=args.json)
     return 0
+
+
+def measure(root: Path, n: int, changes: int, history: int) -> dict[str, object]:
+    """Every figure, in a scratch directory ``root``."""
+    settings = Settings()
+    out: dict[str, object] = {"customers": n}
+    source, config = root / "source", root / "config.git"
+    workers: dict[int, int] = {}
+    write_manifests(source, n, workers)
+    target = ("--source", str(source), "--repo", str(config))
+
+    seconds, rss, _ = cli("run", "--once", *target)
+    out["bootstrap_s"] = round(seconds, 3)
+    out["bootstrap_rss_mb"] = round(rss, 1)
+    ours = write_history(config, settings, n, changes=changes, history=history,
+                         workers=workers, out=out)
+    write_manifests(source, n, workers)
+
+    before = commit_count(config)
+    seconds, rss, _ = cli("run", "--once", *target)
+    out["cold_start_s"] = round(seconds, 3)
+    out["peak_rss_mb"] = round(rss, 1)
+    out["cold_start_objects_written"] = commit_count(config) - before
+    seconds, rss, _ = cli("status", "--source", str(source), "--repo", str(config))
+    out["status_s"] = round(seconds, 3)
+    out["status_rss_mb"] = round(rss, 1)
+    seconds, _, printed = cli("history", "customer/tenant-00007", "--repo", str(config))
+    out["history_s"] = round(seconds, 3)
+    out["history_rows"] = max(0, len(printed.splitlines()) - 1)
+    out["loose_objects"] = loose_objects(config)
+
+    floor = time_floor(config, settings, n, changes)
+    theirs = time_git_cli(root, settings, n, changes)
+    out["commit_ms_median"] = round(statistics.median(ours), 3)
+    out["floor_ms_median"] = round(statistics.median(floor), 3)
+    out["git_cli_ms_median"] = round(statistics.median(theirs), 3)
+    out["speedup"] = round(statistics.median(theirs) / statistics.median(ours), 1)
+    out["bench_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["git_version"] = subprocess.run(["git", "--version"], capture_output=True, text=True,
+                                        check=False).stdout.strip()
+    out["cpus"] = os.cpu_count()
+    return out
+
+
+def write_history(config: Path, settings: Settings, n: int, *, changes: int, history: int,
+                  workers: dict[int, int], out: dict[str, object]) -> list[float]:
+    """Resync passes in this process, then ``history`` single-object commits under the
+    reconciler's identity (the first ``changes`` timed); returns those timings in ms."""
+    tune_libgit2()  # as the composition root does
+    repo = GitConfigRepo.open(config, branch=settings.branch, author_name=settings.author_name,
+                              author_email=settings.author_email)
+    customers = [make_customer(i) for i in range(n)]
+    engine = Reconciler(repo=repo, settings=settings, version="bench")
+    t0 = time.perf_counter()
+    written = len(engine.sync(Parsed(customers, ())).commits)
+    out["resync_cold_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    written += len(engine.sync(Parsed(customers, ())).commits)
+    out["resync_s"] = round(time.perf_counter() - t0, 3)
+    out["resync_objects_written"] = written
+    ours: list[float] = []
+    for k in range(history):  # the code path a watch event takes
+        i = k * 7 % n
+        workers[i] = workers.get(i, 1) % 99 + 2  # 2..100, never the value before
+        changed = make_customer(i, workers=workers[i])
+        t0 = time.perf_counter()
+        outcome = engine.apply(changed)
+        if k < changes:
+            ours.append((time.perf_counter() - t0) * 1000)
+        assert outcome.commit, outcome
+    out["history_commits"] = history
+    return ours
 
 
 def print_result(out: dict[str, object], *, as_json: bool) -> None:
@@ -130,7 +254,7 @@ def print_result(out: dict[str, object], *, as_json: bool) -> None:
         print(json.dumps(out))
     else:
         for key, value in out.items():
-            print(f"{key:24} {value}")
+            print(f"{key:28} {value}")
 
 
 if __name__ == "__main__":

@@ -271,6 +271,10 @@ class MirrorConfigRepo:
         """The tree id of ``directory`` at the head."""
         return self.local.tree_id(directory)
 
+    def read_blob(self, blob_id: str) -> bytes | None:
+        """The bytes of a blob by its id."""
+        return self.local.read_blob(blob_id)
+
     def read_file(self, path: str) -> bytes | None:
         """The bytes of ``path`` at the head."""
         return self.local.read_file(path)

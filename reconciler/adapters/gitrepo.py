@@ -18,7 +18,7 @@ from typing import Any
 
 import pygit2
 
-from reconciler.adapters import looseobjects
+from reconciler.adapters import looseobjects, touchindex
 from reconciler.adapters.signing import Signer
 from reconciler.core import errors, names
 from reconciler.core.history import CommitInfo
@@ -30,6 +30,14 @@ _BLOB = pygit2.enums.FileMode.BLOB
 _TREE = pygit2.enums.FileMode.TREE
 #: trees with at least this many entries keep their builder between commits
 KEEP_BUILDER_ENTRIES = 256
+#: pack the loose objects once about this many have piled up (git's gc.auto is 6,700)
+LOOSE_LIMIT = 4096
+#: more packs than this are combined into one
+PACKS_LIMIT = 16
+#: a commit writing at least this many files writes its objects as one pack, not loose
+BULK_WRITES = 2000
+#: root tree ids of this many commits are remembered (a few hundred bytes each)
+ROOTS_KEPT = 65536
 
 
 #: a lock or temporary object file older than this belongs to no live git process: git
@@ -61,6 +69,13 @@ class GitConfigRepo:
         self._dirs: dict[str, dict[str, tuple[bool, pygit2.Oid]]] = {}
         self._builders: dict[str, tuple[Any, Any]] = {}
         self._head_tree: tuple[str | None, Any] = (None, None)
+        # commit id -> root tree id: commits are immutable, and libgit2 caches commits only
+        # up to 4 KB, so an import commit (its message names every object) was re-read and
+        # re-parsed for every object whose last own commit it is
+        self._roots: dict[str, pygit2.Oid] = {}
+        self._loose: int | None = None  # loose objects, estimated; None: not counted yet
+        self._pack: looseobjects.PackWriter | None = None  # set while a bulk commit builds
+        self._touched: dict[str, frozenset[str]] | None = None  # commit -> changed dirs
         #: no other process writes this repository (a mirror under our lock): any lock file
         #: found in it was left by a killed run of ours
         self.sole_writer = False
@@ -162,7 +177,7 @@ class GitConfigRepo:
             return None
         tree: Any
         if directory == "":
-            tree = self._commit_at(head).tree
+            tree = self._root_tree(head)
         else:
             parent, _, name = directory.rpartition("/")
             siblings = self._children(parent, checked=True)
@@ -180,7 +195,7 @@ class GitConfigRepo:
             return None
         if self._head_tree[0] == commit_id:
             return self._head_tree[1]
-        return self._commit_at(commit_id).tree_id
+        return self._root_tree(commit_id).id
 
     def _commit_at(self, commit_id: str) -> pygit2.Commit:
         commit = self._repo.get(commit_id)
@@ -207,6 +222,14 @@ class GitConfigRepo:
         """The tree id of ``directory`` at the head."""
         entry = self._entry(directory)
         return str(entry[1]) if entry is not None and entry[0] else None
+
+    def read_blob(self, blob_id: str) -> bytes | None:
+        """The bytes of a blob by its id (a directory listing names it: no path walk)."""
+        try:
+            blob = self._repo.get(blob_id)
+        except ValueError:
+            return None
+        return blob.data if isinstance(blob, pygit2.Blob) else None
 
     def read_file(self, path: str) -> bytes | None:
         """The bytes of ``path`` at the head."""
@@ -236,9 +259,20 @@ class GitConfigRepo:
         except (pygit2.GitError, KeyError, ValueError):
             return False
 
+    def _root_tree(self, commit_id: str) -> pygit2.Tree:
+        """The root tree of a commit, its id remembered (the commit is read once)."""
+        oid = self._roots.get(commit_id)
+        if oid is None:
+            if len(self._roots) >= ROOTS_KEPT:
+                self._roots.clear()
+            oid = self._roots[commit_id] = self._commit_at(commit_id).tree_id
+        tree = self._repo[oid]
+        assert isinstance(tree, pygit2.Tree)
+        return tree
+
     def tree_id_at(self, commit_id: str, path: str) -> str | None:
         """The tree id of directory ``path`` in ``commit_id`` (None when absent)."""
-        tree = self._commit_at(commit_id).tree
+        tree = self._root_tree(commit_id)
         try:
             entry = tree[path]
         except KeyError:
@@ -260,7 +294,9 @@ class GitConfigRepo:
 
     def commits_touching(self, path: str, since: str | None = None,
                          limit: int | None = None) -> list[CommitInfo]:
-        """Commits after ``since`` (newest first) whose first-parent diff changes ``path``."""
+        """Commits after ``since`` (newest first) whose first-parent diff changes something
+        at or under ``path``. Each commit's changed directories are diffed once and kept in
+        an index file beside the repository; later calls only walk the commit ids."""
         head = self.head()
         if head is None:
             return []
@@ -268,21 +304,44 @@ class GitConfigRepo:
                                  | pygit2.enums.SortMode.TIME)
         if since is not None:
             walker.hide(since)
+        index = self._touch_index()
+        learnt: list[tuple[str, frozenset[str]]] = []
         out: list[CommitInfo] = []
         for commit in walker:
-            before = self._tree_entry_id(commit.parents[0].tree, path) if commit.parents else None
-            if self._tree_entry_id(commit.tree, path) != before:
+            commit_id = str(commit.id)
+            dirs = index.get(commit_id)
+            if dirs is None:
+                dirs = index[commit_id] = self._changed_directories(commit)
+                learnt.append((commit_id, dirs))
+            if touchindex.touches(dirs, path):
                 out.append(commit_info(commit))
                 if limit is not None and len(out) >= limit:
                     break
+        touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, learnt)
         return out
 
-    @staticmethod
-    def _tree_entry_id(tree: pygit2.Tree, path: str) -> str | None:
-        try:
-            return str(tree[path].id)
-        except KeyError:
-            return None
+    def _remember_touched(self, commit_id: str, paths: Iterable[str]) -> None:
+        """Index our own new commit's changed directories (we know them: no diff later)."""
+        dirs = frozenset(p.rpartition("/")[0] for p in paths)
+        if self._touched is not None:
+            self._touched[commit_id] = dirs
+        touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, [(commit_id, dirs)])
+
+    def _touch_index(self) -> dict[str, frozenset[str]]:
+        if self._touched is None:
+            self._touched = touchindex.load(Path(self._repo.path) / touchindex.FILE_NAME)
+        return self._touched
+
+    def _changed_directories(self, commit: pygit2.Commit) -> frozenset[str]:
+        """The directories holding the files a commit changed against its first parent
+        (libgit2 skips identical subtrees by id, so this costs what changed)."""
+        diff = commit.tree.diff_to_tree(commit.parents[0].tree) if commit.parents \
+            else commit.tree.diff_to_tree()
+        out: set[str] = set()
+        for delta in diff.deltas:
+            for file_path in (delta.old_file.path, delta.new_file.path):
+                out.add(file_path.rpartition("/")[0])
+        return frozenset(out)
 
     def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from the head, newest first (topological, then time)."""
@@ -327,9 +386,15 @@ class GitConfigRepo:
         ops: dict[str, bytes | None] = dict(changes.writes)
         ops.update(dict.fromkeys(changes.deletes))
         changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
+        objects_dir = Path(self._repo.path) / "objects"
+        bulk = self._pack = looseobjects.PackWriter(objects_dir) \
+            if len(ops) >= BULK_WRITES else None
         try:
             base = self._tree_of(head)
             tree_id = self._build("", base, ops, changed)
+            if bulk is not None:  # the pack must be in place before the commit names it
+                self._pack = None
+                bulk.finish()
             if tree_id is None:
                 tree_id = self._repo.TreeBuilder().write()
             author = pygit2.Signature(*self._author)
@@ -350,9 +415,61 @@ class GitConfigRepo:
             if self.head() != head:
                 raise errors.HeadMovedError(f"{self._ref} moved during the commit") from exc
             raise errors.RepoError(f"commit failed: {exc}") from exc
+        finally:
+            if self._pack is not None:  # failed before the pack was finished
+                self._pack.abandon()
+            self._pack = None
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
+        self._remember_touched(str(oid), ops)
+        # loose objects written: the changed entries, the root tree, the commit
+        self._after_write(1 if bulk is not None else len(changed) + 2)
         return str(oid)
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def _after_write(self, objects: int) -> None:
+        """Count what a commit wrote; pack once enough loose objects piled up. Runs inside
+        ``commit``, so under whatever lock the writer holds: no other writer of ours is
+        mid-commit, and git's own readers and writers cope with a pack appearing."""
+        objects_dir = Path(self._repo.path) / "objects"
+        if self._loose is None:
+            self._loose = looseobjects.estimate_loose(objects_dir)
+        self._loose += objects
+        if self._loose >= LOOSE_LIMIT:
+            self.maintain()
+
+    def maintain(self) -> int:
+        """Pack every loose object into one new pack and delete the loose copies; with more
+        than ``PACKS_LIMIT`` packs, write one pack of every object and drop the others.
+
+        Nothing is ever deleted before the pack holding it is complete (libgit2 writes the
+        pack, then renames its index into place). Returns the number of objects packed.
+        """
+        objects_dir = Path(self._repo.path) / "objects"
+        loose = looseobjects.loose_ids(objects_dir)
+        old_packs = looseobjects.pack_names(objects_dir)
+        whole = len(old_packs) >= PACKS_LIMIT
+        self._loose = 0
+        if not whole and len(loose) < LOOSE_LIMIT // 4:
+            return 0  # someone else packed them (or the estimate was off)
+
+        def add_loose(builder: Any) -> None:
+            for hex_id in loose:
+                builder.add(pygit2.Oid(hex=hex_id))
+        try:
+            packed = self._repo.pack(pack_delegate=None if whole else add_loose, n_threads=1)
+        except (pygit2.GitError, OSError, ValueError) as exc:  # a full disk: try again later
+            log.warning("packing %s failed: %s", self._repo.path, exc)
+            return 0
+        looseobjects.remove_loose(objects_dir, loose)
+        if whole:
+            current = set(looseobjects.pack_names(objects_dir))
+            newest = [n for n in current if n not in old_packs]
+            if newest:  # the old packs' objects are all in the new one
+                looseobjects.remove_packs(objects_dir, old_packs)
+        log.info("packed %d objects (%d were loose) in %s", packed, len(loose), self._repo.path)
+        return int(packed)
 
     def _refuse_symlinks(self, head: str | None, paths: Iterable[str]) -> None:
         """Refuse to write at or below a symbolic link, in the branch or in the work tree.
@@ -500,7 +617,9 @@ class GitConfigRepo:
 
     def _write_tree(self, at: str, builder: Any) -> Any:
         """Write a built tree; keep the builder of a large one for the next commit."""
-        if isinstance(builder, looseobjects.LargeTree):
+        if isinstance(builder, looseobjects.LargeTree) and self._pack is not None:
+            tree_id = pygit2.Oid(raw=self._pack.add(b"tree", builder.serialize()))
+        elif isinstance(builder, looseobjects.LargeTree):
             raw = looseobjects.write_loose(Path(self._repo.path) / "objects", b"tree",
                                            builder.serialize())
             tree_id = pygit2.Oid(raw=raw)
@@ -523,7 +642,8 @@ class GitConfigRepo:
                 builder.remove(name)
                 changed[_join(at, name)] = None
             return
-        blob = self._repo.create_blob(data)
+        blob = pygit2.Oid(raw=self._pack.add(b"blob", data)) if self._pack is not None \
+            else self._repo.create_blob(data)
         _insert(builder, name, blob, _BLOB)
         changed[_join(at, name)] = (False, blob)
 
@@ -534,14 +654,16 @@ class GitConfigRepo:
         re-reading a 10,000-entry tree for every commit costs more than the commit.
         """
         kept = self._builders.pop(at, None)
-        if kept is not None and kept[0] == base_id:
+        bulk = self._pack is not None  # every tree serialised here, written into the pack
+        if kept is not None and kept[0] == base_id and \
+                (not bulk or isinstance(kept[1], looseobjects.LargeTree)):
             return kept[1]
         if base_id is None:
-            return self._repo.TreeBuilder()
+            return looseobjects.LargeTree() if bulk else self._repo.TreeBuilder()
         tree = self._repo.get(base_id)
         if not isinstance(tree, pygit2.Tree):
             raise errors.RepoError(f"{at or '/'}: {base_id} is not a tree")
-        if len(tree) >= KEEP_BUILDER_ENTRIES:
+        if bulk or len(tree) >= KEEP_BUILDER_ENTRIES:
             return _large_tree(tree)
         return self._repo.TreeBuilder(tree)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
+import logging
 import os
 import tempfile
 import zlib
@@ -126,3 +127,169 @@ def write_loose(objects_dir: Path, kind: bytes, content: bytes) -> bytes:
             os.unlink(tmp)
         raise
     return raw_id
+
+
+# -- keeping the object store packed (the files; the pack itself is written by libgit2) --
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def estimate_loose(objects_dir: Path) -> int:
+    """About how many loose objects there are: one fan-out directory times 256 (as
+    ``git gc --auto`` estimates), so the check costs one directory listing."""
+    try:
+        return len(os.listdir(objects_dir / "17")) * 256
+    except OSError:
+        return 0
+
+
+def loose_ids(objects_dir: Path) -> list[str]:
+    """The hex ids of every loose object."""
+    out: list[str] = []
+    for fan in sorted(os.listdir(objects_dir)) if objects_dir.is_dir() else []:
+        if len(fan) != 2 or not set(fan) <= _HEX:
+            continue
+        try:
+            names = os.listdir(objects_dir / fan)
+        except OSError:
+            continue
+        out += [fan + name for name in names if len(name) == 38 and set(name) <= _HEX]
+    return out
+
+
+def remove_loose(objects_dir: Path, ids: Iterable[str]) -> None:
+    """Delete loose objects (already safe in a pack); a vanished one is no error."""
+    for hex_id in ids:
+        try:
+            os.unlink(objects_dir / hex_id[:2] / hex_id[2:])
+        except FileNotFoundError:
+            continue
+
+
+def pack_names(objects_dir: Path) -> list[str]:
+    """The names (``pack-<id>``) of the packs with an index, oldest first."""
+    packs = objects_dir / "pack"
+    if not packs.is_dir():
+        return []
+    found = [p for p in packs.glob("pack-*.pack") if p.with_suffix(".idx").exists()]
+    return [p.stem for p in sorted(found, key=lambda p: p.stat().st_mtime)]
+
+
+def remove_packs(objects_dir: Path, names: Iterable[str]) -> None:
+    """Delete packs whose every object another pack now holds (index first: a reader
+    never finds an index without its pack)."""
+    for name in names:
+        if (objects_dir / "pack" / (name + ".keep")).exists():
+            continue  # someone asked git to keep it
+        for suffix in (".idx", ".pack", ".rev", ".bitmap", ".mtimes"):
+            try:
+                os.unlink(objects_dir / "pack" / (name + suffix))
+            except FileNotFoundError:
+                continue
+
+
+_PACK_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+PROGRESS_EVERY = 100_000
+progress = logging.getLogger("reconciler.progress")
+
+
+class PackWriter:
+    """Objects of one large commit (an import) written straight into a new pack file.
+
+    Writing 600,000 loose files for a 100,000-tenant import, and deleting them again when
+    packing, costs minutes of file-system work; one pack is a single sequential file.
+    Entries are streamed to a temporary file; only ids, offsets and checksums stay in
+    memory (about 30 bytes per object). Not deltified: ``maintain`` or a push may later.
+    """
+
+    def __init__(self, objects_dir: Path) -> None:
+        self._dir = objects_dir / "pack"
+        self._dir.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=self._dir, prefix="tmp_pack_")
+        self._file = os.fdopen(fd, "w+b")
+        self._file.write(b"PACK" + (2).to_bytes(4, "big") + bytes(4))  # count patched later
+        self._ids: dict[bytes, tuple[int, int]] = {}  # raw id -> (offset, crc32)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, kind: bytes, content: bytes) -> bytes:
+        """Add an object (once); return its raw id."""
+        raw_id = hashlib.sha1(b"%s %d\x00" % (kind, len(content)) + content,
+                              usedforsecurity=False).digest()
+        if raw_id in self._ids:
+            return raw_id
+        size = len(content)
+        header = bytearray([(_PACK_TYPES[kind] << 4) | (size & 0x0F)])
+        size >>= 4
+        while size:
+            header[-1] |= 0x80
+            header.append(size & 0x7F)
+            size >>= 7
+        entry = bytes(header) + zlib.compress(content, 1)
+        self._ids[raw_id] = (self._file.tell(), zlib.crc32(entry))
+        self._file.write(entry)
+        if len(self._ids) % PROGRESS_EVERY == 0:
+            progress.info("%d objects written to the new pack", len(self._ids))
+        return raw_id
+
+    def finish(self) -> str | None:
+        """Write the pack and its index into place (index last); None when empty."""
+        try:
+            if not self._ids:
+                return None
+            handle = self._file
+            handle.seek(8)
+            handle.write(len(self._ids).to_bytes(4, "big"))
+            handle.seek(0)
+            digest = hashlib.sha1(usedforsecurity=False)
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+            pack_sum = digest.digest()
+            handle.seek(0, os.SEEK_END)
+            handle.write(pack_sum)
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            name = f"pack-{pack_sum.hex()}"
+            os.chmod(self._tmp, 0o444)
+            os.replace(self._tmp, self._dir / f"{name}.pack")
+            self._write_index(self._dir / f"{name}.idx", pack_sum)
+            return name
+        finally:
+            if not self._file.closed:
+                self._file.close()
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+
+    def abandon(self) -> None:
+        """Drop the partial pack (the commit failed)."""
+        self._file.close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+    def _write_index(self, target: Path, pack_sum: bytes) -> None:
+        ids = sorted(self._ids)
+        fanout = [0] * 256
+        for raw_id in ids:
+            fanout[raw_id[0]] += 1
+        big: list[int] = []
+        offsets = bytearray()
+        for raw_id in ids:
+            offset = self._ids[raw_id][0]
+            if offset < 0x80000000:
+                offsets += offset.to_bytes(4, "big")
+            else:
+                offsets += (0x80000000 | len(big)).to_bytes(4, "big")
+                big.append(offset)
+        body = bytearray(b"\xfftOc" + (2).to_bytes(4, "big"))
+        body += b"".join(n.to_bytes(4, "big") for n in itertools.accumulate(fanout))
+        body += b"".join(ids)
+        body += b"".join(self._ids[i][1].to_bytes(4, "big") for i in ids)
+        body += offsets + b"".join(o.to_bytes(8, "big") for o in big) + pack_sum
+        body += hashlib.sha1(body, usedforsecurity=False).digest()
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="tmp_idx_")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(body)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)

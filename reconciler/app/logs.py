@@ -18,3 +18,5 @@ def configure_logging(*, verbose: bool, log_format: str, long_running: bool = Fa
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in ("urllib3", "kubernetes", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # the phases of a large pass (only passes over thousands of objects log them)
+    logging.getLogger("reconciler.progress").setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from reconciler.core import expiry, guards, layout, messages, names, plan, rerender, text
@@ -236,8 +236,9 @@ class _PassState:
         self.untouched: set[ObjectKey] = set()  # left as they are: held, refused, skipped
         self.gone: set[ObjectKey] = set()  # removed by a planned commit
         self.written: dict[ObjectKey, Resource] = {}  # committed or already in sync
-        self.entries = {name: pool.entry_for(name, settings)
-                        for name in snapshot.pool_databases}
+        # computed when looked up: a one-object pass must not cost O(fleet)
+        self.entries: Mapping[str, pool.PoolEntry] = _PoolEntries(snapshot.pool_databases,
+                                                                  settings)
         self.pool_files = dict(snapshot.pool_files)
         self.pool_bytes: dict[str, bytes] = {}
         self._settings_recorded: bool | None = None
@@ -281,7 +282,7 @@ class _PassState:
 
     def apply_pool(self, entries: Mapping[str, pool.PoolEntry]) -> None:
         """The pool as a planned commit leaves it."""
-        if dict(entries) == self.entries:
+        if dict(entries) == dict(self.entries):
             return
         rendered = pool.render_pool(entries.values(), self.settings)
         self.entries = dict(entries)
@@ -416,14 +417,14 @@ class _PassState:
             return outcomes
         if rerender.SETTINGS_RECORD in changes.writes:
             self._settings_recorded = True
-        if obj.kind == "Customer":
+        if obj.kind == "Customer" and self.entries.get(key.name) != entry:
             self.apply_pool({**{n: e for n, e in self.entries.items() if n != key.name},
                              **({entry.name: entry} if entry else {})})
         return outcomes
 
     def commit_import(self, objects: Sequence[Resource]) -> list[Outcome]:
         """Plan one commit adding many new objects (the first import of a fleet)."""
-        changes = plan.ChangeSet()
+        writes: dict[str, bytes] = {}  # accumulated in place: linear in the fleet
         entries = dict(self.entries)
         refused: list[Outcome] = []
         kept: list[Resource] = []
@@ -436,13 +437,15 @@ class _PassState:
                 self.untouched.add(obj.key)
                 continue
             kept.append(original)
-            changes = changes.merged(plan.plan_directory(rendered, {}))
+            writes.update(plan.plan_directory(rendered, {}).writes)
             entry = _pool_entry(obj, self.settings)
             if entry is not None:
                 entries[entry.name] = entry
             self.written[obj.key] = obj
         pool_changes, _ = self._pool_render(entries)
-        changes = changes.merged(pool_changes).merged(self.settings_record_change())
+        writes.update(pool_changes.writes)
+        writes.update(self.settings_record_change().writes)
+        changes = plan.ChangeSet(writes, pool_changes.deletes)
         objects = kept
         if not objects:
             return refused
@@ -571,7 +574,7 @@ class _PassState:
             return outcomes
         self.commits[-1] = replace(self.commits[-1], note=note)
         self.gone.add(key)
-        if key.kind == "Customer":
+        if key.kind == "Customer" and key.name in self.entries:
             self.apply_pool({n: e for n, e in self.entries.items() if n != key.name})
         return outcomes
 
@@ -580,6 +583,27 @@ def _rerender_message(lines: list[str], *, keys: tuple[ObjectKey, ...],
                       changed: list[tuple[str, str]], extra: list[str], version: str,
                       batch: tuple[int, int]) -> str:
     return rerender.rerender_message(keys, changed, lines, extra, version, batch=batch)
+
+
+class _PoolEntries(Mapping[str, pool.PoolEntry]):
+    """The pool's entries at the head, each rendered when first looked up."""
+
+    def __init__(self, names: frozenset[str], settings: Settings) -> None:
+        self._names, self._settings = names, settings
+        self._made: dict[str, pool.PoolEntry] = {}
+
+    def __getitem__(self, name: str) -> pool.PoolEntry:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._made:
+            self._made[name] = pool.entry_for(name, self._settings)
+        return self._made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def _up_to_date(key: ObjectKey) -> Outcome:

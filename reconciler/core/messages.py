@@ -224,12 +224,10 @@ def trailer_values(message: str, key: str) -> list[str]:
 
 def object_keys(message: str) -> list[ObjectKey]:
     """The objects a commit names in its ``Reconciler-Object`` trailers (unparseable skipped)."""
-    keys: list[ObjectKey] = []
+    keys: dict[ObjectKey, None] = {}  # ordered and O(1) per key: an import names thousands
     for value in trailer_values(message, TRAILER_OBJECT):
         try:
-            key = ObjectKey.parse(value)
+            keys[ObjectKey.parse(value)] = None
         except ValueError:
             continue
-        if key not in keys:
-            keys.append(key)
-    return keys
+    return list(keys)

@@ -28,6 +28,9 @@ class ConfigRepo(Protocol):
     def read_file(self, path: str) -> bytes | None:
         """The bytes of ``path`` at the head, None when absent."""
 
+    def read_blob(self, blob_id: str) -> bytes | None:
+        """The bytes of a blob by its id (as ``list_files`` gives it), None when absent."""
+
     def commit(self, changes: ChangeSet, message: str) -> str:
         """Commit ``changes`` on top of the head as one commit; return its id.
 

@@ -18,13 +18,16 @@ from reconciler.core.models import ObjectKey, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
-from reconciler.core.snapshot import Request
+from reconciler.core.snapshot import DirectoryState, Request
 from reconciler.core.sources import Parsed
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.ownership import Ownership
 from reconciler.reconcile.snapshots import SnapshotReader, execute
 
 log = logging.getLogger(__name__)
+#: phases of a large pass (the CLI shows them; a first import of a big fleet takes minutes)
+progress = logging.getLogger("reconciler.progress")
+PROGRESS_OBJECTS = 2000
 
 POLICY_ANNOTATION = decision.POLICY_ANNOTATION
 RESYNC_ANNOTATION = decision.RESYNC_ANNOTATION
@@ -90,6 +93,10 @@ class Reconciler:
         """Forget every cache (the branch was reset underneath us)."""
         self._reader.reset()
 
+    def directory_state(self, key: ObjectKey) -> DirectoryState:
+        """What the config repo holds for ``key`` (cached by tree id and last own commit)."""
+        return self._reader.directory(key)
+
     def _one(self, outcomes: list[Outcome], key: ObjectKey, default: Outcome) -> Outcome:
         mine = [o for o in outcomes if o.key == key]
         return mine[0] if mine else default
@@ -147,11 +154,21 @@ class Reconciler:
         """Reconcile every object of ``parsed`` and remove what no longer has a resource
         (within the removal budget; ``now``: Previews past their ttl are removed too)."""
         started = time.monotonic()
+        large = len(parsed.objects) >= PROGRESS_OBJECTS
+        if large:
+            progress.info("reading the config repo for %d objects", len(parsed.objects))
         snapshot = self._reader.full(parsed)
+        if large:
+            progress.info("deciding (%.1fs)", time.monotonic() - started)
         plan = decision.decide(snapshot, self._settings, now,
                                Request(self._version, allow_removals=allow_removals))
+        if large and plan.commits:
+            progress.info("writing %d commits, %d files (%.1fs)", len(plan.commits),
+                          sum(len(c.changes.writes) + len(c.changes.deletes)
+                              for c in plan.commits), time.monotonic() - started)
         outcomes = execute(plan, self._repo, self.ownership)
         self._reader.remember(snapshot, plan, outcomes)
         self._repo.flush()
-        log.debug("pass: %d commits in %.2fs", len(plan.commits), time.monotonic() - started)
+        (progress.info if large else log.debug)(
+            "pass: %d commits in %.1fs", len(plan.commits), time.monotonic() - started)
         return PassReport(outcomes)

@@ -87,12 +87,15 @@ class Ownership:
             self._own_tree[key] = self._repo.tree_id_at(ours, key.directory)
         return self._own_tree[key]
 
-    def human_change(self, key: ObjectKey) -> HumanChange | None:
-        """The foreign change standing on ``key``'s directory, if any."""
+    def human_change(self, key: ObjectKey, tree_id: str | bool | None = False
+                     ) -> HumanChange | None:
+        """The foreign change standing on ``key``'s directory, if any (``tree_id``: the
+        directory's tree id at the head, when the caller already knows it)."""
         ours = self.last_own(key)
         if ours is None:
             return None
-        if self._repo.tree_id(key.directory) == self.own_tree(key):
+        head_tree = self._repo.tree_id(key.directory) if tree_id is False else tree_id
+        if head_tree == self.own_tree(key):
             return None
         touching = [c for c in self._repo.commits_touching(key.directory, since=ours)
                     if not self.is_own(c)]

@@ -16,6 +16,7 @@ from reconciler.core.models import DIRECTORIES, ObjectKey, Preview, Resource, sp
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
+from reconciler.core.snapshot import DirectoryState
 from reconciler.core.sources import Parsed
 from reconciler.ports.cluster import RawObject
 from reconciler.ports.configrepo import ConfigRepo
@@ -46,15 +47,16 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
     """Status of every object in ``parsed`` plus directories with no resource (orphans);
     with ``now``, Previews with a ttl also tell the time left."""
     last = last_commits(repo)
-    ownership = Ownership(repo=repo, author_email=settings.author_email)
-    deadlines = preview_deadlines(repo, settings, parsed) if now is not None else {}
     engine = Reconciler(repo=repo, settings=settings, version="status")
+    ownership = engine.ownership  # one walk of the history for the plan and the rows
+    deadlines = preview_deadlines(repo, settings, parsed, ownership) if now is not None else {}
     verdicts = {v.key: v for v in engine.plan(parsed, now=now).verdicts if v.key is not None}
     rows: list[StatusRow] = []
     seen: set[ObjectKey] = set()
     for obj in parsed.objects:
         seen.add(obj.key)
-        row = _object_row(obj, repo, settings, ownership=ownership, last=last,
+        # the plan's snapshot is cached by the engine: no record is read twice
+        row = _object_row(obj, engine.directory_state(obj.key), settings, last=last,
                           deadlines=deadlines, now=now)
         row = _with_verdict(row, verdicts.get(obj.key))
         if deployed is not None:
@@ -109,14 +111,13 @@ def _with_verdict(row: StatusRow, verdict: Outcome | None) -> StatusRow:
                                message=f"{verdict.reason.value}: {verdict.message}")
 
 
-def _object_row(obj: Resource, repo: ConfigRepo, settings: Settings, *, ownership: Ownership,
+def _object_row(obj: Resource, directory: DirectoryState, settings: Settings, *,
                 last: dict[ObjectKey, str], deadlines: dict[ObjectKey, tuple[float, str]],
                 now: float | None) -> StatusRow:
     key = obj.key
-    raw = repo.read_file(f"{key.directory}/{common.SOURCE_FILE}")
-    record = common.parse_source_record(raw) if raw is not None else None
-    human = ownership.human_change(key)
-    if human is not None and ownership.spec_at_own(key) == spec_data(obj):
+    record, human, own = directory.record, directory.human, directory.own_record
+    own_spec = dict(own.spec) if own is not None and own.spec is not None else None
+    if human is not None and own_spec == spec_data(obj):
         state, message = human.reason.value, human.describe()
     elif obj.spec.suspend:
         state, message = "Suspended", "spec.suspend is true: no changes are written"
@@ -149,14 +150,15 @@ def history(repo: ConfigRepo, key: ObjectKey) -> Iterator[HistoryEntry]:
     return object_history(repo.log(), key)
 
 
-def preview_deadlines(repo: ConfigRepo, settings: Settings,
-                      parsed: Parsed) -> dict[ObjectKey, tuple[float, str]]:
+def preview_deadlines(repo: ConfigRepo, settings: Settings, parsed: Parsed,
+                      ownership: Ownership | None = None
+                      ) -> dict[ObjectKey, tuple[float, str]]:
     """When each Preview with a ttl expires: (deadline, ttl).
 
     Created at ``metadata.creationTimestamp`` when the manifest has one, else when the
     reconciler first committed it (local files carry no creation time).
     """
-    ownership = Ownership(repo=repo, author_email=settings.author_email)
+    ownership = ownership or Ownership(repo=repo, author_email=settings.author_email)
     out: dict[ObjectKey, tuple[float, str]] = {}
     for obj in parsed.objects:
         if not isinstance(obj, Preview) or not obj.spec.ttl:

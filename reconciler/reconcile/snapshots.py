@@ -76,7 +76,7 @@ class SnapshotReader:
                   directories: dict[ObjectKey, DirectoryState], parsed: Parsed, *,
                   full: bool) -> Snapshot:
         pool_files = self._repo.list_files(common.POOL_DIRECTORY)
-        record = self._record(pool_files.get(common.SOURCE_FILE), common.POOL_DIRECTORY)
+        record = self._record(pool_files.get(common.SOURCE_FILE))
         if record is not None:
             databases = frozenset(record.databases)
         else:  # no pool record (deleted by hand, older release): the tenants say
@@ -96,8 +96,8 @@ class SnapshotReader:
         if cached is not None and cached[0] == (tree, last_own):
             return cached[1]
         files = self._repo.list_files(key.directory) if tree is not None else {}
-        record = self._record(files.get(common.SOURCE_FILE), key.directory)
-        human = self.ownership.human_change(key)
+        record = self._record(files.get(common.SOURCE_FILE))
+        human = self.ownership.human_change(key, tree)
         if last_own is None:
             own_record = None
         elif human is None and tree == self.ownership.own_tree(key):
@@ -144,11 +144,11 @@ class SnapshotReader:
                     key, tree, files, record, record, commit, None,
                     self.ownership.first_own_time(key)))
 
-    def _record(self, blob: str | None, directory: str) -> common.SourceRecord | None:
+    def _record(self, blob: str | None) -> common.SourceRecord | None:
         if blob is None:
             return None
         if blob not in self._records:
-            raw = self._repo.read_file(f"{directory}/{common.SOURCE_FILE}")
+            raw = self._repo.read_blob(blob)
             self._records[blob] = common.parse_source_record(raw) if raw is not None else None
         return self._records[blob]
 

@@ -1,0 +1,96 @@
+"""The writer at fleet scale: large commits land as one pack, loose objects stay bounded,
+and an object's history is read from the changed-directories index, not by diffing.
+
+The git CLI is the reader: what it sees is what Argo CD, Flux and a reviewer see.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.adapters import gitrepo, touchindex
+from reconciler.core.plan import ChangeSet
+from tests.gitcli import git, human_commit
+from tests.gitrepo.test_writer import fsck, init_bare, ls_tree, open_repo, tenant_files
+
+
+def loose_count(repo: Path) -> int:
+    """Loose objects, as ``git count-objects`` counts them."""
+    out = git(repo, "count-objects", "-v")
+    return int(next(line.split()[1] for line in out.splitlines() if line.startswith("count:")))
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    """An empty bare repository."""
+    return init_bare(tmp_path / "config.git")
+
+
+def test_a_large_commit_lands_as_one_pack_that_git_reads_and_fsck_accepts(bare):
+    """An import of thousands of files writes one pack (no loose file per object) and the
+    git CLI sees every file with its bytes."""
+    files = tenant_files(gitrepo.BULK_WRITES + 10)
+    repo = open_repo(bare)
+    repo.commit(ChangeSet(files), "import")
+    assert loose_count(bare) <= 2  # the commit (and at most an empty tree)
+    assert len(list((bare / "objects" / "pack").glob("pack-*.idx"))) == 1
+    assert set(ls_tree(bare)) == set(files)
+    assert git(bare, "show", "main:tenants/t0007/namespace.yaml") == "name: t0007"
+    fsck(bare)
+    # a later small commit builds on the packed trees
+    repo.commit(ChangeSet({"tenants/t0007/namespace.yaml": b"name: seven\n"}), "edit")
+    assert git(bare, "show", "main:tenants/t0007/namespace.yaml") == "name: seven"
+    fsck(bare)
+
+
+def test_loose_objects_are_packed_once_they_pile_up_and_nothing_is_lost(bare, monkeypatch):
+    """Many single-file commits never leave more than about LOOSE_LIMIT loose objects, and
+    every commit stays readable after packing."""
+    monkeypatch.setattr(gitrepo, "LOOSE_LIMIT", 40)
+    repo = open_repo(bare)
+    for i in range(60):
+        repo.commit(ChangeSet({f"tenants/t{i % 7}/values.yaml": b"n: %d\n" % i}), f"c{i}")
+        assert loose_count(bare) <= 40 + 10
+    assert git(bare, "rev-list", "--count", "main") == "60"
+    assert git(bare, "show", "main~59:tenants/t0/values.yaml") == "n: 0"
+    fsck(bare)
+
+
+def test_many_packs_are_combined_into_one(bare, monkeypatch):
+    """Past PACKS_LIMIT packs, one pack of every object replaces them."""
+    monkeypatch.setattr(gitrepo, "LOOSE_LIMIT", 8)
+    monkeypatch.setattr(gitrepo, "PACKS_LIMIT", 3)
+    repo = open_repo(bare)
+    for i in range(40):
+        repo.commit(ChangeSet({f"tenants/t{i}/values.yaml": b"n: %d\n" % i}), f"c{i}")
+    assert len(list((bare / "objects" / "pack").glob("pack-*.pack"))) <= 3
+    assert len(ls_tree(bare)) == 40
+    fsck(bare)
+
+
+def test_history_of_a_directory_names_our_commits_and_a_humans_and_uses_the_index(bare):
+    """commits_touching finds our commits and a human's (made with the git CLI), newest
+    first; the answer is the same when read back from the index file alone."""
+    repo = open_repo(bare)
+    ours = [repo.commit(ChangeSet({f"tenants/{name}/values.yaml": b"v: 1\n"}), name)
+            for name in ("a", "b")]
+    theirs = human_commit(bare, {"tenants/a/values.yaml": b"v: human\n"})
+    found = [c.id for c in repo.commits_touching("tenants/a")]
+    assert found == [theirs, ours[0]]
+    index = touchindex.load(bare / touchindex.FILE_NAME)
+    assert index[theirs] == frozenset({"tenants/a"})
+    assert index[ours[1]] == frozenset({"tenants/b"})
+    fresh = open_repo(bare)  # a restart reads the index instead of diffing
+    assert [c.id for c in fresh.commits_touching("tenants/a")] == found
+    assert [c.id for c in fresh.commits_touching("tenants")] == [theirs, ours[1], ours[0]]
+
+
+def test_a_torn_or_garbled_index_is_recomputed_not_trusted(bare):
+    """A half-written last line or garbage in the index file never hides a commit."""
+    repo = open_repo(bare)
+    first = repo.commit(ChangeSet({"tenants/a/values.yaml": b"v: 1\n"}), "a")
+    path = bare / touchindex.FILE_NAME
+    path.write_text("garbage\n" + first[:30])
+    assert [c.id for c in open_repo(bare).commits_touching("tenants/a")] == [first]
