@@ -57,7 +57,7 @@ def expired_previews(snapshot: Snapshot, now: float) -> dict[ObjectKey, str]:
         ttl = getattr(obj.spec, "ttl", None)
         if obj.kind != "Preview" or not ttl:
             continue
-        created = _seconds(obj.metadata.creationTimestamp) \
+        created = expiry.timestamp_seconds(obj.metadata.creationTimestamp) \
             or snapshot.state(obj.key).first_own_time
         try:
             if created is not None and now >= expiry.expires_at(created, ttl):
@@ -658,16 +658,5 @@ def _generation(obj: Resource, record: common.SourceRecord | None,
         return own.generation  # the spec the reconciler last rendered: same generation
     latest = max(current, own.generation if own and own.generation else 0)
     return latest + 1
-
-
-def _seconds(stamp: str | None) -> float | None:
-    import datetime as dt
-
-    if not stamp:
-        return None
-    try:
-        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 

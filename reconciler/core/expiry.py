@@ -5,6 +5,7 @@ Pure: ``now`` is always passed in.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
@@ -34,3 +35,14 @@ def describe_left(expires: float, now: float) -> str:
     text = "".join(f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v) \
         or f"{span}s"
     return f"expires in {text}" if seconds > 0 else f"expired {text} ago"
+
+
+def timestamp_seconds(stamp: str | None) -> float | None:
+    """Seconds since the epoch of a Kubernetes timestamp (``2026-12-01T15:00:00Z``); None
+    when missing or unreadable."""
+    if not stamp:
+        return None
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -6,7 +6,6 @@ Everything is derived from the resources and the repository itself, never hidden
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -163,7 +162,8 @@ def preview_deadlines(repo: ConfigRepo, settings: Settings, parsed: Parsed,
     for obj in parsed.objects:
         if not isinstance(obj, Preview) or not obj.spec.ttl:
             continue
-        created = _seconds(obj.metadata.creationTimestamp) or ownership.first_own_time(obj.key)
+        created = expiry.timestamp_seconds(obj.metadata.creationTimestamp) \
+            or ownership.first_own_time(obj.key)
         if created is not None:
             out[obj.key] = (expiry.expires_at(created, obj.spec.ttl), obj.spec.ttl)
     return out
@@ -176,12 +176,3 @@ def without_expired(parsed: Parsed, deadlines: dict[ObjectKey, tuple[float, str]
                if now >= deadline}
     kept = [o for o in parsed.objects if o.key not in expired]
     return Parsed(kept, parsed.refusals, parsed.incomplete), expired
-
-
-def _seconds(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None

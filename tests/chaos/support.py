@@ -91,3 +91,12 @@ def env_without_home(home: Path) -> dict[str, str]:
     """A fresh HOME (and no inherited state dir)."""
     home.mkdir(parents=True, exist_ok=True)
     return {"HOME": str(home), "PATH": os.environ.get("PATH", "")}
+
+
+def seeded(tmp_path: Path) -> tuple[Path, Path]:
+    """A bare config repo holding the examples, and the sources it came from."""
+    sources = copy_examples(tmp_path / "src")
+    repo = tmp_path / "config.git"
+    first = reconciler("run", "--source", str(sources), "--repo", str(repo), "--once")
+    assert first.returncode == 0, first.stderr
+    return sources, repo

@@ -13,25 +13,17 @@ from tests.chaos.support import (
     fsck,
     no_traceback,
     reconciler,
+    seeded,
     tree_paths,
     write_customer,
 )
 from tests.gitcli import git
 
 
-def _seeded(tmp_path: Path) -> tuple[Path, Path]:
-    """A bare config repo holding the examples, and the sources it came from."""
-    sources = copy_examples(tmp_path / "src")
-    repo = tmp_path / "config.git"
-    first = reconciler("run", "--source", str(sources), "--repo", str(repo), "--once")
-    assert first.returncode == 0, first.stderr
-    return sources, repo
-
-
 def test_deeply_nested_source_record_stops_nobody(tmp_path: Path) -> None:
     """A human's tenants/evil/.reconciler.json of 5,000 nested '[' does not stop the pass: a
     changed Customer is still committed."""
-    sources, repo = _seeded(tmp_path)
+    sources, repo = seeded(tmp_path)
     commit_entries(repo, {b"tenants/evil/.reconciler.json": ("100644", b"[" * 5000)},
                    "evil nesting")
     write_customer(sources, "acme", 5)
@@ -48,7 +40,7 @@ def test_deeply_nested_source_record_stops_nobody(tmp_path: Path) -> None:
 def test_name_that_is_not_utf8_in_a_large_tenants_tree_stops_nobody(tmp_path: Path) -> None:
     """A directory whose name is not UTF-8 among 300 human directories in tenants/ (the large
     tree path) leaves every tenant committable; the entry survives byte for byte."""
-    sources, repo = _seeded(tmp_path)
+    sources, repo = seeded(tmp_path)
     entries = {f"tenants/filler-{i:03}/NOTES".encode(): ("100644", b"x\n") for i in range(300)}
     entries[b"tenants/\xff\xfebad/NOTES"] = ("100644", b"not utf-8\n")
     commit_entries(repo, entries, "many directories, one with a raw name")
@@ -68,7 +60,7 @@ def test_name_that_is_not_utf8_in_a_large_tenants_tree_stops_nobody(tmp_path: Pa
 def test_odd_generation_trailer_by_a_human_does_not_break_history(tmp_path: Path) -> None:
     """A human commit with ``Reconciler-Generation: ²`` naming an object: ``history`` lists
     it without a generation instead of crashing."""
-    _sources, repo = _seeded(tmp_path)
+    _sources, repo = seeded(tmp_path)
     commit_entries(repo, {b"tenants/acme/NOTES": ("100644", b"hi\n")},
                    "notes\n\nReconciler-Object: customer/acme\nReconciler-Generation: \u00b2\n")
 

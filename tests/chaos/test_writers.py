@@ -15,23 +15,16 @@ from tests.chaos.support import (
     fsck,
     no_traceback,
     reconciler,
+    seeded,
     write_customer,
 )
 from tests.gitcli import git, git_env
 
 
-def _seeded(tmp_path: Path) -> tuple[Path, Path]:
-    sources = copy_examples(tmp_path / "src")
-    repo = tmp_path / "config.git"
-    first = reconciler("run", "--source", str(sources), "--repo", str(repo), "--once")
-    assert first.returncode == 0, first.stderr
-    return sources, repo
-
-
 def test_second_reconciler_on_the_same_repository_stops_in_one_line(tmp_path: Path) -> None:
     """While one ``reconciler run`` watches a repository, a second one exits at once with one
     line naming the first one's pid, and writes nothing."""
-    sources, repo = _seeded(tmp_path)
+    sources, repo = seeded(tmp_path)
     env = {k: v for k, v in git_env().items() if not k.startswith("RECONCILER_")}
     first = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "run", "--source",
                               str(sources), "--repo", str(repo)], env=env,
@@ -61,7 +54,7 @@ def test_ref_lock_left_by_a_killed_run_is_cleared_and_the_next_run_commits(
 ) -> None:
     """A refs/heads/main.lock holding a commit the reconciler made (a run killed mid-update)
     and an old temporary object file are removed at start; the run commits, fsck is clean."""
-    sources, repo = _seeded(tmp_path)
+    sources, repo = seeded(tmp_path)
     head = git(repo, "rev-parse", "main")
     (repo / "refs" / "heads" / "main.lock").write_text(head + "\n")
     leftover = repo / "objects" / "tmp_object_git2_Xyz123"
@@ -84,7 +77,7 @@ def test_fresh_foreign_ref_lock_is_left_alone_and_reported_in_one_line(tmp_path:
     """An empty ref lock only a moment old may belong to a live git process (a human's commit
     in progress): the run does not remove it, fails the commit in one line per object, and
     the next run after it is gone commits."""
-    sources, repo = _seeded(tmp_path)
+    sources, repo = seeded(tmp_path)
     lock = repo / "refs" / "heads" / "main.lock"
     lock.write_text("")
     write_customer(sources, "acme", 6)
@@ -102,7 +95,7 @@ def test_fresh_foreign_ref_lock_is_left_alone_and_reported_in_one_line(tmp_path:
 
 def test_stale_ref_lock_of_unknown_origin_is_cleared_once_old(tmp_path: Path) -> None:
     """An empty ref lock older than any git process holds one is cleared; the run commits."""
-    sources, repo = _seeded(tmp_path)
+    sources, repo = seeded(tmp_path)
     lock = repo / "refs" / "heads" / "main.lock"
     lock.write_text("")
     old = time.time() - 3600
