@@ -34,6 +34,7 @@ from tests.gitcli import HUMAN, git_env
 
 MODES = ("local", "remote", "pr")
 CUSTOMERS = 6
+MAX_WORKERS = 100  # the schema's limit on spec.features.scheduler.workers
 BRANCH = "main"
 UPDATE_HOOK = """#!/bin/sh
 # records every ref update; a non-fast-forward of a branch is marked, never prevented
@@ -144,16 +145,21 @@ class Campaign:
     # -- what users do ----------------------------------------------------------------------
 
     def _set(self, name: str, workers: int) -> None:
+        """Write Customer ``name`` with ``workers`` (each value once: changes stay unique)."""
         self.values.setdefault(name, []).append(workers)
         _write_atomically(self.sources / f"{name}.yaml", (
             "apiVersion: reconciler.ahoi.dev/v1alpha1\nkind: Customer\n"
             f"metadata: {{name: {name}}}\n"
-            f"spec: {{features: {{scheduler: {{enabled: true, workers: {workers}}}}}}}\n"))
+            # a quota that fits the most workers the schema allows: the guards refuse a
+            # change that does not fit, which would read as lost here
+            f"spec: {{quota: {{cpu: '32', memory: 64Gi, pods: 200}}, "
+            f"features: {{scheduler: {{enabled: true, workers: {workers}}}}}}}\n"))
 
     def change_spec(self) -> None:
         """Change one Customer whose previous change already landed."""
         landed = self._landed()
-        ready = [n for n, vs in self.values.items() if landed.get(n) == vs[-1]]
+        ready = [n for n, vs in self.values.items() if landed.get(n) == vs[-1]
+                 and vs[-1] < MAX_WORKERS]
         if not ready:
             return
         name = self.rng.choice(ready)
