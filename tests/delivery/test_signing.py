@@ -134,7 +134,7 @@ def test_unsigned_commits_left_from_an_earlier_run_are_made_again_signed(
     interrupted = app.wire(target, app.settings_from(None, environ={}))
     interrupted.engine.sync(app.read_sources([EXAMPLES]))  # committed, never delivered
     interrupted.close()  # the interrupted run is gone: its lock with it
-    unsigned = set(git("--git-dir", str(next((cli.state_dir / "mirrors").iterdir())),
+    unsigned = set(git("--git-dir", str(next((cli.state_dir / "mirrors").glob("*.git"))),
                        "rev-list", "main", f"^{before}").split())
     assert len(unsigned) == len(EXAMPLE_OBJECTS)
     allowed = tmp_path / "allowed_signers"

@@ -119,7 +119,14 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self._status = code
+        self._record()  # before the client can read the answer: a test may count at once
         super().send_response(code, message)
+
+    def _record(self) -> None:
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is not None:
+            method, url = pending
+            self.server.record(RequestRecord(method, url.path, url.query, self._status))
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.log_requests:
@@ -129,6 +136,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
+        self._pending: tuple[str, Any] | None = (method, url)
         try:
             raw_body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self._dispatch(method, raw_body)
@@ -141,7 +149,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self._send_json(500, errors.ApiError(code=500, reason="InternalError",
                                                  message=f"fake apiserver: {exc!r}").to_status())
         finally:
-            self.server.record(RequestRecord(method, url.path, url.query, self._status))
+            self._record()  # no answer was sent (the client went away)
 
     def _send_json(self, code: int, raw: RawObject) -> None:
         if code < 300 and tables.wants_table(self.headers.get("Accept", "")):
