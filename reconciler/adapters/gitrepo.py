@@ -76,6 +76,7 @@ class GitConfigRepo:
         self._loose: int | None = None  # loose objects, estimated; None: not counted yet
         self._pack: looseobjects.PackWriter | None = None  # set while a bulk commit builds
         self._touched: dict[str, frozenset[str]] | None = None  # commit -> changed dirs
+        self._line = touchindex.Line()  # the first-parent line at the head it was built for
         #: no other process writes this repository (a mirror under our lock): any lock file
         #: found in it was left by a killed run of ours
         self.sole_writer = False
@@ -319,6 +320,60 @@ class GitConfigRepo:
                     break
         touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, learnt)
         return out
+
+    def last_change(self, directory: str) -> str | None:
+        """The newest commit of the branch's first-parent line whose change (against its
+        first parent) is at or under ``directory``; None when none is."""
+        return self._first_parent_line().newest.get(directory)
+
+    def changed_after(self, directory: str, commit_id: str) -> bool | None:
+        """Whether a commit of the branch's first-parent line newer than ``commit_id``
+        changed something at or under ``directory``; None when ``commit_id`` is not on
+        that line (a commit of a merged branch, or not in the branch at all)."""
+        line = self._first_parent_line()
+        mine = line.position.get(commit_id)
+        if mine is None:
+            return None
+        newest = line.newest.get(directory)
+        return newest is not None and line.position[newest] > mine
+
+    def read_commit(self, commit_id: str) -> CommitInfo | None:
+        """One commit as plain data, None when there is no such commit."""
+        try:
+            commit = self._repo.get(pygit2.Oid(hex=commit_id))
+        except ValueError:
+            return None
+        return commit_info(commit) if isinstance(commit, pygit2.Commit) else None
+
+    def _first_parent_line(self) -> touchindex.Line:
+        """The line at the current head: extended by the commits added since the head it
+        was built for (each one's changed directories from the index, a diff only for a
+        commit the index lacks), rebuilt when the head does not continue it."""
+        line, head = self._line, self.head()
+        if line.head == head:
+            return line
+        index = self._touch_index()
+        learnt: list[tuple[str, frozenset[str]]] = []
+        added: list[tuple[str, frozenset[str]]] = []
+        continues = False
+        commit_id = head
+        while commit_id is not None:
+            if commit_id == line.head:
+                continues = True
+                break
+            commit = self._repo.get(pygit2.Oid(hex=commit_id))
+            if not isinstance(commit, pygit2.Commit):
+                break  # beyond a shallow clone's edge: the line starts here
+            dirs = index.get(commit_id)
+            if dirs is None:
+                dirs = index[commit_id] = self._changed_directories(commit)
+                learnt.append((commit_id, dirs))
+            added.append((commit_id, dirs))
+            parents = commit.parent_ids
+            commit_id = str(parents[0]) if parents else None
+        touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, learnt)
+        line.advance(head, added, continues=continues)
+        return line
 
     def _remember_touched(self, commit_id: str, paths: Iterable[str]) -> None:
         """Index our own new commit's changed directories (we know them: no diff later)."""

@@ -9,7 +9,7 @@ rewritten; a torn last line (a crash mid-write) is ignored.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 FILE_NAME = "reconciler-touched-v1"
@@ -52,3 +52,45 @@ def touches(dirs: frozenset[str], path: str) -> bool:
         return True
     prefix = path + "/"
     return any(d.startswith(prefix) for d in dirs)
+
+
+def _with_parents(directory: str) -> Iterator[str]:
+    """``a/b/c`` -> ``a``, ``a/b``, ``a/b/c`` (a change under a directory changes it)."""
+    end = directory.find("/")
+    while end != -1:
+        yield directory[:end]
+        end = directory.find("/", end + 1)
+    yield directory
+
+
+class Line:
+    """The branch's first-parent line, as an object's history needs it: each commit's
+    position on it (higher is newer) and, per directory, the newest commit that changed
+    something at or under it.
+
+    Kept current by the Git adapter, which walks only the commits added since the head it
+    last saw (one for each of our own commits); a head that does not continue the line (a
+    reset, a rewritten branch) starts it again.
+    """
+
+    def __init__(self) -> None:
+        self.head: str | None = None
+        self.position: dict[str, int] = {}
+        self.newest: dict[str, str] = {}
+
+    def advance(self, head: str | None, commits: Sequence[tuple[str, Iterable[str]]], *,
+                continues: bool) -> None:
+        """Move to ``head``; ``commits``: (id, changed directories) from ``head`` back to
+        the old head (excluded) when ``continues``, else back to the root."""
+        base = self.position.get(self.head, -1) if self.head is not None else -1
+        if not continues:
+            self.position.clear()
+            self.newest.clear()
+            base = -1
+        newest = self.newest
+        for offset, (commit, dirs) in enumerate(reversed(commits), start=1):
+            self.position[commit] = base + offset
+            for directory in dirs:
+                for path in _with_parents(directory):
+                    newest[path] = commit
+        self.head = head

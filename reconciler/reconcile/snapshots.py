@@ -97,10 +97,10 @@ class SnapshotReader:
             return cached[1]
         files = self._repo.list_files(key.directory) if tree is not None else {}
         record = self._record(files.get(common.SOURCE_FILE))
-        human = self.ownership.human_change(key, tree)
+        human, at_own = self.ownership.standing(key, tree)
         if last_own is None:
             own_record = None
-        elif human is None and tree == self.ownership.own_tree(key):
+        elif human is None and at_own:
             own_record = record
         else:
             own_record = self.ownership.record_at_own(key)
