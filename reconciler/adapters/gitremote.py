@@ -316,6 +316,10 @@ class MirrorConfigRepo:
         """The newest first-parent commit changing something at or under ``directory``."""
         return self.local.last_change(directory)
 
+    def touches(self, commit_id: str, path: str) -> bool:
+        """Whether a commit's change (against its first parent) is at or under ``path``."""
+        return self.local.touches(commit_id, path)
+
     def changed_after(self, directory: str, commit_id: str) -> bool | None:
         """Whether a first-parent commit after ``commit_id`` changed ``directory``."""
         return self.local.changed_after(directory, commit_id)

@@ -326,6 +326,19 @@ class GitConfigRepo:
         first parent) is at or under ``directory``; None when none is."""
         return self._first_parent_line().newest.get(directory)
 
+    def touches(self, commit_id: str, path: str) -> bool:
+        """Whether ``commit_id``'s change (against its first parent) is at or under
+        ``path`` (from the index; a commit it lacks is diffed once and added)."""
+        index = self._touch_index()
+        dirs = index.get(commit_id)
+        if dirs is None:
+            commit = self._repo.get(pygit2.Oid(hex=commit_id))
+            if not isinstance(commit, pygit2.Commit):
+                return False
+            dirs = index[commit_id] = self._changed_directories(commit)
+            touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, [(commit_id, dirs)])
+        return touchindex.touches(dirs, path)
+
     def changed_after(self, directory: str, commit_id: str) -> bool | None:
         """Whether a commit of the branch's first-parent line newer than ``commit_id``
         changed something at or under ``directory``; None when ``commit_id`` is not on
@@ -632,9 +645,17 @@ class GitConfigRepo:
                 else:
                     siblings[name] = entry
             if entry is None or not entry[0]:
-                for stale in [d for d in self._dirs if d == path or d.startswith(path + "/")]:
-                    del self._dirs[stale]
+                self._drop_listings(path)
         self._index_head = new_head
+
+    def _drop_listings(self, directory: str) -> None:
+        """Forget the cached listings of ``directory`` and below. A listing is cached only
+        with its parent's, so following cached listings finds them all: this costs the
+        dropped listings, never a scan of every cached one."""
+        listing = self._dirs.pop(directory, None)
+        for name, (is_tree, _) in (listing or {}).items():
+            if is_tree:
+                self._drop_listings(f"{directory}/{name}")
 
     def _build(self, at: str, base_id: Any, ops: Mapping[str, bytes | None],
                changed: dict[str, tuple[bool, Any] | None]) -> Any:

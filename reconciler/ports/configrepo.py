@@ -63,6 +63,9 @@ class ConfigRepo(Protocol):
         """The newest commit of the branch's first-parent line whose change (against its
         first parent) is at or under ``directory``; None when none is."""
 
+    def touches(self, commit_id: str, path: str) -> bool:
+        """Whether a commit's change (against its first parent) is at or under ``path``."""
+
     def changed_after(self, directory: str, commit_id: str) -> bool | None:
         """Whether a commit of the branch's first-parent line newer than ``commit_id``
         changed something at or under ``directory``; None when ``commit_id`` is not on

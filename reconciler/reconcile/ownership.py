@@ -15,6 +15,7 @@ that something changed after our commit costs a look at our commit's tree.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from reconciler.core import messages
 from reconciler.core.history import CommitInfo
@@ -96,10 +97,10 @@ class Ownership:
         """The reconciler's last own commit for ``key``."""
         return self._index().get(key)
 
-    def last_named(self, key: ObjectKey) -> str | None:
-        """The newest commit naming ``key`` in its trailers, by anyone."""
+    def last_named(self) -> Mapping[ObjectKey, str]:
+        """The newest commit naming each object in its trailers, by anyone."""
         self._index()
-        return self._named.get(key)
+        return self._named
 
     def _settled(self, key: ObjectKey, ours: str) -> bool | None:
         """Whether nothing changed ``key``'s directory after our commit ``ours``: True (the
