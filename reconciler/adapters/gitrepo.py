@@ -77,6 +77,7 @@ class GitConfigRepo:
         self._pack: looseobjects.PackWriter | None = None  # set while a bulk commit builds
         self._touched: dict[str, frozenset[str]] | None = None  # commit -> changed dirs
         self._line = touchindex.Line()  # the first-parent line at the head it was built for
+        self._differ = touchindex.TreeDiffer(self._read_raw)
         #: no other process writes this repository (a mirror under our lock): any lock file
         #: found in it was left by a killed run of ours
         self.sole_writer = False
@@ -318,6 +319,7 @@ class GitConfigRepo:
                 out.append(commit_info(commit))
                 if limit is not None and len(out) >= limit:
                     break
+        self._differ.forget()
         touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, learnt)
         return out
 
@@ -384,6 +386,7 @@ class GitConfigRepo:
             added.append((commit_id, dirs))
             parents = commit.parent_ids
             commit_id = str(parents[0]) if parents else None
+        self._differ.forget()
         touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, learnt)
         line.advance(head, added, continues=continues)
         return line
@@ -402,14 +405,15 @@ class GitConfigRepo:
 
     def _changed_directories(self, commit: pygit2.Commit) -> frozenset[str]:
         """The directories holding the files a commit changed against its first parent
-        (libgit2 skips identical subtrees by id, so this costs what changed)."""
-        diff = commit.tree.diff_to_tree(commit.parents[0].tree) if commit.parents \
-            else commit.tree.diff_to_tree()
-        out: set[str] = set()
-        for delta in diff.deltas:
-            for file_path in (delta.old_file.path, delta.new_file.path):
-                out.add(file_path.rpartition("/")[0])
-        return frozenset(out)
+        (identical subtrees are skipped by id, so this costs the trees on changed paths)."""
+        parents = commit.parent_ids
+        parent = self._repo.get(parents[0]) if parents else None
+        old = parent.tree_id.raw if isinstance(parent, pygit2.Commit) else None
+        return frozenset(self._differ.changed(old, commit.tree_id.raw))
+
+    def _read_raw(self, raw_id: bytes) -> bytes:
+        data: bytes = self._repo.odb.read(pygit2.Oid(raw=raw_id))[1]
+        return data
 
     def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from the head, newest first (topological, then time)."""
