@@ -22,9 +22,11 @@ from reconciler.adapters import looseobjects, touchindex
 from reconciler.adapters.signing import Signer
 from reconciler.core import errors, names
 from reconciler.core.history import CommitInfo
-from reconciler.core.plan import ChangeSet
+from reconciler.core.plan import ChangeSet, Streamed
 
 log = logging.getLogger(__name__)
+#: how far a long write has come (the CLI shows it; off a terminal, a few log lines)
+progress = logging.getLogger("reconciler.progress")
 
 _BLOB = pygit2.enums.FileMode.BLOB
 _TREE = pygit2.enums.FileMode.TREE
@@ -320,9 +322,10 @@ class GitConfigRepo:
         touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, learnt)
         return out
 
-    def _remember_touched(self, commit_id: str, paths: Iterable[str]) -> None:
+    def _remember_touched(self, commit_id: str, paths: Iterable[str],
+                          directories: Iterable[str] = ()) -> None:
         """Index our own new commit's changed directories (we know them: no diff later)."""
-        dirs = frozenset(p.rpartition("/")[0] for p in paths)
+        dirs = frozenset([*(p.rpartition("/")[0] for p in paths), *directories])
         if self._touched is not None:
             self._touched[commit_id] = dirs
         touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, [(commit_id, dirs)])
@@ -360,7 +363,8 @@ class GitConfigRepo:
         """Commit ``changes`` on top of the head as one commit; return its id."""
         if changes.empty:
             raise ValueError("refusing to make an empty commit")
-        for path in changes.paths:
+        streamed = changes.streamed.directories if changes.streamed is not None else ()
+        for path in [*changes.paths, *streamed]:
             try:
                 names.check_relative_path(path)
             except names.UnsafePathError as exc:
@@ -369,7 +373,7 @@ class GitConfigRepo:
         if head != self._index_head:  # listings of another head must not be carried over
             self._dirs.clear()
             self._index_head = head
-        self._refuse_symlinks(head, changes.paths)
+        self._refuse_symlinks(head, [*changes.paths, *streamed])
         try:
             return self._commit_on(head, changes, message)
         except OSError:
@@ -388,9 +392,12 @@ class GitConfigRepo:
         changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
         objects_dir = Path(self._repo.path) / "objects"
         bulk = self._pack = looseobjects.PackWriter(objects_dir) \
-            if len(ops) >= BULK_WRITES else None
+            if len(ops) >= BULK_WRITES or changes.streamed is not None else None
+        touched: set[str] = set()
         try:
             base = self._tree_of(head)
+            if changes.streamed is not None:
+                ops.update(self._write_streamed(head, changes.streamed, touched))
             tree_id = self._build("", base, ops, changed)
             if bulk is not None:  # the pack must be in place before the commit names it
                 self._pack = None
@@ -419,9 +426,12 @@ class GitConfigRepo:
             if self._pack is not None:  # failed before the pack was finished
                 self._pack.abandon()
             self._pack = None
+        if changes.streamed is not None:  # the listings inside were never patched
+            self._dirs.clear()
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
-        self._remember_touched(str(oid), ops)
+        self._remember_touched(str(oid), [p for p, v in ops.items()
+                                          if not isinstance(v, _Subtree)], touched)
         # loose objects written: the changed entries, the root tree, the commit
         self._after_write(1 if bulk is not None else len(changed) + 2)
         return str(oid)
@@ -581,6 +591,32 @@ class GitConfigRepo:
                     del self._dirs[stale]
         self._index_head = new_head
 
+    def _write_streamed(self, head: str | None, streamed: Streamed,
+                        touched: set[str]) -> dict[str, bytes | None]:
+        """Write each streamed directory's blobs and trees into the pack as it is produced;
+        only its tree id is kept (an op inserting that subtree). ``touched`` collects the
+        directories whose files changed."""
+        out: dict[str, Any] = {}
+        workdir = None if self._repo.is_bare else Path(self._repo.workdir)
+        total, every = len(streamed.directories), max(1000, len(streamed.directories) // 10)
+        for count, (directory, files) in enumerate(streamed, start=1):
+            entry = self._entry(directory)
+            if entry is not None and not entry[0]:
+                raise errors.UnsafeWriteError(f"{directory} is a file in the config repo; "
+                                              "refusing to write a directory over it")
+            if entry is not None or workdir is not None:  # an existing directory: its links
+                self._refuse_symlinks(head, [f"{directory}/{name}" for name in files])
+            sub_ops: dict[str, bytes | None] = dict(files)
+            scratch: dict[str, tuple[bool, Any] | None] = {}
+            sub_id = self._build(directory, entry[1] if entry is not None else None, sub_ops,
+                                 scratch)
+            touched.update(_join(directory, name).rpartition("/")[0] for name in files)
+            if sub_id is not None:
+                out[directory] = _Subtree(sub_id)
+            if count % every == 0 or count == total:
+                progress.info("written %d/%d directories", count, total)
+        return out
+
     def _build(self, at: str, base_id: Any, ops: Mapping[str, bytes | None],
                changed: dict[str, tuple[bool, Any] | None]) -> Any:
         """Write the tree at path ``at`` (currently ``base_id``) with ``ops`` applied.
@@ -637,6 +673,10 @@ class GitConfigRepo:
 
     def _apply_file(self, builder: Any, at: str, name: str, data: bytes | None,
                     changed: dict[str, tuple[bool, Any] | None]) -> None:
+        if isinstance(data, _Subtree):  # a streamed directory, already written
+            _insert(builder, name, data.oid, _TREE)
+            changed[_join(at, name)] = (True, data.oid)
+            return
         if data is None:
             if builder.get(name) is not None:
                 builder.remove(name)
@@ -683,6 +723,17 @@ class GitConfigRepo:
                 log.warning("work tree of %s has local changes; not updating it", repo.workdir)
                 return
         repo.checkout(self._ref, strategy=pygit2.enums.CheckoutStrategy.FORCE)
+
+
+class _Subtree(bytes):
+    """An op placing a tree already written (a streamed directory) at its path."""
+
+    oid: pygit2.Oid
+
+    def __new__(cls, oid: pygit2.Oid) -> _Subtree:
+        made = super().__new__(cls, oid.raw)
+        made.oid = oid
+        return made
 
 
 def _large_tree(tree: pygit2.Tree) -> looseobjects.LargeTree:

@@ -96,6 +96,9 @@ class Request:
     allow_removals: int = 0  # confirms up to this many removals of a kind beyond the budget
     #: plan only the grouped re-render of unchanged specs (the controller, before its queue)
     rerender_only: bool = False
+    #: an import's files are rendered while they are written, not kept in the plan (a
+    #: pass that executes its plan; a guard refusing one makes it plan again without)
+    stream_import: bool = False
 
 
 @dataclass(frozen=True)
