@@ -44,8 +44,8 @@ class Streamed:
         for directory, files in self.produce():
             if directory != next(expected, None):
                 raise StreamRefusedError(f"{directory}: produced out of order")
-            for relative in files:
-                names.confined_path(directory, relative)
+            for relative in files:  # clean and relative: it cannot leave the directory
+                names.check_relative_path(relative)
             yield directory, files
 
 

@@ -149,6 +149,8 @@ class Plan:
 
 def line_counts(before: bytes | None, after: bytes) -> tuple[int, int]:
     """Lines added and removed (as multisets of lines: cheap, and exact without moves)."""
+    if not before or not after:  # a new or emptied file: no multiset needed
+        return len(after.splitlines()), len((before or b"").splitlines())
     old = Counter((before or b"").splitlines())
     new = Counter(after.splitlines())
     return sum((new - old).values()), sum((old - new).values())
