@@ -12,6 +12,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from reconciler.core import expiry, guards, layout, messages, names, plan, rerender, text
 from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
@@ -131,10 +132,8 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
                        f"not overwritten (hand it over: `reconciler adopt {key}` or the "
                        f"annotation {ADOPT_ANNOTATION}=true)")
     human = directory.human
-    own_spec = dict(directory.own_record.spec) if directory.own_record \
-        and directory.own_record.spec is not None else None
     if human is not None and key not in request.force and _policy(obj, settings) == "report" \
-            and own_spec == spec_data(obj):
+            and _own_spec(directory) == spec_data(obj):
         return Outcome(
             key, Result.HELD, human.reason,
             f"{key}: {human.describe()}; not overwritten while the spec is unchanged "
@@ -148,6 +147,12 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
     if refusal is not None:
         return Outcome(key, Result.REFUSED, refusal.reason, refusal.message)
     return input_hash
+
+
+def _own_spec(directory: DirectoryState) -> dict[str, Any] | None:
+    """The spec of the reconciler's last own rendering (read only when judged)."""
+    own = directory.own_record
+    return dict(own.spec) if own is not None and own.spec is not None else None
 
 
 def _import_set(drafts: Sequence[tuple[Resource, DirectoryState, str]],

@@ -35,7 +35,7 @@ class HumanChange:
                 f"in {self.commit.id[:12]} ({self.commit.subject})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per object of the fleet: no __dict__
 class DirectoryState:
     """What the config repo holds for one object's directory at the snapshot's head."""
 
