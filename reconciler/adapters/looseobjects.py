@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -191,6 +192,28 @@ def remove_packs(objects_dir: Path, names: Iterable[str]) -> None:
 
 
 _PACK_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+#: our temporary packs (git's own are tmp_pack_*: never touched)
+TMP_PACK_PREFIX = "tmp_reconciler_pack_"
+#: a temporary pack not written to for this long was left by a killed import (a live
+#: writer appends to it many times a second)
+STALE_PACK_SECONDS = 60.0
+
+
+def remove_stale_packs(pack_dir: Path) -> list[Path]:
+    """Delete temporary packs a killed import left behind (they can be hundreds of MB)."""
+    removed: list[Path] = []
+    now = time.time()
+    for path in pack_dir.glob(TMP_PACK_PREFIX + "*"):
+        try:
+            if now - path.stat().st_mtime > STALE_PACK_SECONDS:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    if removed:
+        logging.getLogger(__name__).warning(
+            "removed %d temporary pack(s) left by an import that did not finish", len(removed))
+    return removed
 PROGRESS_EVERY = 100_000
 progress = logging.getLogger("reconciler.progress")
 
@@ -207,7 +230,8 @@ class PackWriter:
     def __init__(self, objects_dir: Path) -> None:
         self._dir = objects_dir / "pack"
         self._dir.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=self._dir, prefix="tmp_pack_")
+        remove_stale_packs(self._dir)
+        fd, self._tmp = tempfile.mkstemp(dir=self._dir, prefix=TMP_PACK_PREFIX)
         self._file = os.fdopen(fd, "w+b")
         self._file.write(b"PACK" + (2).to_bytes(4, "big") + bytes(4))  # count patched later
         # per object, in the order written: its raw id, offset and crc32, packed in arrays
