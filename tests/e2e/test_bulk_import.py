@@ -8,6 +8,7 @@ tree the import commits, and ``git fsck --strict`` accepts the repository.
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import tempfile
@@ -119,3 +120,36 @@ def test_a_killed_import_is_finished_by_the_next_run_and_nothing_is_doubled(tmp_
     assert not list((repo / "objects" / "pack").glob("tmp_*"))
     assert len(list((repo / "objects" / "pack").glob("pack-*.idx"))) == 1
     fsck(repo)
+
+
+def test_on_a_terminal_the_import_count_moves_in_the_status_line(tmp_path):
+    """On a terminal, a 2,000-tenant import shows its count of directories written in the
+    status line (drawn in place), not as scrolling log lines."""
+    source, repo = tmp_path / "fleet", tmp_path / "config.git"
+    write_fleet(source, 2000)
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [*reconciler_command(), "run", "--once", "--source", str(source), "--repo", str(repo)],
+        stdout=subprocess.DEVNULL, stderr=follower, env=clean_env())
+    os.close(follower)  # read while it draws: a full terminal buffer would stop it
+    shown = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed when the process ended
+                break
+            if not chunk:
+                break
+            shown += chunk
+        process.wait(timeout=300)
+    finally:
+        os.close(leader)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, shown.decode(errors="replace")
+    screen = shown.decode(errors="replace")
+    assert "written 1000/2000 directories" in screen
+    assert "INFO reconciler.progress: written" not in screen  # drawn, not logged
+    assert imports(repo) == 1
