@@ -399,7 +399,7 @@ class GitConfigRepo:
             raise errors.RepoError(f"commit failed: {exc}") from exc
 
     def _commit_on(self, head: str | None, changes: ChangeSet, message: str) -> str:
-        ops: dict[str, bytes | None] = dict(changes.writes)
+        ops: dict[str, Any] = dict(changes.writes)  # bytes, None (delete) or a _Subtree
         ops.update(dict.fromkeys(changes.deletes))
         changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
         objects_dir = Path(self._repo.path) / "objects"
@@ -410,7 +410,9 @@ class GitConfigRepo:
             base = self._tree_of(head)
             if changes.streamed is not None:
                 ops.update(self._write_streamed(head, changes.streamed, touched))
-            tree_id = self._build("", base, ops, changed)
+            # a streamed commit drops every kept listing afterwards: nothing to patch, so
+            # no record of its 100,000 changed entries either
+            tree_id = self._build("", base, ops, changed if changes.streamed is None else {})
             if bulk is not None:  # the pack must be in place before the commit names it
                 self._pack = None
                 bulk.finish()
@@ -604,7 +606,7 @@ class GitConfigRepo:
         self._index_head = new_head
 
     def _write_streamed(self, head: str | None, streamed: Streamed,
-                        touched: set[str]) -> dict[str, bytes | None]:
+                        touched: set[str]) -> dict[str, Any]:
         """Write each streamed directory's blobs and trees into the pack as it is produced;
         only its tree id is kept (an op inserting that subtree). ``touched`` collects the
         directories whose files changed."""
@@ -618,18 +620,20 @@ class GitConfigRepo:
                                               "refusing to write a directory over it")
             if entry is not None or workdir is not None:  # an existing directory: its links
                 self._refuse_symlinks(head, [f"{directory}/{name}" for name in files])
-            sub_ops: dict[str, bytes | None] = dict(files)
+            sub_ops: dict[str, bytes | _Subtree | None] = dict(files)
             scratch: dict[str, tuple[bool, Any] | None] = {}
             sub_id = self._build(directory, entry[1] if entry is not None else None, sub_ops,
                                  scratch)
-            touched.update(_join(directory, name).rpartition("/")[0] for name in files)
+            touched.add(directory)
+            touched.update(_join(directory, name).rpartition("/")[0] for name in files
+                           if "/" in name)
             if sub_id is not None:
                 out[directory] = _Subtree(sub_id)
             if count % every == 0 or count == total:
                 progress.info("written %d/%d directories", count, total)
         return out
 
-    def _build(self, at: str, base_id: Any, ops: Mapping[str, bytes | None],
+    def _build(self, at: str, base_id: Any, ops: Mapping[str, bytes | _Subtree | None],
                changed: dict[str, tuple[bool, Any] | None]) -> Any:
         """Write the tree at path ``at`` (currently ``base_id``) with ``ops`` applied.
 
@@ -637,7 +641,7 @@ class GitConfigRepo:
         it changes in ``changed`` (path -> (is a tree, id) or None).
         """
         builder = self._builder(at, base_id)
-        nested: dict[str, dict[str, bytes | None]] = {}
+        nested: dict[str, dict[str, bytes | _Subtree | None]] = {}
         for path, data in ops.items():
             head, sep, rest = path.partition("/")
             if sep:
@@ -683,7 +687,7 @@ class GitConfigRepo:
             self._builders[at] = (tree_id, builder)  # the root is on every commit's path
         return tree_id
 
-    def _apply_file(self, builder: Any, at: str, name: str, data: bytes | None,
+    def _apply_file(self, builder: Any, at: str, name: str, data: bytes | _Subtree | None,
                     changed: dict[str, tuple[bool, Any] | None]) -> None:
         if isinstance(data, _Subtree):  # a streamed directory, already written
             _insert(builder, name, data.oid, _TREE)
@@ -737,15 +741,13 @@ class GitConfigRepo:
         repo.checkout(self._ref, strategy=pygit2.enums.CheckoutStrategy.FORCE)
 
 
-class _Subtree(bytes):
+class _Subtree:
     """An op placing a tree already written (a streamed directory) at its path."""
 
-    oid: pygit2.Oid
+    __slots__ = ("oid",)
 
-    def __new__(cls, oid: pygit2.Oid) -> _Subtree:
-        made = super().__new__(cls, oid.raw)
-        made.oid = oid
-        return made
+    def __init__(self, oid: pygit2.Oid) -> None:
+        self.oid = oid
 
 
 def _large_tree(tree: pygit2.Tree) -> looseobjects.LargeTree:

@@ -28,7 +28,7 @@ MODE_TREE = 0o040000
 MODE_BLOB = 0o100644
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per entry of a 100,000-entry tree
 class Entry:
     """A tree entry: its raw 20-byte id and its file mode."""
 
