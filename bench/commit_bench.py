@@ -190,7 +190,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="commit-bench-", dir=args.workdir) as tmp:
         out = measure(Path(tmp), args.customers, args.changes, history,
                       watch=not args.no_watch)
-    print_result(out, as_json=args.json)
+        # printed before the scratch directory goes: deleting a 100,000-tenant work tree
+        # takes minutes
+        print_result(out, as_json=args.json)
+        sys.stdout.flush()
     return 0
 
 
