@@ -14,6 +14,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from reconciler.adapters import parsecache
 from reconciler.core import errors, ignore, sources
 from reconciler.core.models import ObjectKey
 
@@ -87,39 +88,61 @@ def _symlink_problem(path: Path, base: Path) -> str | None:
     return None
 
 
-def read_file(path: Path, limits: sources.Limits) -> sources.Parsed:
-    """Parse one file, or the refusal saying why it cannot be read."""
+def read_file(path: Path, limits: sources.Limits,
+              cache: parsecache.ParseCache | None = None) -> sources.Parsed:
+    """Parse one file, or the refusal saying why it cannot be read (documents seen before
+    come from ``cache``)."""
+    return _read_file(path, limits, cache)[0]
+
+
+def _read_file(path: Path, limits: sources.Limits, cache: parsecache.ParseCache | None
+               ) -> tuple[sources.Parsed, str | None]:
+    """The file's result, and its cache key (None when it was not parsed)."""
     origin = str(path)
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):  # a FIFO would block the pass for ever
-            return sources.unreadable(origin, "not a regular file")
+            return sources.unreadable(origin, "not a regular file"), None
         if info.st_size > limits.max_bytes:
             return sources.unreadable(
                 origin, f"{info.st_size} bytes, over the limit of {limits.max_bytes} "
-                        "(setting max_source_file_bytes); not read")
+                        "(setting max_source_file_bytes); not read"), None
         with path.open("rb") as handle:
             data = handle.read(limits.max_bytes + 1)  # it may have grown since
     except OSError as exc:
-        return sources.unreadable(origin, f"cannot read: {exc.strerror or exc}")
-    return sources.parse_text(origin, data, limits)
+        return sources.unreadable(origin, f"cannot read: {exc.strerror or exc}"), None
+    if cache is None or len(data) > limits.max_bytes:
+        return sources.parse_text(origin, data, limits), None
+    key = parsecache.key_of(data, limits)
+    loaded = cache.get(key)
+    if loaded is None:
+        loaded = sources.load_text(data, limits)
+        cache.put(key, loaded, len(data))
+    return sources.judge_loaded(origin, loaded), key
 
 
-def read_sources(roots: list[Path], limits: sources.Limits = sources.DEFAULT_LIMITS
-                 ) -> sources.Parsed:
-    """Parse every manifest under ``roots``; unreadable paths become refusals.
+def read_sources(roots: list[Path], limits: sources.Limits = sources.DEFAULT_LIMITS,
+                 cache: parsecache.ParseCache | None = None) -> sources.Parsed:
+    """Parse every manifest under ``roots``; unreadable paths become refusals. Files whose
+    bytes ``cache`` knows are not parsed again; it keeps what this read learnt.
 
     A root that is missing or cannot be read is a usage error: a pass over it would take
     every object for deleted.
     """
     results: list[sources.Parsed] = []
+    keys: list[str] = []
     for root in roots:
         check_root(root)
         for path, problem in walk(root):
             if problem is not None:
                 results.append(sources.unreadable(str(path), problem))
-            else:
-                results.append(read_file(path, limits))
+                continue
+            result, key = _read_file(path, limits, cache)
+            results.append(result)
+            if key is not None:
+                keys.append(key)
+    if cache is not None:
+        cache.save(keys)
     return sources.combine(results)
 
 
@@ -160,13 +183,17 @@ class SourceCache:
     on ignores and symlinks always apply).
     """
 
-    def __init__(self, roots: list[Path], limits: sources.Limits = sources.DEFAULT_LIMITS
-                 ) -> None:
+    def __init__(self, roots: list[Path], limits: sources.Limits = sources.DEFAULT_LIMITS,
+                 parse_cache: parsecache.ParseCache | None = None) -> None:
         self._roots = roots
         self._limits = limits
+        #: used by the first rescan only (the start); dropped after it, so that a running
+        #: controller neither holds it in memory nor rewrites it on every edit
+        self._parse_cache = parse_cache
         self._files: dict[str, tuple[Identity | None, sources.Parsed]] = {}
         self._problems: dict[str, sources.Parsed] = {}
         self._before: set[ObjectKey] = set()  # keys of files replaced since ``affected``
+        self._keys: list[str] = []  # cache keys of the files the first rescan read
 
     def affected(self, paths: set[str]) -> set[ObjectKey]:
         """Objects the changed ``paths`` defined before or define now (and forget the
@@ -193,6 +220,9 @@ class SourceCache:
             changed.add(gone)
         changed |= set(problems) ^ set(self._problems)
         self._problems = problems
+        if self._parse_cache is not None:
+            self._parse_cache.save(self._keys)
+            self._parse_cache, self._keys = None, []
         return changed
 
     def update(self, paths: set[str]) -> set[str]:
@@ -252,7 +282,10 @@ class SourceCache:
         if cached is not None and identity is not None and cached[0] == identity:
             return False
         self._forget(key)
-        self._files[key] = (identity, read_file(path, self._limits))
+        parsed, cache_key = _read_file(path, self._limits, self._parse_cache)
+        self._files[key] = (identity, parsed)
+        if cache_key is not None:
+            self._keys.append(cache_key)
         return True
 
     def _forget(self, path: str) -> bool:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.adapters import filesource, progress
 from reconciler.adapters.gitremote import is_url, redact
-from reconciler.app.offline import read_sources
+from reconciler.app.offline import parse_cache, read_sources
 from reconciler.app.wiring import VERSION, Target, Wiring, wire
 from reconciler.core import decide as decision
 from reconciler.core import errors, yamlio
@@ -41,10 +41,10 @@ def local_pass(wiring: Wiring, sources: Sequence[Path], settings: Settings,
     """One pass over the manifest files; Previews past their ttl are removed. With
     ``show_progress`` a terminal shows what the pass is doing while it runs."""
     if not show_progress:
-        return wiring.engine.sync(read_sources(sources, settings), now=time.time(),
-                                  allow_removals=allow_removals)
+        return wiring.engine.sync(read_sources(sources, settings, git_dir=wiring.repo.path),
+                                  now=time.time(), allow_removals=allow_removals)
     with progress.terminal_status(f"reading {', '.join(map(str, sources))}"):
-        parsed = read_sources(sources, settings)
+        parsed = read_sources(sources, settings, git_dir=wiring.repo.path)
     with progress.terminal_status(f"reconciling {len(parsed.objects)} objects",
                                   total=len(parsed.objects)):
         return wiring.engine.sync(parsed, now=time.time(), allow_removals=allow_removals)
@@ -57,15 +57,18 @@ def plan_once(sources: Sequence[Path], target: Target | Path, settings: Settings
     A local repository is opened as it is (never created or seeded); a remote is only
     fetched into its mirror.
     """
-    parsed = read_sources(sources, settings)
+    for root in sources:  # a typo in a source is named before anything is opened
+        filesource.check_root(root)
     if isinstance(target, Path):
         target = Target(str(target))
     if not is_url(target.repo) and not Path(target.repo).exists():
         # no repository yet: the plan of the first run, into an empty one
+        parsed = read_sources(sources, settings)
         return decision.decide(Snapshot(parsed.objects, parsed.refusals, parsed.incomplete),
                                settings, time.time(),
                                Request(VERSION, allow_removals=allow_removals))
     wiring = wire(dataclasses.replace(target, mode="direct"), settings, create=False)
+    parsed = read_sources(sources, settings, git_dir=wiring.repo.path)
     engine = Reconciler(repo=wiring.repo, settings=settings, version=VERSION)
     return engine.plan(parsed, now=time.time(), allow_removals=allow_removals)
 
@@ -122,7 +125,8 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     for root in sources:
         filesource.check_root(root)
     wiring = wire(target, settings)
-    loop = WatchLoop(wiring, filesource.SourceCache(list(sources), _limits(settings)),
+    loop = WatchLoop(wiring, filesource.SourceCache(list(sources), _limits(settings),
+                                                    parse_cache(wiring.repo.path)),
                      on_report, allow_removals)
 
     def push() -> None:

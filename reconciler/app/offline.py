@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import reconciler
-from reconciler.adapters import filesource
+from reconciler.adapters import filesource, parsecache
 from reconciler.core import crdgen, errors, names, yamlio
 from reconciler.core import decide as decision
 from reconciler.core import sources as sources_core
@@ -44,11 +44,21 @@ def check_sources(paths: Sequence[Path]) -> None:
         filesource.check_root(path)
 
 
-def read_sources(paths: Sequence[Path], settings: Settings | None = None) -> Parsed:
-    """Parse every manifest under ``paths`` (within the settings' size limits)."""
+def read_sources(paths: Sequence[Path], settings: Settings | None = None, *,
+                 git_dir: str | Path | None = None) -> Parsed:
+    """Parse every manifest under ``paths`` (within the settings' size limits). With the
+    config repo's ``git_dir``, files whose bytes were parsed before are read from the
+    parse cache kept there."""
     limits = sources_core.DEFAULT_LIMITS if settings is None else sources_core.Limits(
         settings.max_source_file_bytes, settings.max_source_documents)
-    return filesource.read_sources(list(paths), limits)
+    return filesource.read_sources(list(paths), limits, parse_cache(git_dir))
+
+
+def parse_cache(git_dir: str | Path | None) -> parsecache.ParseCache | None:
+    """The parse cache beside the config repo at ``git_dir`` (None without one)."""
+    if git_dir is None:
+        return None
+    return parsecache.ParseCache(Path(git_dir) / parsecache.FILE_NAME)
 
 
 def render_to(paths: Sequence[Path], out: Path, settings: Settings) -> tuple[Parsed, list[Path]]:

@@ -42,8 +42,8 @@ def status(target: Target, settings: Settings, sources: Sequence[Path],
     check_sources(sources)
     repo = wire(target, settings, create=False).repo
     deployed = read_deployers(applied_from) if applied_from else None
-    return queries.object_status(repo, settings, read_sources(sources, settings), time.time(),
-                                 deployed)
+    parsed = read_sources(sources, settings, git_dir=repo.path)
+    return queries.object_status(repo, settings, parsed, time.time(), deployed)
 
 
 @dataclass(frozen=True)

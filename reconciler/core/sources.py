@@ -68,24 +68,41 @@ def parse_text(origin: str, text: str | bytes, limits: Limits = DEFAULT_LIMITS) 
     if len(text) > limits.max_bytes:
         return unreadable(origin, f"{len(text)} bytes, over the limit of {limits.max_bytes} "
                                   "(setting max_source_file_bytes); not parsed")
+    return judge_loaded(origin, load_text(text, limits))
+
+
+#: what ``load_text`` made of a file: its documents, or why they cannot be read (a message
+#: naming no file, so equal text gives an equal result wherever it lies)
+Loaded = list[Any] | str
+
+
+def load_text(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Loaded:
+    """The YAML documents of one file's text (empty ones left out), or the one-line reason
+    they cannot be read. The size limit is the caller's to check first."""
     try:
         docs = []
         for doc in yamlio.load_documents(text):
             if doc is not None:
                 docs.append(doc)
             if len(docs) > limits.max_documents:
-                return unreadable(origin, f"more than {limits.max_documents} documents "
-                                          "(setting max_source_documents); not parsed")
+                return (f"more than {limits.max_documents} documents "
+                        "(setting max_source_documents); not parsed")
     except yamlio.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return Parsed((), (Refusal(origin, f"invalid YAML{where}: {problem}"),), incomplete=True,
-                      origin=origin)
+        return f"invalid YAML{where}: {problem}"
+    return docs
+
+
+def judge_loaded(origin: str, loaded: Loaded) -> Parsed:
+    """Validate what ``load_text`` returned for the file at ``origin``."""
+    if isinstance(loaded, str):
+        return unreadable(origin, loaded)
     objects: list[Resource] = []
     refusals: list[Refusal] = []
-    for index, doc in enumerate(docs):
-        where = origin if len(docs) == 1 else f"{origin}[{index}]"
+    for index, doc in enumerate(loaded):
+        where = origin if len(loaded) == 1 else f"{origin}[{index}]"
         result = parse_document(where, doc)
         if isinstance(result, Refusal):
             refusals.append(result)

@@ -22,6 +22,9 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Dumper = yaml.SafeDumper
     _Loader = yaml.SafeLoader
 
+#: which loader reads source files (results cached by their bytes name it)
+LOADER_NAME = _Loader.__name__
+
 
 def dump_document(doc: Mapping[str, Any]) -> str:
     """Return one YAML document in canonical form, ending with a newline.

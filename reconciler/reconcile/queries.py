@@ -115,8 +115,9 @@ def _object_row(obj: Resource, directory: DirectoryState, settings: Settings, *,
                 now: float | None) -> StatusRow:
     key = obj.key
     record, human, own = directory.record, directory.human, directory.own_record
-    own_spec = dict(own.spec) if own is not None and own.spec is not None else None
-    if human is not None and own_spec == spec_data(obj):
+    # the own record's spec is read from Git on demand: only a human's change needs it
+    if human is not None and own is not None and own.spec is not None \
+            and dict(own.spec) == spec_data(obj):
         state, message = human.reason.value, human.describe()
     elif obj.spec.suspend:
         state, message = "Suspended", "spec.suspend is true: no changes are written"
