@@ -68,8 +68,8 @@ class ParseCache:
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
-        self._text = ""  # the file as loaded (lazily, on the first ``get`` or ``put``)
-        self._spans: dict[str, tuple[int, int]] | None = None  # key -> its line in _text
+        self._data = b""  # the file as loaded (lazily, on the first ``get`` or ``put``)
+        self._spans: dict[str, tuple[int, int]] | None = None  # key -> its line in _data
         self._new: dict[str, str] = {}  # key -> line, learnt since the load
         self._damaged = False  # a torn, foreign or corrupt line: the next save rewrites
 
@@ -80,16 +80,17 @@ class ParseCache:
             if self._path is not None:
                 with contextlib.suppress(OSError):  # absent or unreadable: all misses
                     data = self._path.read_bytes()
-            # a foreign byte spoils its line only; the rewrite in ``save`` drops it
-            self._text = text = data.decode("ascii", "replace")
+            self._data = data
             start = 0
-            while start < len(text):
-                end = text.find("\n", start)
+            while start < len(data):
+                end = data.find(b"\n", start)
                 if end == -1:
                     self._damaged = True  # a torn last line
                     break
-                if end - start > 83 and text[start + 64] == " " and text[start + 81] == " ":
-                    self._spans[text[start:start + 64]] = (start, end + 1)
+                if end - start > 83 and data[start + 64] == 32 and data[start + 81] == 32:
+                    # a foreign byte spoils its line only (its checksum fails)
+                    key = data[start:start + 64].decode("ascii", "replace")
+                    self._spans[key] = (start, end + 1)
                 else:
                     self._damaged = True
                 start = end + 1
@@ -98,7 +99,7 @@ class ParseCache:
     def _line(self, key: str) -> str | None:
         span = self._index().get(key)
         if span is not None:
-            return self._text[span[0]:span[1]]
+            return self._data[span[0]:span[1]].decode("ascii", "replace")
         return self._new.get(key)
 
     def get(self, key: str) -> sources.Loaded | None:
@@ -150,7 +151,7 @@ class ParseCache:
         kept_bytes = sum(map(len, kept))
         new = "".join(self._new.values())
         try:
-            if self._damaged or len(self._text) + len(new) > 2 * kept_bytes + 4096:
+            if self._damaged or len(self._data) + len(new) > 2 * kept_bytes + 4096:
                 self._rewrite("".join(kept))
             elif new:
                 fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -160,7 +161,7 @@ class ParseCache:
                     os.close(fd)
         except OSError:
             pass  # a read-only repository: parsed again next time
-        self._text, self._spans, self._new = "", None, {}  # loaded again if used again
+        self._data, self._spans, self._new = b"", None, {}  # loaded again if used again
         self._damaged = False
 
     def _rewrite(self, text: str) -> None:
