@@ -245,3 +245,24 @@ def test_watch_mode_fills_the_cache_once_and_then_lets_go(tmp_path, monkeypatch)
     fresh = filesource.SourceCache([root], LIMITS, parsecache.ParseCache(cache_file))
     fresh.rescan()
     assert summary(fresh.parsed()) == read(root, None)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
+def test_something_else_at_the_cache_path_is_not_followed(tmp_path, kind):
+    """A FIFO (which would block a read), a symlink (which would send writes elsewhere) or
+    a directory where the cache file belongs: the read is right and nothing hangs."""
+    root = write_tree(tmp_path / "src", {"fleet.yaml": HOSTILE["fleet.yaml"]})
+    cache_file = tmp_path / "cache"
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_bytes(b"keep me\n")
+    if kind == "fifo":
+        os.mkfifo(cache_file)
+    elif kind == "symlink":
+        cache_file.symlink_to(elsewhere)
+    else:
+        cache_file.mkdir()
+    assert read(root, cache_file) == read(root, None)
+    assert elsewhere.read_bytes() == b"keep me\n"
+    if kind != "directory":  # replaced by a real cache file, which then answers
+        assert cache_file.is_file() and not cache_file.is_symlink()
+        assert read(root, cache_file) == read(root, None)
