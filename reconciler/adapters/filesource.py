@@ -187,13 +187,13 @@ class SourceCache:
                  parse_cache: parsecache.ParseCache | None = None) -> None:
         self._roots = roots
         self._limits = limits
-        #: used by the first rescan only (the start); dropped after it, so that a running
-        #: controller neither holds it in memory nor rewrites it on every edit
+        #: read by the first rescan (the start); after it, files re-read are only added
+        #: to it, so that a restart finds them (see ``parsecache.ParseCache``)
         self._parse_cache = parse_cache
         self._files: dict[str, tuple[Identity | None, sources.Parsed]] = {}
         self._problems: dict[str, sources.Parsed] = {}
         self._before: set[ObjectKey] = set()  # keys of files replaced since ``affected``
-        self._keys: list[str] = []  # cache keys of the files the first rescan read
+        self._cache_keys: dict[str, str] = {}  # path -> the parse cache's key of its bytes
 
     def affected(self, paths: set[str]) -> set[ObjectKey]:
         """Objects the changed ``paths`` defined before or define now (and forget the
@@ -220,9 +220,7 @@ class SourceCache:
             changed.add(gone)
         changed |= set(problems) ^ set(self._problems)
         self._problems = problems
-        if self._parse_cache is not None:
-            self._parse_cache.save(self._keys)
-            self._parse_cache, self._keys = None, []
+        self._save_parse_cache()
         return changed
 
     def update(self, paths: set[str]) -> set[str]:
@@ -241,6 +239,7 @@ class SourceCache:
                     changed.add(text)
             elif self._forget(text):
                 changed.add(text)
+        self._save_parse_cache()
         return changed
 
     def objects_of(self, paths: set[str]) -> set[ObjectKey]:
@@ -285,10 +284,15 @@ class SourceCache:
         parsed, cache_key = _read_file(path, self._limits, self._parse_cache)
         self._files[key] = (identity, parsed)
         if cache_key is not None:
-            self._keys.append(cache_key)
+            self._cache_keys[key] = cache_key
         return True
 
+    def _save_parse_cache(self) -> None:
+        if self._parse_cache is not None:
+            self._parse_cache.save(self._cache_keys.values())
+
     def _forget(self, path: str) -> bool:
+        self._cache_keys.pop(path, None)
         cached = self._files.pop(path, None)
         if cached is None:
             return False

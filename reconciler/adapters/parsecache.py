@@ -67,7 +67,13 @@ def _checksum(payload: str) -> str:
 
 
 class ParseCache:
-    """One cache file (``path``); ``None`` for a cache that keeps nothing."""
+    """One cache file (``path``); ``None`` for a cache that keeps nothing.
+
+    A pass reads it (``get``), learns (``put``) and ``save``s once. After that first save
+    (a running controller, whose edits are new bytes anyway) it is not read again: each
+    ``put`` appends its entry at once, and ``save`` rewrites the file only when entries
+    of files no longer seen outweigh the live ones (their sizes are remembered).
+    """
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
@@ -75,6 +81,8 @@ class ParseCache:
         self._spans: dict[str, tuple[int, int]] | None = None  # key -> its line in _data
         self._new: dict[str, str] = {}  # key -> line, learnt since the load
         self._damaged = False  # a torn, foreign or corrupt line: the next save rewrites
+        self._saved = False  # saved once: from now on appends only
+        self._sizes: dict[str, int] = {}  # key -> its line's length, for live keys
 
     def _index(self) -> dict[str, tuple[int, int]]:
         if self._spans is None:
@@ -93,6 +101,7 @@ class ParseCache:
                     # a foreign byte spoils its line only (its checksum fails)
                     key = data[start:start + 64].decode("ascii", "replace")
                     self._spans[key] = (start, end + 1)
+                    self._sizes[key] = end + 1 - start
                 else:
                     self._damaged = True
                 start = end + 1
@@ -107,6 +116,8 @@ class ParseCache:
     def get(self, key: str) -> sources.Loaded | None:
         """What was loaded from the bytes with ``key``, or None (never seen, or the entry
         does not check out)."""
+        if self._saved:
+            return None
         line = self._line(key)
         if line is None:
             return None
@@ -130,7 +141,7 @@ class ParseCache:
     def put(self, key: str, loaded: sources.Loaded, size: int) -> None:
         """Remember what the ``size`` bytes with ``key`` loaded as, when JSON says it
         exactly (a timestamp, a set or binary data would come back as something else)."""
-        if self._path is None or self._line(key) is not None:
+        if self._path is None or (not self._saved and self._line(key) is not None):
             return
         try:
             if isinstance(loaded, str):
@@ -142,30 +153,52 @@ class ParseCache:
             payload = json.dumps(value, separators=(",", ":"))  # ASCII: a line per entry
         except RecursionError:  # nested too deep to walk: parsed again each time
             return
-        self._new[key] = f"{key} {_checksum(payload)} {payload}\n"
+        line = f"{key} {_checksum(payload)} {payload}\n"
+        self._sizes[key] = len(line)
+        if not self._saved:
+            self._new[key] = line
+            return
+        with contextlib.suppress(OSError):  # a read-only repository: parsed again next time
+            self._append(line)
 
     def save(self, live: Iterable[str]) -> None:
         """Write what was learnt; keep only the ``live`` keys (the files just read) once
         the others take more room than they do. Never raises: it is only a cache."""
-        if self._path is None or self._spans is None:
+        if self._path is None:
             return
-        kept = [line for line in map(self._line, dict.fromkeys(live)) if line is not None]
+        live = dict.fromkeys(live)
+        if self._saved:
+            try:
+                size = os.stat(self._path).st_size
+            except OSError:
+                return
+            if size <= 2 * sum(self._sizes.get(key, 0) for key in live) + 4096:
+                return
+            self._saved = False  # read it once more, to keep only the live entries
+        elif self._spans is None:
+            return
+        kept = [line for line in map(self._line, live) if line is not None]
         kept_bytes = sum(map(len, kept))
         new = "".join(self._new.values())
         try:
             if self._damaged or len(self._data) + len(new) > 2 * kept_bytes + 4096:
                 self._rewrite("".join(kept))
             elif new:
-                fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
-                             0o644)
-                try:
-                    os.write(fd, new.encode("ascii"))
-                finally:
-                    os.close(fd)
+                self._append(new)
         except OSError:
             pass  # a read-only repository: parsed again next time
-        self._data, self._spans, self._new = b"", None, {}  # loaded again if used again
-        self._damaged = False
+        self._data, self._spans, self._new = b"", None, {}
+        self._damaged, self._saved = False, True
+        self._sizes = {key: self._sizes[key] for key in live if key in self._sizes}
+
+    def _append(self, text: str) -> None:
+        """Add lines at the end (one ``write``: concurrent appenders do not interleave)."""
+        assert self._path is not None
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, text.encode("ascii"))
+        finally:
+            os.close(fd)
 
     def _rewrite(self, text: str) -> None:
         assert self._path is not None

@@ -229,22 +229,26 @@ def test_a_different_document_limit_is_a_different_entry(tmp_path):
     assert len(again.refusals) == 7 and "more than" not in str(again.refusals[0])
 
 
-def test_watch_mode_fills_the_cache_once_and_then_lets_go(tmp_path, monkeypatch):
-    """A controller's first scan uses and fills the cache; later edits are parsed and the
-    cache file is not rewritten for each of them."""
-    root = write_tree(tmp_path / "src", {"fleet.yaml": HOSTILE["fleet.yaml"]})
+def test_a_running_controller_adds_its_edits_and_a_restart_parses_nothing(tmp_path,
+                                                                          monkeypatch):
+    """Watch mode's first scan fills the cache; files re-read after edits are added (the
+    file stays bounded over many edits), so a restart parses no YAML at all."""
+    root = write_tree(tmp_path / "src", {"fleet.yaml": HOSTILE["fleet.yaml"],
+                                         "other.yaml": customer("other").encode()})
     cache_file = tmp_path / "cache"
     watched = filesource.SourceCache([root], LIMITS, parsecache.ParseCache(cache_file))
     watched.rescan()
-    filled = cache_file.read_bytes()
-    assert filled
-    (root / "fleet.yaml").write_bytes(customer("edited").encode())
-    watched.update({str(root / "fleet.yaml")})
-    assert cache_file.read_bytes() == filled
-    assert [o.key.name for o in watched.parsed().objects] == ["edited"]
-    fresh = filesource.SourceCache([root], LIMITS, parsecache.ParseCache(cache_file))
-    fresh.rescan()
-    assert summary(fresh.parsed()) == read(root, None)
+    one_scan = cache_file.stat().st_size
+    for round_ in range(40):
+        (root / "fleet.yaml").write_bytes(customer(f"edited-{round_}").encode())
+        watched.update({str(root / "fleet.yaml")})
+        assert cache_file.stat().st_size <= 2 * one_scan + 4096
+    assert sorted(o.key.name for o in watched.parsed().objects) == ["edited-39", "other"]
+    expected = read(root, None)
+    forbid_yaml(monkeypatch)
+    restarted = filesource.SourceCache([root], LIMITS, parsecache.ParseCache(cache_file))
+    restarted.rescan()
+    assert summary(restarted.parsed()) == expected
 
 
 @pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
