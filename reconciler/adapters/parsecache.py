@@ -21,6 +21,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ _FORMAT = b"reconciler-parsed-v1"
 _VALUES_PER_BYTE = 2
 #: a cache file larger than this is not read (about 40 times a 100,000-tenant fleet's)
 MAX_FILE_BYTES = 1 << 30
+#: a temporary file of a rewrite this old was left by a killed process
+_STALE_SECONDS = 600
 
 
 @functools.cache
@@ -202,6 +205,10 @@ class ParseCache:
 
     def _rewrite(self, text: str) -> None:
         assert self._path is not None
+        for stale in self._path.parent.glob(f".{FILE_NAME}.*"):  # left by a killed rewrite
+            with contextlib.suppress(OSError):
+                if stale.lstat().st_mtime < time.time() - _STALE_SECONDS:
+                    stale.unlink()
         fd, temp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=self._path.parent)
         try:
             with os.fdopen(fd, "w", encoding="ascii") as handle:

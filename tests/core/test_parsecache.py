@@ -270,3 +270,18 @@ def test_something_else_at_the_cache_path_is_not_followed(tmp_path, kind):
     if kind != "directory":  # replaced by a real cache file, which then answers
         assert cache_file.is_file() and not cache_file.is_symlink()
         assert read(root, cache_file) == read(root, None)
+
+
+def test_a_rewrite_killed_midway_leaves_nothing_for_long(tmp_path):
+    """A temporary file a killed rewrite left behind is deleted by a later rewrite; a
+    fresh one (another process's, still writing) is left alone."""
+    root = write_tree(tmp_path / "src", {"fleet.yaml": HOSTILE["fleet.yaml"]})
+    cache_file = tmp_path / "cache"
+    old = tmp_path / f".{parsecache.FILE_NAME}.killed"
+    young = tmp_path / f".{parsecache.FILE_NAME}.writing"
+    for temp in (old, young):
+        temp.write_bytes(b"half a cache")
+    os.utime(old, (1, 1))
+    cache_file.write_bytes(b"garbage, so that the next save rewrites\n")
+    assert read(root, cache_file) == read(root, None)
+    assert not old.exists() and young.exists()
