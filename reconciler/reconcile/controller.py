@@ -186,9 +186,14 @@ class Controller:
             if outcome.result == Result.COMMITTED and outcome.key is not None:
                 self._count(outcome)
                 log.info("%s", outcome.message, extra={"object": str(outcome.key)})
+            elif outcome.result == Result.PROPOSED and outcome.key is not None:
+                log.info("%s: %s", outcome.message, outcome.pull_request_url,
+                         extra={"object": str(outcome.key)})
 
     def resync(self) -> None:
-        """Queue every known object again (periodic full resync)."""
+        """Queue every known object again (periodic full resync); a grouped re-render that
+        failed before (a forge or push error) is tried again first."""
+        self.rerender_changed()
         for kind, informer in self.informers.items():
             for name in informer.names():
                 self.queue.add(ObjectKey(kind, name))
