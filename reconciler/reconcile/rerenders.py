@@ -155,14 +155,13 @@ class RerenderProposer:
         """Nothing left to re-render against the target: close the PR and delete the
         branch, unless a person committed on it."""
         published = self._store.remote_branch_commit(branch)
-        if published is not None and self._store.foreign_changes(base, published):
-            return
+        if published is None or self._store.foreign_changes(base, published):
+            return  # no branch, no PR (a forge closes the PR of a deleted branch)
         existing = self._forge.find_open_pull_request(branch, self._base_branch)
         if existing is not None:
             self._forge.close_pull_request(existing.number)
             log.info("closed %s: nothing left to re-render", existing.url)
-        if published is not None:
-            self._store.push_branch(branch, None)
+        self._store.push_branch(branch, None)
 
     def _retire(self, base: str | None, *, keep: str) -> None:
         """Re-render branches started from another record than the target's: superseded."""
