@@ -237,7 +237,8 @@ def write_history(config: Path, settings: Settings, n: int, *, changes: int, his
     ours: list[float] = []
     for k in range(history):  # the code path a watch event takes
         i = k * 7 % n
-        workers[i] = workers.get(i, 1) % 99 + 2  # 2..100, never the value before
+        # 2..21 (inside the default quota), never the value before
+        workers[i] = workers.get(i, 1) % 20 + 2
         changed = make_customer(i, workers=workers[i])
         t0 = time.perf_counter()
         outcome = engine.apply(changed)
