@@ -154,3 +154,47 @@ def test_readers_never_fail_while_the_writer_packs(bare, tmp_path, monkeypatch):
     fsck(bare)
     git(tmp_path, "clone", "-q", "--bare", "--no-local", str(bare), str(tmp_path / "after.git"))
     fsck(tmp_path / "after.git")
+
+
+def test_only_a_writer_packs_read_only_commands_leave_the_objects_alone(tmp_path):
+    """With more loose objects than the packing threshold, `status`, `history` and `plan`
+    leave every loose object and pack as they are; the next `run` that commits packs them."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pygit2
+
+    source = tmp_path / "resources"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples", source)
+    config = tmp_path / "config.git"
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "reconciler.cli", *args],
+                              capture_output=True, text=True, check=False, timeout=120,
+                              env={k: v for k, v in __import__("os").environ.items()
+                                   if not k.startswith(("RECONCILER_", "GIT_"))})
+        assert done.returncode in (0, 2) and "Traceback" not in done.stderr, done.stderr
+        return done.stdout
+
+    cli("run", "--once", "--source", str(source), "--repo", str(config))
+    raw = pygit2.Repository(str(config))
+    # e.g. a human's objects or a killed run's; thrice the threshold, as the writer estimates
+    # the count from one fan-out directory (as git gc --auto does)
+    for i in range(3 * gitrepo.LOOSE_LIMIT):
+        raw.create_blob(b"stray %d\n" % i)
+    packs = sorted((config / "objects" / "pack").glob("pack-*"))
+    loose = loose_count(config)
+    assert loose > gitrepo.LOOSE_LIMIT
+
+    cli("status", "--source", str(source), "--repo", str(config))
+    cli("history", "customer/acme", "--repo", str(config))
+    cli("plan", "--source", str(source), "--repo", str(config))
+
+    assert loose_count(config) == loose
+    assert sorted((config / "objects" / "pack").glob("pack-*")) == packs
+    (source / "customers" / "acme.yaml").write_text(
+        (source / "customers" / "acme.yaml").read_text().replace("workers: 2", "workers: 3"))
+    cli("run", "--once", "--source", str(source), "--repo", str(config))
+    assert loose_count(config) < 50
+    fsck(config)
