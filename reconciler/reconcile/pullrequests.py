@@ -145,7 +145,7 @@ class PullRequestReconciler:
                            f"{key}: {self._rerender_error} (tried again on the next pass)")
         return Outcome(key, Result.SKIPPED, Reason.RERENDERED,
                        f"{key}: only the settings or the reconciler version change its "
-                       "rendering; proposed by the grouped re-render pull request")
+                       "rendering; a full pass proposes that in one re-render pull request")
 
     def _settle(self, key: ObjectKey, branch: str, outcome: Outcome) -> Outcome:
         """No change against the target: close a leftover PR and delete its branch."""
