@@ -123,6 +123,7 @@ class RerenderProposer:
                                  declined=settled.state == "closed")
             return [self.last.outcome(k) for k in keys] + refused
         if head is None or not self._publish(objects, branch, base, head):
+            self.last = None
             return [Outcome(k, Result.FAILED, Reason.GIT_ERROR,
                             f"{k}: push of {branch} refused") for k in keys] + refused
         pull = self._forge.open_pull_request(PullRequestSpec(
