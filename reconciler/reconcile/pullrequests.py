@@ -96,7 +96,11 @@ class PullRequestReconciler:
         did not (a settings or version change): ``reconcile.rerenders``."""
         self._rerender_error = None
         try:
-            return self._rerender.propose(objects)
+            outcomes = self._rerender.propose(objects)
+            failed = [o for o in outcomes if o.result == Result.FAILED]
+            if failed:  # the objects' own passes report it too, not a PR they are not in
+                self._rerender_error = f"the grouped re-render failed: {failed[0].message}"
+            return outcomes
         except errors.ReconcilerError as exc:  # ForgeError too
             self._rerender_error = f"the grouped re-render pull request failed: {exc}"
             log.warning("%s", self._rerender_error)
