@@ -202,3 +202,29 @@ def test_a_setting_that_changes_no_rendered_file_makes_no_commit_and_no_pull_req
 
     assert forge.pulls() == [] and remote.branches() == {BRANCH}
     assert remote.head() == main_before
+
+
+@GITHUB
+def test_a_refused_rerender_push_fails_the_run_and_the_next_run_proposes_it(
+        workspace: Workspace, remote: Remote, forge: ForgeUnderTest, tmp_path: Path) -> None:
+    """A hook refuses the re-render branch: the run fails naming the push, opens no PR (of
+    the group or any object); once the hook is gone the next run opens the one PR."""
+    hook = remote.git_dir / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\nwhile read old new ref; do case $ref in\n"
+                    "  refs/heads/reconciler/rerender/*) echo 'no re-renders today'; exit 1;;\n"
+                    "esac; done\n")
+    hook.chmod(0o755)
+    settings = config(tmp_path / "s.yaml", "domain: apps.example.org\n")
+
+    done = workspace.run(forge, "--config", settings)
+
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "push of reconciler/rerender/" in done.stdout + done.stderr
+    assert forge.pulls() == [] and remote.branches() == {BRANCH}
+
+    hook.unlink()
+    support.ok(workspace.run(forge, "--config", settings))
+
+    [pull] = forge.pulls()
+    assert pull.head.startswith("reconciler/rerender/") and pull.state == "open"
