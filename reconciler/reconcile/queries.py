@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from reconciler.core import applied, expiry, messages
+from reconciler.core import applied, expiry, layout, messages
 from reconciler.core.history import HistoryEntry, object_history
 from reconciler.core.models import DIRECTORIES, ObjectKey, Preview, Resource, spec_data
 from reconciler.core.outcomes import Outcome, Reason, Result
@@ -59,9 +59,10 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
                           deadlines=deadlines, now=now)
         row = _with_verdict(row, verdicts.get(obj.key))
         if deployed is not None:
-            found = applied.deployers(obj.key.directory, *deployed)
+            where = layout.directory_of(obj.key, settings.layout)
+            found = applied.deployers(where, *deployed)
             status, reason, why = applied.applied_condition(
-                obj.key.directory, row.last_commit, found, repo.contains)
+                where, row.last_commit, found, repo.contains)
             row = dataclasses.replace(row, applied=f"{status} ({reason}: {why})")
         rows.append(row)
     for refusal in parsed.refusals:

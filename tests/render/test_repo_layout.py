@@ -82,7 +82,7 @@ def test_argocd_builds_one_project_and_one_applicationset_per_folder(argocd):
     assert {o["metadata"]["namespace"] for o in argocd} == {"argocd"}
     paths = sorted(d["path"] for s in by_kind(argocd, "ApplicationSet")
                    for g in s["spec"]["generators"] for d in g["git"]["directories"])
-    assert paths == ["platform/*", "previews/*", "tenants/*"]
+    assert paths == ["platform/*", "previews/*", "tenants/*", "tenants/*/*", "tenants/_*"]
 
 
 def test_argocd_tenant_applications_sync_their_own_namespace(argocd):

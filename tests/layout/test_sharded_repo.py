@@ -1,0 +1,179 @@
+"""The sharded layout end to end on real repositories: writing, refusing a repo laid out
+otherwise, migrating in one revertible commit, and history across the migration."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reconciler import app
+from reconciler.core import errors, layout
+from tests.gitcli import git, human_commit
+from tests.layout.support import (
+    EXAMPLES,
+    FLAT,
+    SHARDED,
+    TENANTS,
+    reconciled,
+    tenant_dirs,
+    tree_paths,
+)
+
+
+def _bump_workers(source: Path, name: str = "acme", workers: int = 7) -> None:
+    """Edit one Customer manifest in ``source`` (a watch event's worth of change)."""
+    path = next(p for p in source.rglob("*.yaml") if f"name: {name}" in p.read_text())
+    text = path.read_text()
+    assert "workers:" in text
+    path.write_text(re.sub(r"workers: \d+", f"workers: {workers}", text, count=1))
+
+
+def test_a_sharded_fleet_is_written_into_its_shards_with_the_layout_record(tmp_path):
+    """With layout sharded, an empty repo gets every tenant at tenants/_<shard>/<name>/,
+    previews stay flat, and the layout record says sharded; a second run writes nothing."""
+    repo = reconciled(tmp_path, SHARDED)
+    assert tenant_dirs(repo) == {f"tenants/{layout.shard_of(n)}/{n}" for n in TENANTS}
+    assert git(repo, "ls-tree", "--name-only", "main", "previews/").count("previews/") >= 2
+    record = json.loads(git(repo, "show", f"main:{layout.LAYOUT_RECORD}"))
+    assert record["layout"] == "sharded"
+    head = git(repo, "rev-parse", "main")
+    report, _ = app.run_once([tmp_path / "repo.git-src"], repo, SHARDED)
+    assert report.ok and not report.commits
+    assert git(repo, "rev-parse", "main") == head
+
+
+def test_a_change_commits_only_its_shard_and_names_the_real_files(tmp_path):
+    """One tenant's change rewrites tenants/, its shard and its directory, and the commit
+    body lists the files at their sharded paths."""
+    repo = reconciled(tmp_path, SHARDED)
+    _bump_workers(tmp_path / "repo.git-src")
+    report, _ = app.run_once([tmp_path / "repo.git-src"], repo, SHARDED)
+    assert report.ok and len(report.commits) == 1
+    changed = git(repo, "show", "--name-only", "--format=", "main").splitlines()
+    assert changed and all(p.startswith("tenants/_82/acme/") for p in changed
+                           if p.startswith("tenants/"))
+    body = git(repo, "log", "-1", "--format=%B", "main")
+    assert "tenants/_82/acme/scheduler.yaml" in body and "tenants/acme/" not in body
+
+
+def test_sharded_settings_over_a_flat_repo_hold_with_one_line_and_write_nothing(tmp_path):
+    """layout: sharded over a flat repo refuses (no second copy of any tenant), naming the
+    migrate command; the branch does not move."""
+    repo = reconciled(tmp_path, FLAT)
+    head = git(repo, "rev-parse", "main")
+    _bump_workers(tmp_path / "repo.git-src")
+    with pytest.raises(errors.UserInputError, match="migrate-layout --to sharded") as caught:
+        app.run_once([tmp_path / "repo.git-src"], repo, SHARDED)
+    assert "\n" not in str(caught.value)
+    assert git(repo, "rev-parse", "main") == head
+
+
+def test_migrate_moves_every_tenant_in_one_revertible_commit(tmp_path):
+    """migrate-layout makes one commit moving every tenant (same trees, trailers naming each
+    move, the record written); it is idempotent; the sharded reconciler then has nothing to
+    do; after a human reverts it, the sharded reconciler holds and a flat one does not fight."""
+    repo = reconciled(tmp_path, FLAT)
+    before = {n: git(repo, "rev-parse", f"main:tenants/{n}") for n in TENANTS}
+    done = app.migrate_layout(repo, SHARDED, "sharded")
+    assert done.commit is not None and done.moved == 3
+    assert git(repo, "rev-list", "--count", "main~1..main") == "1"
+    assert {n: git(repo, "rev-parse", f"main:tenants/{layout.shard_of(n)}/{n}")
+            for n in TENANTS} == before
+    trailers = git(repo, "log", "-1", "--format=%(trailers:key=Reconciler-Moved,valueonly)",
+                   "main").splitlines()
+    assert "tenants/acme -> tenants/_82/acme" in trailers and len(trailers) == 3
+    assert app.migrate_layout(repo, SHARDED, None).commit is None  # idempotent
+    source = tmp_path / "repo.git-src"
+    report, _ = app.run_once([source], repo, SHARDED)
+    assert report.ok and not report.commits
+    # a human reverts the migration: the repo is flat again, and nobody fights it
+    human_commit(repo, {**{f"tenants/{layout.shard_of(n)}/{n}/{f}": None
+                           for n in TENANTS for f in _files(repo, n)},
+                        **{f"tenants/{n}/{f}": _blob(repo, n, f)
+                           for n in TENANTS for f in _files(repo, n)},
+                        layout.LAYOUT_RECORD: None}, f'Revert "{done.commit[:12]}"')
+    assert tenant_dirs(repo) == {f"tenants/{n}" for n in TENANTS}
+    reverted = git(repo, "rev-parse", "main")
+    with pytest.raises(errors.UserInputError, match="tenants are flat"):
+        app.run_once([source], repo, SHARDED)
+    report, _ = app.run_once([source], repo, FLAT)
+    assert report.ok and not report.commits
+    assert git(repo, "rev-parse", "main") == reverted
+
+
+def _files(repo: Path, name: str) -> list[str]:
+    where = f"tenants/{layout.shard_of(name)}/{name}"
+    return [p.rpartition("/")[2] for p in tree_paths(repo, "main", where)]
+
+
+def _blob(repo: Path, name: str, file: str) -> bytes:
+    where = f"tenants/{layout.shard_of(name)}/{name}/{file}"
+    return git(repo, "show", f"main:{where}").encode() + b"\n"
+
+
+def test_git_revert_of_the_migration_restores_the_flat_repo(tmp_path):
+    """The migration commit reverts cleanly with the git CLI, even after later tenant
+    commits in the sharded layout, and flat settings then converge it without duplicates."""
+    repo = reconciled(tmp_path, FLAT)
+    done = app.migrate_layout(repo, SHARDED, "sharded")
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(repo), str(work))
+    git(work, "revert", "--no-edit", str(done.commit))
+    git(work, "push", "-q", "origin", "main")
+    assert tenant_dirs(repo) == {f"tenants/{n}" for n in TENANTS}
+    assert git(repo, "ls-tree", "main", layout.LAYOUT_RECORD) == ""
+    report, _ = app.run_once([tmp_path / "repo.git-src"], repo, FLAT)
+    assert report.ok and not report.commits
+
+
+def test_history_and_changes_cross_the_migration(tmp_path):
+    """After a migration an object's history still shows its flat-era commits, the move,
+    and later sharded commits; no tenant is reported as changed by a human."""
+    repo = reconciled(tmp_path, FLAT)
+    app.migrate_layout(repo, SHARDED, "sharded")
+    source = tmp_path / "repo.git-src"
+    _bump_workers(source)
+    report, _ = app.run_once([source], repo, SHARDED)
+    assert report.ok and len(report.commits) == 1, report.outcomes
+    entries = app.history(app.Target(str(repo)), SHARDED, app.parse_key("customer/acme"))
+    kinds = [e.kind for e in entries]
+    assert kinds == ["reconciler", "layout", "reconciler"], kinds
+    rows = app.status(app.Target(str(repo)), SHARDED, [source], None)
+    assert {r.state for r in rows if r.kind == "Customer"} == {"InSync"}, \
+        [(r.name, r.state, r.message) for r in rows]
+
+
+def test_migrate_refuses_against_the_settings_and_over_uncommitted_work(tmp_path):
+    """--to against the layout setting is refused; in a work tree with a human's uncommitted
+    tenant file nothing is moved."""
+    repo = reconciled(tmp_path, FLAT)
+    with pytest.raises(errors.UserInputError, match="setting layout is flat"):
+        app.migrate_layout(repo, FLAT, "sharded")
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(repo), str(work))
+    head = git(work, "rev-parse", "HEAD")
+    (work / "tenants" / "acme" / "notes.yaml").write_text("kind: ConfigMap\n")
+    with pytest.raises(errors.UserInputError, match="tenants/acme/notes.yaml: uncommitted"):
+        app.migrate_layout(work, SHARDED, "sharded")
+    assert git(work, "rev-parse", "HEAD") == head
+
+
+def test_migrate_pushes_to_a_remote_like_any_commit(tmp_path):
+    """With a remote URL the migration is committed in the mirror and pushed; the remote
+    then holds the sharded tenants."""
+    repo = reconciled(tmp_path, FLAT)
+    target = app.Target(f"file://{repo}", state_dir=tmp_path / "state")
+    done = app.migrate_layout(target, SHARDED, "sharded")
+    assert done.commit is not None and done.delivered is not None
+    assert done.delivered.error is None
+    assert git(repo, "rev-parse", "main") == done.commit
+    assert tenant_dirs(repo) == {f"tenants/{layout.shard_of(n)}/{n}" for n in TENANTS}
+
+
+def test_examples_are_unchanged_by_the_tests():
+    """The shared examples directory is only ever copied (guard for the helpers above)."""
+    assert (EXAMPLES / "customers").is_dir() and shutil.which("git")
