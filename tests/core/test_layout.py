@@ -62,7 +62,7 @@ def test_migration_moves_every_flat_tenant_into_its_shard_and_back():
 
 def test_migration_refuses_a_repo_holding_both_layouts():
     """Flat and sharded tenant directories side by side (made by hand) are refused by name."""
-    with pytest.raises(layout.MigrationConflictError, match="tenants/acme.*tenants/_82/x"):
+    with pytest.raises(layout.MigrationConflictError, match=r"tenants/acme.*tenants/_82/x"):
         layout.plan_migration(["acme", "_82"], {"_82": ["x"]}, layout.SHARDED)
 
 

@@ -157,7 +157,7 @@ def test_migrate_refuses_against_the_settings_and_over_uncommitted_work(tmp_path
     git(tmp_path, "clone", "-q", str(repo), str(work))
     head = git(work, "rev-parse", "HEAD")
     (work / "tenants" / "acme" / "notes.yaml").write_text("kind: ConfigMap\n")
-    with pytest.raises(errors.UserInputError, match="tenants/acme/notes.yaml: uncommitted"):
+    with pytest.raises(errors.UserInputError, match=r"tenants/acme/notes\.yaml: uncommitted"):
         app.migrate_layout(work, SHARDED, "sharded")
     assert git(work, "rev-parse", "HEAD") == head
 
