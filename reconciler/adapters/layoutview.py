@@ -12,13 +12,15 @@ history) look in both places, so an object's history and rollbacks cross a migra
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Iterator
 
-from reconciler.core import layout
+from reconciler.core import errors, layout
 from reconciler.core.history import CommitInfo
 from reconciler.core.plan import ChangeSet
 from reconciler.ports.configrepo import ConfigRepo
 
+log = logging.getLogger(__name__)
 TOP = layout.SHARDED_TOP
 
 
@@ -29,6 +31,9 @@ class LayoutView:
         self.inner = inner
         self.wanted = wanted
         self._checked: tuple[str | None, layout.Layout | None] | None = None
+        #: tenant name -> a directory holding it outside its shard (a human moved or made
+        #: it), as the last full listing found them; writing the tenant would deploy it twice
+        self._strays: dict[str, str] = {}
 
     # -- the guard ------------------------------------------------------------------------
 
@@ -73,10 +78,24 @@ class LayoutView:
         if physical != TOP or self.wanted != layout.SHARDED:
             return self.inner.list_directories(physical)
         out: list[str] = []
-        for shard in sorted(self.inner.list_directories(TOP)):
-            if layout.is_shard(shard):
-                out += [name for name in self.inner.list_directories(f"{TOP}/{shard}")
-                        if layout.shard_of(name) == shard]
+        strays: dict[str, str] = {}
+        for entry in sorted(self.inner.list_directories(TOP)):
+            if entry.startswith("."):
+                continue
+            if not layout.is_shard(entry):
+                strays[entry] = f"{TOP}/{entry}"
+                continue
+            for name in self.inner.list_directories(f"{TOP}/{entry}"):
+                if layout.shard_of(name) == entry:
+                    out.append(name)
+                else:
+                    strays.setdefault(name, f"{TOP}/{entry}/{name}")
+        for name in sorted(strays.keys() - self._strays.keys()):
+            log.warning("%s/ is not where the sharded layout puts tenant %s (%s/); it is not "
+                        "managed, and %s is not written until it is moved or removed",
+                        strays[name], name, layout.physical_path(f"{TOP}/{name}",
+                                                                 layout.SHARDED), name)
+        self._strays = strays
         return out
 
     def tree_id(self, directory: str) -> str | None:
@@ -99,6 +118,14 @@ class LayoutView:
         if not any(p.startswith(f"{TOP}/") for p in changes.paths):
             return self.inner.commit(changes, message)
         mode = self._mode()
+        for path in changes.writes:
+            top, _, rest = path.partition("/")
+            name = rest.partition("/")[0]
+            if mode == layout.SHARDED and top == TOP and name in self._strays:
+                raise errors.UnsafeWriteError(
+                    f"{self._strays[name]}/ holds tenant {name} outside its shard: move or "
+                    f"remove it first (writing {layout.physical_path(path, mode)} too would "
+                    "deploy the tenant twice)")
         writes = {layout.physical_path(p, mode): data for p, data in changes.writes.items()}
         deletes = frozenset(layout.physical_path(p, mode) for p in changes.deletes)
         if mode == layout.SHARDED and self.repo_layout() is None and writes:

@@ -75,11 +75,13 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
         for name in repo.list_directories(top):
             key = ObjectKey(kind, name)
             if key not in seen:
-                rows.append(_orphan_row(key, verdicts.get(key), last.get(key)))
+                rows.append(_orphan_row(key, verdicts.get(key), last.get(key),
+                                        layout.directory_of(key, settings.layout)))
     return sorted(rows, key=lambda r: (r.kind, r.name))
 
 
-def _orphan_row(key: ObjectKey, verdict: Outcome | None, last: str | None) -> StatusRow:
+def _orphan_row(key: ObjectKey, verdict: Outcome | None, last: str | None,
+                directory: str) -> StatusRow:
     """A directory with no resource: what the next run will really do with it."""
     if verdict is None:
         state, message, valid = "NotOwned", "directory was not made by the reconciler; " \
@@ -92,7 +94,7 @@ def _orphan_row(key: ObjectKey, verdict: Outcome | None, last: str | None) -> St
             "it is left alone", True
     else:  # held: budget, empty source, unreadable file, a human brought it back
         state, message, valid = verdict.reason.value, verdict.message, verdict.ok
-    return StatusRow(key.kind, key.name, valid, state, message, last, key.directory)
+    return StatusRow(key.kind, key.name, valid, state, message, last, directory)
 
 
 def _with_verdict(row: StatusRow, verdict: Outcome | None) -> StatusRow:
@@ -133,7 +135,7 @@ def _object_row(obj: Resource, directory: DirectoryState, settings: Settings, *,
         if now >= deadline:
             state = "Expired"
     return StatusRow(key.kind, key.name, True, state, message, last.get(key),
-                     key.directory if record else None)
+                     layout.directory_of(key, settings.layout) if record else None)
 
 
 def last_commits(repo: ConfigRepo) -> dict[ObjectKey, str]:

@@ -177,3 +177,27 @@ def test_migrate_pushes_to_a_remote_like_any_commit(tmp_path):
 def test_examples_are_unchanged_by_the_tests():
     """The shared examples directory is only ever copied (guard for the helpers above)."""
     assert (EXAMPLES / "customers").is_dir() and shutil.which("git")
+
+
+def test_a_tenant_moved_out_of_its_shard_by_hand_is_not_written_twice(tmp_path):
+    """A human moving a tenant into the wrong shard (or back to tenants/<name>) makes the
+    reconciler refuse that tenant with one line instead of writing a second copy; the other
+    tenants keep working."""
+    repo = reconciled(tmp_path, SHARDED)
+    src = "tenants/_82/acme"
+    files = {p: git(repo, "show", f"main:{p}").encode() + b"\n"
+             for p in tree_paths(repo, "main", src)}
+    human_commit(repo, {**dict.fromkeys(files),
+                        **{p.replace(src, "tenants/_00/acme"): d for p, d in files.items()}},
+                 "move acme by hand")
+    source = tmp_path / "repo.git-src"
+    _bump_workers(source, "acme", 9)
+    _bump_workers(source, "big-client-0815", 9)
+    report, _ = app.run_once([source], repo, SHARDED)
+    refused = {str(o.key): o for o in report.outcomes if not o.ok}
+    assert set(refused) == {"customer/acme"}
+    assert "tenants/_00/acme/ holds tenant acme outside its shard" in refused[
+        "customer/acme"].message
+    assert not any(p.startswith(src) for p in tree_paths(repo))
+    changed = git(repo, "show", "--name-only", "--format=", "main").splitlines()
+    assert any(p.startswith("tenants/_06/big-client-0815/") for p in changed)
