@@ -86,7 +86,7 @@ def measure(workdir: Path, customers: int, changes: int, wanted: layout.Layout) 
         wall.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - started_cpu) * 1000)
         sizes.append(tree_bytes(git, commit, name, wanted))
-    head = git[inner.head()]
+    head = git[str(inner.head())]
     assert isinstance(head, pygit2.Commit)
     tenants = git[head.tree["tenants"].id]
     assert isinstance(tenants, pygit2.Tree)

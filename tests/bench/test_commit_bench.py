@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = {"customers", "commit_ms_median", "git_cli_ms_median", "speedup", "floor_ms_median",
            "resync_s", "resync_objects_written", "cold_start_s", "bootstrap_s", "peak_rss_mb",
-           "loose_objects", "status_s", "history_s"}
+           "loose_objects", "status_s", "history_s", "layout", "commit_tree_bytes"}
 
 
 def test_commit_bench_reports_every_figure_and_a_restart_writes_nothing(tmp_path):
