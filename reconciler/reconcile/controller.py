@@ -206,7 +206,11 @@ class Controller:
         total = 0
         for kind, top in DIRECTORIES.items():
             known = set(self.informers[kind].names())
-            present = self._repo.list_directories(top)
+            try:
+                present = self._repo.list_directories(top)
+            except errors.ReconcilerError as exc:  # a repo laid out otherwise: hold, say so
+                log.error("not looking for orphaned %s directories: %s", top, exc)
+                continue
             orphans = [name for name in present if name not in known]
             total += len(orphans)
             budget = max(decide.removal_budget(len(present), self._settings),
