@@ -14,6 +14,7 @@ label), so a shard directory can never be mistaken for a flat tenant directory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -55,6 +56,7 @@ def branch_for(key: ObjectKey) -> str:
     return f"{BRANCH_PREFIX}{key.kind.lower()}/{key.name}"
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def shard_of(name: str) -> str:
     """The shard directory of a tenant: ``_`` + first two hex digits of sha256(name)."""
     return "_" + hashlib.sha256(name.encode()).hexdigest()[:SHARD_DIGITS]

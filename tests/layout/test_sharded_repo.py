@@ -201,3 +201,23 @@ def test_a_tenant_moved_out_of_its_shard_by_hand_is_not_written_twice(tmp_path):
     assert not any(p.startswith(src) for p in tree_paths(repo))
     changed = git(repo, "show", "--name-only", "--format=", "main").splitlines()
     assert any(p.startswith("tenants/_06/big-client-0815/") for p in changed)
+
+
+def test_rollback_to_a_generation_from_before_the_migration_restores_it_in_its_shard(
+        tmp_path):
+    """Rolling a tenant back to a commit made in the flat layout writes those files at the
+    tenant's sharded path, as one commit touching only that directory."""
+    repo = reconciled(tmp_path, FLAT)
+    flat_era = git(repo, "rev-parse", "main")
+    app.migrate_layout(repo, SHARDED, "sharded")
+    source = tmp_path / "repo.git-src"
+    _bump_workers(source, "acme", 9)
+    report, _ = app.run_once([source], repo, SHARDED)
+    assert report.ok and len(report.commits) == 1
+    outcome, _, _ = app.rollback(app.Target(str(repo)), SHARDED, app.parse_key("customer/acme"),
+                                 flat_era, spec_source=None, kubeconfig=None, context=None)
+    assert outcome.ok and outcome.commit, outcome
+    changed = git(repo, "show", "--name-only", "--format=", "main").splitlines()
+    assert changed and all(p.startswith("tenants/_82/acme/") for p in changed), changed
+    assert git(repo, "rev-parse", "main:tenants/_82/acme") == \
+        git(repo, "rev-parse", f"{flat_era}:tenants/acme")
