@@ -38,16 +38,21 @@ class LayoutView:
     # -- the guard ------------------------------------------------------------------------
 
     def repo_layout(self) -> layout.Layout | None:
-        """The layout of the tenants at the head: the record's, else flat when a tenant
-        directory exists; None for a repo without tenants (either layout fits)."""
+        """The layout of the tenants at the head: the record's; without one, what the
+        directories say (flat when any is not a shard). None when that fits the wanted
+        layout without a record: no tenant yet, or shards whose record a human deleted
+        (the next sharded commit writes it)."""
         head = self.inner.head()
         if self._checked is not None and self._checked[0] == head:
             return self._checked[1]
         raw = self.inner.read_file(layout.LAYOUT_RECORD)
         found: layout.Layout | None = layout.parse_layout_record(raw)
-        if raw is None and self.wanted != layout.FLAT and not any(
-                not name.startswith(".") for name in self.inner.list_directories(TOP)):
-            found = None  # no tenant yet: the first sharded commit writes the record
+        if raw is None:
+            dirs = [n for n in self.inner.list_directories(TOP) if not n.startswith(".")]
+            if not dirs:
+                found = None
+            elif all(layout.is_shard(n) for n in dirs):
+                found = None if self.wanted == layout.SHARDED else layout.SHARDED
         self._checked = (head, found)
         return found
 

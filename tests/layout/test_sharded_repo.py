@@ -221,3 +221,19 @@ def test_rollback_to_a_generation_from_before_the_migration_restores_it_in_its_s
     assert changed and all(p.startswith("tenants/_82/acme/") for p in changed), changed
     assert git(repo, "rev-parse", "main:tenants/_82/acme") == \
         git(repo, "rev-parse", f"{flat_era}:tenants/acme")
+
+
+def test_a_deleted_layout_record_neither_fools_flat_settings_nor_stops_sharded_ones(tmp_path):
+    """With the record deleted by hand, the shard directories still say sharded: a flat
+    reconciler holds (it would write every tenant a second time), a sharded one goes on and
+    writes the record back with its next change."""
+    repo = reconciled(tmp_path, SHARDED)
+    human_commit(repo, {layout.LAYOUT_RECORD: None}, "drop the layout record")
+    source = tmp_path / "repo.git-src"
+    with pytest.raises(errors.UserInputError, match="tenants are sharded"):
+        app.run_once([source], repo, FLAT)
+    _bump_workers(source, "acme", 5)
+    report, _ = app.run_once([source], repo, SHARDED)
+    assert report.ok and len(report.commits) == 1
+    assert json.loads(git(repo, "show", f"main:{layout.LAYOUT_RECORD}"))["layout"] == "sharded"
+    assert tenant_dirs(repo) == {f"tenants/{layout.shard_of(n)}/{n}" for n in TENANTS}
