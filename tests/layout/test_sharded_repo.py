@@ -116,16 +116,21 @@ def _blob(repo: Path, name: str, file: str) -> bytes:
 
 
 def test_git_revert_of_the_migration_restores_the_flat_repo(tmp_path):
-    """The migration commit reverts cleanly with the git CLI, even after later tenant
-    commits in the sharded layout, and flat settings then converge it without duplicates."""
+    """The migration commit reverts cleanly with the git CLI, even after a later tenant
+    commit in the sharded layout, and flat settings then find nothing to do (the later
+    change came back with the directory) and write no duplicate."""
     repo = reconciled(tmp_path, FLAT)
     done = app.migrate_layout(repo, SHARDED, "sharded")
+    _bump_workers(tmp_path / "repo.git-src", "acme", 6)
+    report, _ = app.run_once([tmp_path / "repo.git-src"], repo, SHARDED)
+    assert report.ok and len(report.commits) == 1
     work = tmp_path / "work"
     git(tmp_path, "clone", "-q", str(repo), str(work))
     git(work, "revert", "--no-edit", str(done.commit))
     git(work, "push", "-q", "origin", "main")
     assert tenant_dirs(repo) == {f"tenants/{n}" for n in TENANTS}
     assert git(repo, "ls-tree", "main", layout.LAYOUT_RECORD) == ""
+    assert "replicas: 6" in git(repo, "show", "main:tenants/acme/scheduler.yaml")
     report, _ = app.run_once([tmp_path / "repo.git-src"], repo, FLAT)
     assert report.ok and not report.commits
 
