@@ -31,6 +31,10 @@ class LayoutView:
         self.inner = inner
         self.wanted = wanted
         self._checked: tuple[str | None, layout.Layout | None] | None = None
+        #: the last check found the repo in the wanted layout: reads trust it without
+        #: reading the head again (a per-object cost); writes and full listings re-check,
+        #: so a repo migrated underneath is refused before anything is written
+        self._agreed = False
         #: tenant name -> a directory holding it outside its shard (a human moved or made
         #: it), as the last full listing found them; writing the tenant would deploy it twice
         self._strays: dict[str, str] = {}
@@ -56,15 +60,20 @@ class LayoutView:
         self._checked = (head, found)
         return found
 
-    def _mode(self) -> layout.Layout:
-        """The layout to read and write tenants in (raises on a mismatch)."""
+    def _mode(self, *, fresh: bool = False) -> layout.Layout:
+        """The layout to read and write tenants in (raises on a mismatch); ``fresh``:
+        check the head as it is now, not as the last check found it."""
+        if self._agreed and not fresh:
+            return self.wanted
+        self._agreed = False
         layout.check_layout(self.repo_layout(), self.wanted)
+        self._agreed = True
         return self.wanted
 
     def _path(self, logical: str) -> str:
         if logical != TOP and not logical.startswith(f"{TOP}/"):
             return logical
-        return layout.physical_path(logical, self._mode())
+        return layout.physical_path(logical, self._mode(fresh=logical == TOP))
 
     # -- reading the head -----------------------------------------------------------------
 
@@ -122,7 +131,7 @@ class LayoutView:
         into a repo without tenants also writes the layout record."""
         if not any(p.startswith(f"{TOP}/") for p in changes.paths):
             return self.inner.commit(changes, message)
-        mode = self._mode()
+        mode = self._mode(fresh=True)
         for path in changes.writes:
             top, _, rest = path.partition("/")
             name = rest.partition("/")[0]

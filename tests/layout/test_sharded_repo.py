@@ -242,3 +242,21 @@ def test_a_deleted_layout_record_neither_fools_flat_settings_nor_stops_sharded_o
     assert report.ok and len(report.commits) == 1
     assert json.loads(git(repo, "show", f"main:{layout.LAYOUT_RECORD}"))["layout"] == "sharded"
     assert tenant_dirs(repo) == {f"tenants/{layout.shard_of(n)}/{n}" for n in TENANTS}
+
+
+def test_a_running_flat_reconciler_never_writes_into_a_repo_migrated_underneath(tmp_path):
+    """A flat reconciler that already read the repo, then sees it migrated by someone else,
+    refuses its next change before writing anything (no flat copy next to the shard)."""
+    repo = reconciled(tmp_path, FLAT)
+    _, engine = app.local_reconciler(repo, FLAT)
+    source = tmp_path / "repo.git-src"
+    parsed = app.read_sources([source], FLAT)
+    assert engine.sync(parsed).ok  # reads every tenant: the view agreed on flat
+    app.migrate_layout(repo, SHARDED, "sharded")
+    migrated = git(repo, "rev-parse", "main")
+    _bump_workers(source, "acme", 8)
+    [acme] = [o for o in app.read_sources([source], FLAT).objects if o.key.name == "acme"]
+    outcome = engine.apply(acme)
+    assert not outcome.ok and "tenants are sharded" in outcome.message
+    assert git(repo, "rev-parse", "main") == migrated
+    assert "tenants/acme" not in tenant_dirs(repo)
