@@ -35,9 +35,10 @@ def kube_fixture(cluster: clusters.Cluster) -> fixtures.Kubectl:
     return cluster.kubectl
 
 
-def wait_until(probe: Callable[[], T], *, timeout: float = 10.0, what: str = "condition",
+def wait_until(probe: Callable[[], T], *, timeout: float = 30.0, what: str = "condition",
                interval: float = 0.05) -> T:
-    """Poll ``probe`` until it returns something truthy; fail the test after ``timeout``."""
+    """Poll ``probe`` until it returns something truthy; fail the test after ``timeout`` (generous:
+    a loaded CI machine is slow, and a passing probe returns at once)."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
