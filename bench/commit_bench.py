@@ -16,6 +16,9 @@ readable summary:
   history_commits           own single-object commits written after the import (--history)
   cold_start_s              `reconciler run --once` (new process) over the unchanged fleet
   peak_rss_mb               peak resident memory of that process
+  watch_rss_mb              resident memory of `reconciler run --source` (watch mode, the
+                            running controller of local mode) after its first full pass
+  watch_peak_rss_mb         its peak resident memory up to then
   cold_start_objects_written  commits it made (should be 0)
   status_s                  `reconciler status` (new process)
   history_s                 `reconciler history customer/NAME` (new process)
@@ -33,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -82,14 +84,27 @@ def write_manifests(source: Path, n: int, workers: dict[int, int]) -> None:
         (source / f"customers-{start // 1000:03d}.yaml").write_bytes(yamlio.dump_documents(docs))
 
 
+def memory_kb(pid: int | str = "self") -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in KB. Not ``ru_maxrss``: Linux carries that
+    over ``fork``/``exec``, so a child would report this benchmark's own size."""
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                out[name] = int(value.split()[0])
+    return out
+
+
 def cli(*args: str) -> tuple[float, float, str]:
     """Run the reconciler CLI in a new process: (seconds, its peak RSS in MB, stdout)."""
-    code = ("import resource, sys\n"
+    code = ("import sys\n"
             "from reconciler.cli import main\n"
             "try:\n    rc = main(sys.argv[1:])\n"
             "finally:\n"
-            "    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "    print(f'__rss_kb {rss}', file=sys.stderr)\n"
+            "    with open('/proc/self/status') as status:\n"
+            "        rss = [l.split()[1] for l in status if l.startswith('VmHWM:')]\n"
+            "    print(f'__rss_kb {rss[0]}', file=sys.stderr)\n"
             "sys.exit(rc)\n")
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
@@ -177,19 +192,55 @@ def main() -> int:
                              "--changes)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--workdir", default=None, help="where to create the repos (default: TMPDIR)")
+    parser.add_argument("--no-watch", action="store_true",
+                        help="skip the watch-mode (running controller) memory figure")
     parser.add_argument("--layout", choices=["flat", "sharded"], default="flat",
                         help="tenant layout of the repository (the `layout` setting)")
     args = parser.parse_args()
     os.environ["RECONCILER_LAYOUT"] = args.layout  # the CLI runs below read it
     history = args.changes if args.history is None else max(args.history, args.changes)
     with tempfile.TemporaryDirectory(prefix="commit-bench-", dir=args.workdir) as tmp:
-        out = measure(Path(tmp), args.customers, args.changes, history, args.layout)
-    print_result(out, as_json=args.json)
+        out = measure(Path(tmp), args.customers, args.changes, history,
+                      watch=not args.no_watch, tenant_layout=args.layout)
+        # printed before the scratch directory goes: deleting a 100,000-tenant work tree
+        # takes minutes
+        print_result(out, as_json=args.json)
+        sys.stdout.flush()
     return 0
 
 
-def measure(root: Path, n: int, changes: int, history: int,
-            tenant_layout: str = "flat") -> dict[str, object]:
+def watch_memory(target: tuple[str, ...], timeout: float = 3600.0) -> dict[str, object]:
+    """Start ``reconciler run`` in watch mode (the long-running local controller), wait
+    for its first full pass to end, and read its memory; then stop it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom reconciler.cli import main\n"
+         "sys.exit(main(sys.argv[1:]))", "--log-format", "json", "run", *target],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    t0 = time.perf_counter()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # a pass ends with its summary line
+            if "objects unchanged" in line:
+                break
+            if time.perf_counter() - t0 > timeout:
+                break
+        seconds = time.perf_counter() - t0
+        time.sleep(1.0)  # settled: what it holds while waiting for the next change
+        mem = memory_kb(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return {"watch_first_pass_s": round(seconds, 3),
+            "watch_rss_mb": round(mem.get("VmRSS", 0) / 1024, 1),
+            "watch_peak_rss_mb": round(mem.get("VmHWM", 0) / 1024, 1)}
+
+
+def measure(root: Path, n: int, changes: int, history: int, *,
+            watch: bool = True, tenant_layout: str = "flat") -> dict[str, object]:
     """Every figure, in a scratch directory ``root``."""
     settings = Settings(layout="sharded" if tenant_layout == "sharded" else "flat")
     out: dict[str, object] = {"customers": n, "layout": settings.layout}
@@ -217,6 +268,8 @@ def measure(root: Path, n: int, changes: int, history: int,
     out["history_s"] = round(seconds, 3)
     out["history_rows"] = max(0, len(printed.splitlines()) - 1)
     out["loose_objects"] = loose_objects(config)
+    if watch:
+        out.update(watch_memory(target))
 
     floor = time_floor(config, settings, n, changes)
     theirs = time_git_cli(root, settings, n, changes)
@@ -224,7 +277,7 @@ def measure(root: Path, n: int, changes: int, history: int,
     out["floor_ms_median"] = round(statistics.median(floor), 3)
     out["git_cli_ms_median"] = round(statistics.median(theirs), 3)
     out["speedup"] = round(statistics.median(theirs) / statistics.median(ours), 1)
-    out["bench_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["bench_rss_mb"] = round(memory_kb().get("VmHWM", 0) / 1024, 1)
     out["git_version"] = subprocess.run(["git", "--version"], capture_output=True, text=True,
                                         check=False).stdout.strip()
     out["cpus"] = os.cpu_count()

@@ -320,6 +320,22 @@ class MirrorConfigRepo:
         """Commits after ``since``, newest first, that change ``path``."""
         return self.local.commits_touching(path, since, limit)
 
+    def last_change(self, directory: str) -> str | None:
+        """The newest first-parent commit changing something at or under ``directory``."""
+        return self.local.last_change(directory)
+
+    def touches(self, commit_id: str, path: str) -> bool:
+        """Whether a commit's change (against its first parent) is at or under ``path``."""
+        return self.local.touches(commit_id, path)
+
+    def changed_after(self, directory: str, commit_id: str) -> bool | None:
+        """Whether a first-parent commit after ``commit_id`` changed ``directory``."""
+        return self.local.changed_after(directory, commit_id)
+
+    def read_commit(self, commit_id: str) -> CommitInfo | None:
+        """One commit, None when there is no such commit."""
+        return self.local.read_commit(commit_id)
+
     def is_signed(self, commit_id: str) -> bool:
         """Whether the commit carries a signature header."""
         return self.local.is_signed(commit_id)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,11 @@ from reconciler.adapters import looseobjects, touchindex
 from reconciler.adapters.signing import Signer
 from reconciler.core import errors, names
 from reconciler.core.history import CommitInfo
-from reconciler.core.plan import ChangeSet
+from reconciler.core.plan import ChangeSet, Streamed
 
 log = logging.getLogger(__name__)
+#: how far a long write has come (the CLI shows it; off a terminal, a few log lines)
+progress = logging.getLogger("reconciler.progress")
 
 _BLOB = pygit2.enums.FileMode.BLOB
 _TREE = pygit2.enums.FileMode.TREE
@@ -37,6 +38,9 @@ LOOSE_LIMIT = 4096
 PACKS_LIMIT = 16
 #: a commit writing at least this many files writes its objects as one pack, not loose
 BULK_WRITES = 2000
+#: libgit2's object cache and its mapped pack windows, at most (see tune_libgit2)
+CACHE_BYTES = 32 << 20
+MAPPED_BYTES = 32 << 20
 #: root tree ids of this many commits are remembered (a few hundred bytes each)
 ROOTS_KEPT = 65536
 
@@ -51,8 +55,14 @@ def tune_libgit2() -> None:
     """Process-wide libgit2 settings, applied once by the composition root.
 
     libgit2 caches only small trees by default; the flat tenants/ tree is large and hot.
+    Its other defaults grow with the repository: every pack stays mapped (a pass over
+    100,000 tenants touches most of a 240 MB pack, all of it resident) and the object
+    cache may hold 256 MB; both are bounded here (mapped windows are reused, LRU).
     """
     pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 64 << 20)
+    pygit2.settings.cache_max_size(CACHE_BYTES)
+    pygit2.settings.mwindow_size = MAPPED_BYTES // 4  # windows of 1 GB would defeat the limit
+    pygit2.settings.mwindow_mapped_limit = MAPPED_BYTES
 
 
 class GitConfigRepo:
@@ -77,6 +87,8 @@ class GitConfigRepo:
         self._loose: int | None = None  # loose objects, estimated; None: not counted yet
         self._pack: looseobjects.PackWriter | None = None  # set while a bulk commit builds
         self._touched: dict[str, frozenset[str]] | None = None  # commit -> changed dirs
+        self._line = touchindex.Line()  # the first-parent line at the head it was built for
+        self._differ = touchindex.TreeDiffer(self._read_raw)
         #: no other process writes this repository (a mirror under our lock): any lock file
         #: found in it was left by a killed run of ours
         self.sole_writer = False
@@ -187,7 +199,10 @@ class GitConfigRepo:
                 return None
             tree = self._repo[entry[1]]
         children = {str(e.name): (e.type_str == "tree", e.id) for e in tree}
-        self._dirs[directory] = children
+        if directory == "" or any(is_tree for is_tree, _ in children.values()):
+            # listings of leaf directories (one per tenant) are not kept: read again from
+            # libgit2's cache, they cost less than 100,000 kept dicts (~130 MB)
+            self._dirs[directory] = children
         return children
 
     def _tree_of(self, commit_id: str | None) -> Any:
@@ -318,14 +333,82 @@ class GitConfigRepo:
                 out.append(commit_info(commit))
                 if limit is not None and len(out) >= limit:
                     break
+        self._differ.forget()
         touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, learnt)
         return out
 
+    def last_change(self, directory: str) -> str | None:
+        """The newest commit of the branch's first-parent line whose change (against its
+        first parent) is at or under ``directory``; None when none is."""
+        return self._first_parent_line().newest.get(directory)
+
+    def touches(self, commit_id: str, path: str) -> bool:
+        """Whether ``commit_id``'s change (against its first parent) is at or under
+        ``path`` (from the index; a commit it lacks is diffed once and added)."""
+        index = self._touch_index()
+        dirs = index.get(commit_id)
+        if dirs is None:
+            commit = self._repo.get(pygit2.Oid(hex=commit_id))
+            if not isinstance(commit, pygit2.Commit):
+                return False
+            dirs = index[commit_id] = self._changed_directories(commit)
+            touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, [(commit_id, dirs)])
+        return touchindex.touches(dirs, path)
+
+    def changed_after(self, directory: str, commit_id: str) -> bool | None:
+        """Whether a commit of the branch's first-parent line newer than ``commit_id``
+        changed something at or under ``directory``; None when ``commit_id`` is not on
+        that line (a commit of a merged branch, or not in the branch at all)."""
+        line = self._first_parent_line()
+        mine = line.position.get(commit_id)
+        if mine is None:
+            return None
+        newest = line.newest.get(directory)
+        return newest is not None and line.position[newest] > mine
+
+    def read_commit(self, commit_id: str) -> CommitInfo | None:
+        """One commit as plain data, None when there is no such commit."""
+        try:
+            commit = self._repo.get(pygit2.Oid(hex=commit_id))
+        except ValueError:
+            return None
+        return commit_info(commit) if isinstance(commit, pygit2.Commit) else None
+
+    def _first_parent_line(self) -> touchindex.Line:
+        """The line at the current head: extended by the commits added since the head it
+        was built for (each one's changed directories from the index, a diff only for a
+        commit the index lacks), rebuilt when the head does not continue it."""
+        line, head = self._line, self.head()
+        if line.head == head:
+            return line
+        index = self._touch_index()
+        learnt: list[tuple[str, frozenset[str]]] = []
+        added: list[tuple[str, frozenset[str]]] = []
+        continues = False
+        commit_id = head
+        while commit_id is not None:
+            if commit_id == line.head:
+                continues = True
+                break
+            commit = self._repo.get(pygit2.Oid(hex=commit_id))
+            if not isinstance(commit, pygit2.Commit):
+                break  # beyond a shallow clone's edge: the line starts here
+            dirs = index.get(commit_id)
+            if dirs is None:
+                dirs = index[commit_id] = self._changed_directories(commit)
+                learnt.append((commit_id, dirs))
+            added.append((commit_id, dirs))
+            parents = commit.parent_ids
+            commit_id = str(parents[0]) if parents else None
+        self._differ.forget()
+        touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, learnt)
+        line.advance(head, added, continues=continues)
+        return line
+
     def _remember_touched(self, commit_id: str, paths: Iterable[str],
-                          moved: Iterable[str] = ()) -> None:
-        """Index our own new commit's changed directories (we know them: no diff later);
-        ``moved``: directories moved whole (a diff lists every file in them)."""
-        dirs = frozenset(p.rpartition("/")[0] for p in paths) | frozenset(moved)
+                          directories: Iterable[str] = ()) -> None:
+        """Index our own new commit's changed directories (we know them: no diff later)."""
+        dirs = frozenset([*(p.rpartition("/")[0] for p in paths), *directories])
         if self._touched is not None:
             self._touched[commit_id] = dirs
         touchindex.append(Path(self._repo.path) / touchindex.FILE_NAME, [(commit_id, dirs)])
@@ -337,14 +420,15 @@ class GitConfigRepo:
 
     def _changed_directories(self, commit: pygit2.Commit) -> frozenset[str]:
         """The directories holding the files a commit changed against its first parent
-        (libgit2 skips identical subtrees by id, so this costs what changed)."""
-        diff = commit.tree.diff_to_tree(commit.parents[0].tree) if commit.parents \
-            else commit.tree.diff_to_tree()
-        out: set[str] = set()
-        for delta in diff.deltas:
-            for file_path in (delta.old_file.path, delta.new_file.path):
-                out.add(file_path.rpartition("/")[0])
-        return frozenset(out)
+        (identical subtrees are skipped by id, so this costs the trees on changed paths)."""
+        parents = commit.parent_ids
+        parent = self._repo.get(parents[0]) if parents else None
+        old = parent.tree_id.raw if isinstance(parent, pygit2.Commit) else None
+        return frozenset(self._differ.changed(old, commit.tree_id.raw))
+
+    def _read_raw(self, raw_id: bytes) -> bytes:
+        data: bytes = self._repo.odb.read(pygit2.Oid(raw=raw_id))[1]
+        return data
 
     def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from the head, newest first (topological, then time)."""
@@ -370,7 +454,8 @@ class GitConfigRepo:
         above them."""
         if changes.empty and not moves:
             raise ValueError("refusing to make an empty commit")
-        for path in [*changes.paths, *moves, *moves.values()]:
+        streamed = changes.streamed.directories if changes.streamed is not None else ()
+        for path in [*changes.paths, *streamed, *moves, *moves.values()]:
             try:
                 names.check_relative_path(path)
             except names.UnsafePathError as exc:
@@ -379,13 +464,13 @@ class GitConfigRepo:
         if head != self._index_head:  # listings of another head must not be carried over
             self._dirs.clear()
             self._index_head = head
-        self._refuse_symlinks(head, [*changes.paths, *moves.values()])
-        trees: dict[str, _Moved] = {}
+        self._refuse_symlinks(head, [*changes.paths, *streamed, *moves.values()])
+        trees: dict[str, _Subtree] = {}
         for source, destination in moves.items():
             entry = self._entry(source)
             if entry is None or not entry[0]:
                 raise errors.RepoError(f"cannot move {source}: not a directory at the head")
-            trees[destination] = _Moved(entry[1])
+            trees[destination] = _Subtree(entry[1])  # the same tree, at its new path
         try:
             return self._commit_on(head, changes, message, moves, trees)
         except OSError:
@@ -399,18 +484,24 @@ class GitConfigRepo:
             raise errors.RepoError(f"commit failed: {exc}") from exc
 
     def _commit_on(self, head: str | None, changes: ChangeSet, message: str,
-                   moves: Mapping[str, str], trees: Mapping[str, _Moved]) -> str:
-        ops: dict[str, bytes | _Moved | None] = dict(changes.writes)
+                   moves: Mapping[str, str], trees: Mapping[str, _Subtree]) -> str:
+        # bytes, None (delete) or a _Subtree (a streamed directory or one moved whole)
+        ops: dict[str, Any] = dict(changes.writes)
         ops.update(dict.fromkeys(changes.deletes))
         ops.update(dict.fromkeys(moves))
         ops.update(trees)
         changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
         objects_dir = Path(self._repo.path) / "objects"
         bulk = self._pack = looseobjects.PackWriter(objects_dir) \
-            if len(ops) >= BULK_WRITES else None
+            if len(ops) >= BULK_WRITES or changes.streamed is not None else None
+        touched: set[str] = set()
         try:
             base = self._tree_of(head)
-            tree_id = self._build("", base, ops, changed)
+            if changes.streamed is not None:
+                ops.update(self._write_streamed(head, changes.streamed, touched))
+            # a streamed commit drops every kept listing afterwards: nothing to patch, so
+            # no record of its 100,000 changed entries either
+            tree_id = self._build("", base, ops, changed if changes.streamed is None else {})
             if bulk is not None:  # the pack must be in place before the commit names it
                 self._pack = None
                 bulk.finish()
@@ -438,10 +529,13 @@ class GitConfigRepo:
             if self._pack is not None:  # failed before the pack was finished
                 self._pack.abandon()
             self._pack = None
+        if changes.streamed is not None:  # the listings inside were never patched
+            self._dirs.clear()
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
-        self._remember_touched(str(oid), [*changes.writes, *changes.deletes],
-                               [*moves, *moves.values()])
+        self._remember_touched(str(oid), [p for p, v in ops.items()
+                                          if not isinstance(v, _Subtree)],
+                               touched | set(moves) | set(moves.values()))
         # loose objects written: the changed entries, the root tree, the commit
         self._after_write(1 if bulk is not None else len(changed) + 2)
         return str(oid)
@@ -597,11 +691,47 @@ class GitConfigRepo:
                 else:
                     siblings[name] = entry
             if entry is None or not entry[0]:
-                for stale in [d for d in self._dirs if d == path or d.startswith(path + "/")]:
-                    del self._dirs[stale]
+                self._drop_listings(path)
         self._index_head = new_head
 
-    def _build(self, at: str, base_id: Any, ops: Mapping[str, bytes | _Moved | None],
+    def _drop_listings(self, directory: str) -> None:
+        """Forget the cached listings of ``directory`` and below. A listing is cached only
+        with its parent's, so following cached listings finds them all: this costs the
+        dropped listings, never a scan of every cached one."""
+        listing = self._dirs.pop(directory, None)
+        for name, (is_tree, _) in (listing or {}).items():
+            if is_tree:
+                self._drop_listings(f"{directory}/{name}")
+
+    def _write_streamed(self, head: str | None, streamed: Streamed,
+                        touched: set[str]) -> dict[str, Any]:
+        """Write each streamed directory's blobs and trees into the pack as it is produced;
+        only its tree id is kept (an op inserting that subtree). ``touched`` collects the
+        directories whose files changed."""
+        out: dict[str, Any] = {}
+        workdir = None if self._repo.is_bare else Path(self._repo.workdir)
+        total, every = len(streamed.directories), max(1000, len(streamed.directories) // 10)
+        for count, (directory, files) in enumerate(streamed, start=1):
+            entry = self._entry(directory)
+            if entry is not None and not entry[0]:
+                raise errors.UnsafeWriteError(f"{directory} is a file in the config repo; "
+                                              "refusing to write a directory over it")
+            if entry is not None or workdir is not None:  # an existing directory: its links
+                self._refuse_symlinks(head, [f"{directory}/{name}" for name in files])
+            sub_ops: dict[str, bytes | _Subtree | None] = dict(files)
+            scratch: dict[str, tuple[bool, Any] | None] = {}
+            sub_id = self._build(directory, entry[1] if entry is not None else None, sub_ops,
+                                 scratch)
+            touched.add(directory)
+            touched.update(_join(directory, name).rpartition("/")[0] for name in files
+                           if "/" in name)
+            if sub_id is not None:
+                out[directory] = _Subtree(sub_id)
+            if count % every == 0 or count == total:
+                progress.info("written %d/%d directories", count, total)
+        return out
+
+    def _build(self, at: str, base_id: Any, ops: Mapping[str, bytes | _Subtree | None],
                changed: dict[str, tuple[bool, Any] | None]) -> Any:
         """Write the tree at path ``at`` (currently ``base_id``) with ``ops`` applied.
 
@@ -609,7 +739,7 @@ class GitConfigRepo:
         it changes in ``changed`` (path -> (is a tree, id) or None).
         """
         builder = self._builder(at, base_id)
-        nested: dict[str, dict[str, bytes | _Moved | None]] = {}
+        nested: dict[str, dict[str, bytes | _Subtree | None]] = {}
         for path, data in ops.items():
             head, sep, rest = path.partition("/")
             if sep:
@@ -655,11 +785,11 @@ class GitConfigRepo:
             self._builders[at] = (tree_id, builder)  # the root is on every commit's path
         return tree_id
 
-    def _apply_file(self, builder: Any, at: str, name: str, data: bytes | _Moved | None,
+    def _apply_file(self, builder: Any, at: str, name: str, data: bytes | _Subtree | None,
                     changed: dict[str, tuple[bool, Any] | None]) -> None:
-        if isinstance(data, _Moved):  # a directory moved here whole: its tree as it was
-            _insert(builder, name, data.tree, _TREE)
-            changed[_join(at, name)] = (True, data.tree)
+        if isinstance(data, _Subtree):  # a streamed directory, already written
+            _insert(builder, name, data.oid, _TREE)
+            changed[_join(at, name)] = (True, data.oid)
             return
         if data is None:
             if builder.get(name) is not None:
@@ -718,11 +848,13 @@ class GitConfigRepo:
         repo.checkout(self._ref, strategy=pygit2.enums.CheckoutStrategy.FORCE)
 
 
-@dataclass(frozen=True)
-class _Moved:
-    """An existing tree placed at a new path (``commit_moves``)."""
+class _Subtree:
+    """An op placing a tree already written (a streamed directory) at its path."""
 
-    tree: pygit2.Oid
+    __slots__ = ("oid",)
+
+    def __init__(self, oid: pygit2.Oid) -> None:
+        self.oid = oid
 
 
 def _large_tree(tree: pygit2.Tree) -> looseobjects.LargeTree:

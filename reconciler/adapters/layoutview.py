@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from reconciler.core import errors, layout
 from reconciler.core.history import CommitInfo
-from reconciler.core.plan import ChangeSet
+from reconciler.core.plan import ChangeSet, Streamed
 from reconciler.ports.configrepo import ConfigRepo
 
 log = logging.getLogger(__name__)
@@ -127,12 +127,14 @@ class LayoutView:
     # -- writing --------------------------------------------------------------------------
 
     def commit(self, changes: ChangeSet, message: str) -> str:
-        """Commit logical ``changes`` at their physical paths; the first sharded commit
-        into a repo without tenants also writes the layout record."""
-        if not any(p.startswith(f"{TOP}/") for p in changes.paths):
+        """Commit logical ``changes`` at their physical paths (streamed directories too);
+        the first sharded commit into a repo without tenants also writes the layout
+        record."""
+        streamed = changes.streamed.directories if changes.streamed is not None else ()
+        if not any(p.startswith(f"{TOP}/") for p in [*changes.paths, *streamed]):
             return self.inner.commit(changes, message)
         mode = self._mode(fresh=True)
-        for path in changes.writes:
+        for path in [*changes.writes, *(f"{d}/" for d in streamed)]:
             top, _, rest = path.partition("/")
             name = rest.partition("/")[0]
             if mode == layout.SHARDED and top == TOP and name in self._strays:
@@ -142,9 +144,10 @@ class LayoutView:
                     "deploy the tenant twice)")
         writes = {layout.physical_path(p, mode): data for p, data in changes.writes.items()}
         deletes = frozenset(layout.physical_path(p, mode) for p in changes.deletes)
-        if mode == layout.SHARDED and self.repo_layout() is None and writes:
+        if mode == layout.SHARDED and self.repo_layout() is None and (writes or streamed):
             writes[layout.LAYOUT_RECORD] = layout.layout_record(mode)
-        return self.inner.commit(ChangeSet(writes, deletes), layout.physical_text(message, mode))
+        return self.inner.commit(ChangeSet(writes, deletes, _streamed(changes.streamed, mode)),
+                                 layout.physical_text(message, mode))
 
     def flush(self) -> None:
         """Passed through."""
@@ -171,6 +174,34 @@ class LayoutView:
         other = layout.physical_path(
             logical, layout.FLAT if self.wanted == layout.SHARDED else layout.SHARDED)
         return places if other == places[0] else [*places, other]
+
+    def last_change(self, directory: str) -> str | None:
+        """The newest first-parent commit changing a logical directory in either layout."""
+        newest: str | None = None
+        for place in self._places(directory):
+            found = self.inner.last_change(place)
+            # the other place's change is newer when this one changed after it
+            if found is not None and (newest is None
+                                      or self.inner.changed_after(place, newest) is True):
+                newest = found
+        return newest
+
+    def touches(self, commit_id: str, path: str) -> bool:
+        """Whether a commit changed a logical path in either layout."""
+        return any(self.inner.touches(commit_id, place) for place in self._places(path))
+
+    def changed_after(self, directory: str, commit_id: str) -> bool | None:
+        """Whether a later first-parent commit changed a logical directory in either
+        layout (None when ``commit_id`` is not on that line)."""
+        answers = [self.inner.changed_after(place, commit_id)
+                   for place in self._places(directory)]
+        if any(answers):
+            return True
+        return None if all(a is None for a in answers) else False
+
+    def read_commit(self, commit_id: str) -> CommitInfo | None:
+        """Passed through."""
+        return self.inner.read_commit(commit_id)
 
     def tree_id_at(self, commit_id: str, path: str) -> str | None:
         """A logical directory's tree id in a commit, in whichever layout it had then."""
@@ -202,3 +233,16 @@ class LayoutView:
                 seen.add(commit.id)
                 merged.append(commit)
         return merged[:limit] if limit is not None else merged
+
+
+def _streamed(streamed: Streamed | None, mode: layout.Layout) -> Streamed | None:
+    """A streamed change set producing its directories at their physical paths."""
+    if streamed is None or mode != layout.SHARDED:
+        return streamed
+    source = streamed
+
+    def produce() -> Iterator[tuple[str, Mapping[str, bytes]]]:
+        for directory, files in source:  # checked against the logical order as it goes
+            yield layout.physical_path(directory, mode), files
+    return Streamed(tuple(layout.physical_path(d, mode) for d in streamed.directories),
+                    produce)

@@ -9,10 +9,17 @@ rewritten; a torn last line (a crash mid-write) is ignored.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 FILE_NAME = "reconciler-touched-v1"
+#: one entry of a raw Git tree object: ``<octal mode> <name>\\0<20-byte id>``
+_ENTRY = re.compile(rb"[0-7]+ [^\x00]*\x00.{20}", re.DOTALL)
+_TREE_MODES = (b"40000", b"040000")  # the second written by old, broken tools
+#: trees this large are kept for the next comparison of a walk, at most this many
+_KEPT_TREE_ENTRIES = 256
+_KEPT_TREES = 4
 
 
 def load(path: Path) -> dict[str, frozenset[str]]:
@@ -24,9 +31,9 @@ def load(path: Path) -> dict[str, frozenset[str]]:
         return out
     for line in text.split("\n"):
         commit, sep, rest = line.partition(" ")
-        if not sep or len(commit) != 40 or not rest.endswith("\t."):
+        if not sep or len(commit) != 40 or not (rest == "." or rest.endswith("\t.")):
             continue  # a torn or foreign line: computed again when needed
-        out[commit] = frozenset(d for d in rest[:-2].split("\t") if d)
+        out[commit] = frozenset(d for d in rest[:-1].split("\t") if d)
     return out
 
 
@@ -52,3 +59,97 @@ def touches(dirs: frozenset[str], path: str) -> bool:
         return True
     prefix = path + "/"
     return any(d.startswith(prefix) for d in dirs)
+
+
+def _with_parents(directory: str) -> Iterator[str]:
+    """``a/b/c`` -> ``a``, ``a/b``, ``a/b/c`` (a change under a directory changes it)."""
+    end = directory.find("/")
+    while end != -1:
+        yield directory[:end]
+        end = directory.find("/", end + 1)
+    yield directory
+
+
+class Line:
+    """The branch's first-parent line, as an object's history needs it: each commit's
+    position on it (higher is newer) and, per directory, the newest commit that changed
+    something at or under it.
+
+    Kept current by the Git adapter, which walks only the commits added since the head it
+    last saw (one for each of our own commits); a head that does not continue the line (a
+    reset, a rewritten branch) starts it again.
+    """
+
+    def __init__(self) -> None:
+        self.head: str | None = None
+        self.position: dict[str, int] = {}
+        self.newest: dict[str, str] = {}
+
+    def advance(self, head: str | None, commits: Sequence[tuple[str, Iterable[str]]], *,
+                continues: bool) -> None:
+        """Move to ``head``; ``commits``: (id, changed directories) from ``head`` back to
+        the old head (excluded) when ``continues``, else back to the root."""
+        base = self.position.get(self.head, -1) if self.head is not None else -1
+        if not continues:
+            self.position.clear()
+            self.newest.clear()
+            base = -1
+        newest = self.newest
+        for offset, (commit, dirs) in enumerate(reversed(commits), start=1):
+            self.position[commit] = base + offset
+            for directory in dirs:
+                for path in _with_parents(directory):
+                    newest[path] = commit
+        self.head = head
+
+
+class TreeDiffer:
+    """The directories holding the files changed between two trees, from raw tree objects.
+
+    libgit2's diff walks every entry of both sides through its iterators (about 70 ms for
+    two 10,000-entry trees); comparing the raw entries as byte strings costs a few, and a
+    walk down the first-parent line reads each tree once (a commit's tree is its child's
+    parent tree). ``read`` returns a tree object's raw content by its raw id.
+    """
+
+    def __init__(self, read: Callable[[bytes], bytes]) -> None:
+        self._read = read
+        self._recent: dict[bytes, frozenset[bytes]] = {}  # large trees, least recent first
+
+    def _entries(self, tree: bytes | None) -> frozenset[bytes]:
+        if tree is None:
+            return frozenset()
+        found = self._recent.pop(tree, None)
+        if found is None:
+            found = frozenset(_ENTRY.findall(self._read(tree)))
+        if len(found) >= _KEPT_TREE_ENTRIES:  # the parent's tree is the next one's
+            self._recent[tree] = found
+            while len(self._recent) > _KEPT_TREES:
+                del self._recent[next(iter(self._recent))]
+        return found
+
+    def forget(self) -> None:
+        """Drop the trees kept for the next comparison (a walk is over)."""
+        self._recent.clear()
+
+    def changed(self, old: bytes | None, new: bytes | None, at: str = "") -> set[str]:
+        """Directories (``at``-relative paths) holding a file that differs."""
+        out: set[str] = set()
+        self._compare(old, new, at, out)
+        return out
+
+    def _compare(self, old: bytes | None, new: bytes | None, at: str, out: set[str]) -> None:
+        after = self._entries(new)  # first: on a walk back it is the one kept
+        before = self._entries(old)
+        sides: dict[bytes, list[bytes | None]] = {}  # name -> [old tree id, new tree id]
+        for index, changed in ((0, before - after), (1, after - before)):
+            for entry in changed:
+                mode, _, rest = entry.partition(b" ")
+                name, raw_id = rest[:-21], rest[-20:]
+                if mode in _TREE_MODES:
+                    sides.setdefault(name, [None, None])[index] = raw_id
+                else:
+                    out.add(at)  # a file here was added, removed or changed
+        for name, (old_tree, new_tree) in sides.items():
+            path = name.decode("utf-8", "replace")
+            self._compare(old_tree, new_tree, f"{at}/{path}" if at else path, out)

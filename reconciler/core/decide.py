@@ -12,6 +12,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from reconciler.core import expiry, guards, layout, messages, names, plan, rerender, text
 from reconciler.core.models import DIRECTORIES, Customer, ObjectKey, Resource, spec_data
@@ -131,10 +132,8 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
                        f"not overwritten (hand it over: `reconciler adopt {key}` or the "
                        f"annotation {ADOPT_ANNOTATION}=true)")
     human = directory.human
-    own_spec = dict(directory.own_record.spec) if directory.own_record \
-        and directory.own_record.spec is not None else None
     if human is not None and key not in request.force and _policy(obj, settings) == "report" \
-            and own_spec == spec_data(obj):
+            and _own_spec(directory) == spec_data(obj):
         return Outcome(
             key, Result.HELD, human.reason,
             f"{key}: {human.describe()}; not overwritten while the spec is unchanged "
@@ -148,6 +147,12 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
     if refusal is not None:
         return Outcome(key, Result.REFUSED, refusal.reason, refusal.message)
     return input_hash
+
+
+def _own_spec(directory: DirectoryState) -> dict[str, Any] | None:
+    """The spec of the reconciler's last own rendering (read only when judged)."""
+    own = directory.own_record
+    return dict(own.spec) if own is not None and own.spec is not None else None
 
 
 def _import_set(drafts: Sequence[tuple[Resource, DirectoryState, str]],
@@ -423,7 +428,11 @@ class _PassState:
         return outcomes
 
     def commit_import(self, objects: Sequence[Resource]) -> list[Outcome]:
-        """Plan one commit adding many new objects (the first import of a fleet)."""
+        """Plan one commit adding many new objects (the first import of a fleet). With
+        ``stream_import`` nothing is rendered here: the commit renders each directory as
+        it writes it, so the plan's size does not grow with the fleet's files."""
+        if self.request.stream_import:
+            return self._streamed_import(objects)
         writes: dict[str, bytes] = {}  # accumulated in place: linear in the fleet
         entries = dict(self.entries)
         refused: list[Outcome] = []
@@ -442,24 +451,47 @@ class _PassState:
             if entry is not None:
                 entries[entry.name] = entry
             self.written[obj.key] = obj
-        pool_changes, _ = self._pool_render(entries)
-        writes.update(pool_changes.writes)
-        writes.update(self.settings_record_change().writes)
-        changes = plan.ChangeSet(writes, pool_changes.deletes)
-        objects = kept
+        return refused + self._import_commit(kept, entries, plan.ChangeSet(writes))
+
+    def _streamed_import(self, objects: Sequence[Resource]) -> list[Outcome]:
+        entries = dict(self.entries)
+        for obj in objects:
+            entry = _pool_entry(obj, self.settings)
+            if entry is not None:
+                entries[entry.name] = entry
+            self.written[obj.key] = obj  # the pool needs no generation
+        settings, kept = self.settings, tuple(objects)
+
+        def produce() -> Iterator[tuple[str, Mapping[str, bytes]]]:
+            for original in kept:
+                obj = _with_generation(original, _generation(original, None, None, "create"))
+                rendered = render_object(obj, settings)
+                refusal = guards.refuse_rendered(obj, rendered, settings)
+                if refusal is not None:
+                    raise plan.StreamRefusedError(refusal.message)
+                yield rendered.directory, rendered.files
+        streamed = plan.Streamed(tuple(o.key.directory for o in kept), produce)
+        return self._import_commit(kept, entries, plan.ChangeSet(streamed=streamed))
+
+    def _import_commit(self, objects: Sequence[Resource], entries: Mapping[str, pool.PoolEntry],
+                       rendered: plan.ChangeSet) -> list[Outcome]:
+        """The import commit of ``objects`` (``rendered``: their directories), with the
+        pool of ``entries`` and the settings record."""
         if not objects:
-            return refused
-        object_changes = [messages.ObjectChange(o.key, "create", None, spec_data(o))
-                          for o in objects]
-        message = messages.import_message(object_changes, len(changes.writes),
-                                          _pool_lines(changes), self.request.version)
+            return []
+        pool_changes, _ = self._pool_render(entries)
+        extra = {**pool_changes.writes, **self.settings_record_change().writes}
+        changes = plan.ChangeSet({**rendered.writes, **extra}, pool_changes.deletes,
+                                 rendered.streamed)
+        message = messages.import_message([o.key for o in objects], _pool_lines(changes),
+                                          self.request.version)
         outcomes = self._add(tuple(o.key for o in objects), "import", Reason.IMPORTED,
                              subject="", message_for=lambda _lines: message, changes=changes,
                              existed={}, confined=layout.OWNED_TOPS)
         if outcomes[0].result == Result.COMMITTED:
             self.apply_pool(entries)
             self._settings_recorded = True
-        return refused + outcomes
+        return outcomes
 
     def commit_rerender(self, drafts: Sequence[tuple[Resource, DirectoryState, str]]
                         ) -> list[Outcome]:

@@ -183,14 +183,13 @@ def object_message(change: ObjectChange, files: Sequence[str], extra: Sequence[s
     return build_message(subject_for(change), body, trailers_for(change, version))
 
 
-def import_message(changes: Sequence[ObjectChange], files_count: int, extra: Sequence[str],
-                   version: str) -> str:
+def import_message(keys: Sequence[ObjectKey], extra: Sequence[str], version: str) -> str:
     """One commit adding many new objects at once (first import of a large fleet)."""
-    kinds = sorted({c.key.kind.lower() + "s" for c in changes})
-    subject = f"import: add {len(changes)} {' and '.join(kinds)}"
-    body = [f"{files_count} files rendered for {len(changes)} new objects.", *extra]
+    kinds = sorted({k.kind.lower() + "s" for k in keys})
+    subject = f"import: add {len(keys)} {' and '.join(kinds)}"
+    body = [f"{len(keys)} new objects, each rendered into its own directory.", *extra]
     trailers: list[tuple[str, str]] = [(TRAILER_ACTION, "import")]
-    trailers += [(TRAILER_OBJECT, str(c.key)) for c in changes]
+    trailers += [(TRAILER_OBJECT, str(k)) for k in keys]
     trailers.append((TRAILER_VERSION, version))
     return build_message(subject, body, trailers)
 

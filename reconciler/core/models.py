@@ -248,7 +248,7 @@ DIRECTORIES = {"Customer": "tenants", "Preview": "previews"}
 SHARED_DIRECTORIES = {"Pool": "platform"}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectKey:
     """Kind and name: the identity of a cluster-scoped resource, e.g. ``customer/acme``."""
 

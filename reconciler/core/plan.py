@@ -8,7 +8,7 @@ to do" and stops the pipeline before any write.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.core import names
@@ -20,31 +20,68 @@ def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\x00" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
+class StreamRefusedError(Exception):
+    """A directory of a streamed change set was refused while it was produced (a guard
+    judged its rendering): the commit being built is abandoned, nothing is written."""
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """New directories whose files are produced only when iterated, one directory at a
+    time (the first import of a large fleet): nothing rendered is kept, so memory does not
+    grow with the fleet. Iterating again renders again.
+
+    ``directories`` are known up front (confinement is checked on them); ``produce``
+    yields ``(directory, files)`` in that order, files by name relative to the directory,
+    and raises ``StreamRefusedError`` for a directory that must not be written.
+    """
+
+    directories: tuple[str, ...]
+    produce: Callable[[], Iterator[tuple[str, Mapping[str, bytes]]]]
+
+    def __iter__(self) -> Iterator[tuple[str, Mapping[str, bytes]]]:
+        expected = iter(self.directories)
+        for directory, files in self.produce():
+            if directory != next(expected, None):
+                raise StreamRefusedError(f"{directory}: produced out of order")
+            for relative in files:  # clean and relative: it cannot leave the directory
+                names.check_relative_path(relative)
+            yield directory, files
+
+
 @dataclass(frozen=True)
 class ChangeSet:
-    """Files to write (path -> bytes) and paths to delete, all relative to the repo root."""
+    """Files to write (path -> bytes) and paths to delete, all relative to the repo root;
+    ``streamed``: new directories written whole, their files produced while committing."""
 
     writes: Mapping[str, bytes] = field(default_factory=dict)
     deletes: frozenset[str] = frozenset()
+    streamed: Streamed | None = None
 
     @property
     def empty(self) -> bool:
         """True when applying it would change nothing."""
-        return not self.writes and not self.deletes
+        return not self.writes and not self.deletes and not (
+            self.streamed and self.streamed.directories)
 
     @property
     def paths(self) -> list[str]:
-        """Every path touched, sorted."""
+        """Every path touched, sorted (the streamed directories' files are not listed)."""
         return sorted([*self.writes, *self.deletes])
 
     def merged(self, other: ChangeSet) -> ChangeSet:
         """Both change sets together (they must not touch the same path)."""
-        return ChangeSet({**self.writes, **other.writes}, self.deletes | other.deletes)
+        if self.streamed is not None and other.streamed is not None:
+            raise ValueError("two streamed change sets cannot be merged")
+        return ChangeSet({**self.writes, **other.writes}, self.deletes | other.deletes,
+                         self.streamed or other.streamed)
 
     def confined_to(self, prefixes: Iterable[str]) -> ChangeSet:
-        """Return self after checking every path lies under one of ``prefixes``."""
+        """Return self after checking every path (and streamed directory) lies under one
+        of ``prefixes``."""
         allowed = tuple(prefixes)
-        for path in self.paths:
+        streamed = self.streamed.directories if self.streamed is not None else ()
+        for path in [*self.paths, *streamed]:
             names.check_relative_path(path)
             if not any(names.is_within(path, p) for p in allowed):
                 raise names.UnsafePathError(f"{path!r} is outside {', '.join(allowed)}")

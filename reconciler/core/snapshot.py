@@ -35,7 +35,7 @@ class HumanChange:
                 f"in {self.commit.id[:12]} ({self.commit.subject})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per object of the fleet: no __dict__
 class DirectoryState:
     """What the config repo holds for one object's directory at the snapshot's head."""
 
@@ -96,6 +96,9 @@ class Request:
     allow_removals: int = 0  # confirms up to this many removals of a kind beyond the budget
     #: plan only the grouped re-render of unchanged specs (the controller, before its queue)
     rerender_only: bool = False
+    #: an import's files are rendered while they are written, not kept in the plan (a
+    #: pass that executes its plan; a guard refusing one makes it plan again without)
+    stream_import: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class Plan:
 
 def line_counts(before: bytes | None, after: bytes) -> tuple[int, int]:
     """Lines added and removed (as multisets of lines: cheap, and exact without moves)."""
+    if not before or not after:  # a new or emptied file: no multiset needed
+        return len(after.splitlines()), len((before or b"").splitlines())
     old = Counter((before or b"").splitlines())
     new = Counter(after.splitlines())
     return sum((new - old).values()), sum((old - new).values())

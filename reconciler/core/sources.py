@@ -6,12 +6,13 @@ one line naming the file, the object (when known) and the field.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from reconciler.core import yamlio
 from reconciler.core.models import API_VERSION, KINDS, ObjectKey, Resource
@@ -117,7 +118,42 @@ def parse_document(origin: str, doc: Any) -> Resource | Refusal:
         suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
         key = _safe_key(kind, raw_name)
         return Refusal(origin, one_line(f"{label}: {field}: {msg}{suffix}"), key)
+    return _compact(obj)
+
+
+def _compact(obj: Resource) -> Resource:
+    """``obj`` sharing equal parts with the objects parsed before it: a fleet's tenants
+    mostly differ in name and display name, and a validated model costs ~3.6 KB whole,
+    ~1.1 KB with its feature and quota parts and its fields-set bookkeeping shared.
+
+    Only equal, immutable values are swapped in (the models are frozen; pydantic copies a
+    fields set before it changes one), so nothing observable changes."""
+    spec = obj.spec
+    for name, value in spec.__dict__.items():
+        if isinstance(value, BaseModel):
+            spec.__dict__[name] = _shared(value)
+    for model in (obj, spec, obj.metadata):
+        object.__setattr__(model, "__pydantic_fields_set__",
+                           _shared_set(frozenset(model.__pydantic_fields_set__)))
     return obj
+
+
+def _shared(value: BaseModel) -> BaseModel:
+    """The first of the equal (frozen, hashable) values seen: later ones are dropped."""
+    try:
+        return _first_equal(value)
+    except TypeError:  # not hashable (a part holding a dict): kept as it is
+        return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_equal(value: BaseModel) -> BaseModel:
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_set(names: frozenset[str]) -> set[str]:
+    return set(names)
 
 
 def _safe_key(kind: str, name: object) -> ObjectKey | None:

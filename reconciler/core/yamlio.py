@@ -75,10 +75,16 @@ def _str_scalar(value: str) -> str:
 
 
 def _scalar(value: Any) -> str:
-    if isinstance(value, str):
+    if type(value) is str:  # the common case, without isinstance checks
         return _str_scalar(value)
+    return _other_scalar(value)
+
+
+def _other_scalar(value: Any) -> str:
     if value is None:
         return "null"
+    if isinstance(value, str):
+        return _str_scalar(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -86,34 +92,51 @@ def _scalar(value: Any) -> str:
     raise _UnsupportedValueError
 
 
+def _short_keys(mapping: Mapping[str, Any]) -> bool:
+    # libyaml writes keys over 128 bytes as complex keys ("? key"): leave those to it; a
+    # key of under 25 characters is under 100 bytes in any encoding
+    for key in mapping:  # noqa: SIM110 - a loop: all() over a generator costs twice as much
+        if type(key) is not str or (len(key) >= 25 and len(key.encode()) >= 100):
+            return False
+    return True
+
+
 def _mapping_lines(mapping: Mapping[str, Any], indent: str, out: list[str]) -> None:
-    # libyaml writes keys over 128 bytes as complex keys ("? key"): leave those to it
-    if not all(isinstance(k, str) and len(k.encode()) < 100 for k in mapping):
+    if not _short_keys(mapping):
         raise _UnsupportedValueError
+    inner = indent + "  "
     for key in sorted(mapping):
         value = mapping[key]
         head = f"{indent}{_str_scalar(key)}:"
-        if isinstance(value, Mapping) and value:
-            out.append(head)
-            _mapping_lines(value, indent + "  ", out)
-        elif isinstance(value, list) and value:
-            out.append(head)
-            _sequence_lines(value, indent, out)
-        elif isinstance(value, Mapping):
-            out.append(f"{head} {{}}")
-        elif isinstance(value, list):
-            out.append(f"{head} []")
+        kind = type(value)
+        # the common types first: an ABC isinstance check costs more than the line
+        if kind is dict or (kind is not list and isinstance(value, Mapping)):
+            if value:
+                out.append(head)
+                _mapping_lines(value, inner, out)
+            else:
+                out.append(f"{head} {{}}")
+        elif kind is list or isinstance(value, list):
+            if value:
+                out.append(head)
+                _sequence_lines(value, indent, out)
+            else:
+                out.append(f"{head} []")
         else:
             out.append(f"{head} {_scalar(value)}")
 
 
 def _sequence_lines(items: list[Any], indent: str, out: list[str]) -> None:
+    inner = indent + "  "
     for item in items:
-        if isinstance(item, Mapping) and item:
+        kind = type(item)
+        if kind is dict or (kind is not list and isinstance(item, Mapping)):
+            if not item:
+                raise _UnsupportedValueError
             start = len(out)
-            _mapping_lines(item, indent + "  ", out)
+            _mapping_lines(item, inner, out)
             out[start] = f"{indent}- {out[start][len(indent) + 2:]}"
-        elif isinstance(item, (list, Mapping)):
+        elif kind is list or isinstance(item, list):
             raise _UnsupportedValueError
         else:
             out.append(f"{indent}- {_scalar(item)}")

@@ -59,6 +59,21 @@ class ConfigRepo(Protocol):
                          limit: int | None = None) -> list[CommitInfo]:
         """Commits after ``since``, newest first, that change ``path``."""
 
+    def last_change(self, directory: str) -> str | None:
+        """The newest commit of the branch's first-parent line whose change (against its
+        first parent) is at or under ``directory``; None when none is."""
+
+    def touches(self, commit_id: str, path: str) -> bool:
+        """Whether a commit's change (against its first parent) is at or under ``path``."""
+
+    def changed_after(self, directory: str, commit_id: str) -> bool | None:
+        """Whether a commit of the branch's first-parent line newer than ``commit_id``
+        changed something at or under ``directory``; None when ``commit_id`` is not on
+        that line."""
+
+    def read_commit(self, commit_id: str) -> CommitInfo | None:
+        """One commit, None when there is no such commit."""
+
 
 @dataclass(frozen=True)
 class PushResult:

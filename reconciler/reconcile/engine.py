@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from reconciler.core import decide as decision
 from reconciler.core import layout
 from reconciler.core.models import ObjectKey, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
+from reconciler.core.plan import StreamRefusedError
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
 from reconciler.core.snapshot import DirectoryState, Request
@@ -160,13 +161,25 @@ class Reconciler:
         snapshot = self._reader.full(parsed)
         if large:
             progress.info("deciding (%.1fs)", time.monotonic() - started)
-        plan = decision.decide(snapshot, self._settings, now,
-                               Request(self._version, allow_removals=allow_removals))
+        request = Request(self._version, allow_removals=allow_removals, stream_import=True)
+        plan = decision.decide(snapshot, self._settings, now, request)
         if large and plan.commits:
-            progress.info("writing %d commits, %d files (%.1fs)", len(plan.commits),
+            streamed = sum(len(c.changes.streamed.directories) for c in plan.commits
+                           if c.changes.streamed is not None)
+            progress.info("writing %d commits, %d files%s (%.1fs)", len(plan.commits),
                           sum(len(c.changes.writes) + len(c.changes.deletes)
-                              for c in plan.commits), time.monotonic() - started)
-        outcomes = execute(plan, self._repo, self.ownership)
+                              for c in plan.commits),
+                          f" and {streamed} new directories" if streamed else "",
+                          time.monotonic() - started)
+        try:
+            outcomes = execute(plan, self._repo, self.ownership)
+        except StreamRefusedError as exc:
+            # a guard refused one rendering of the import: nothing was written; plan again
+            # the eager way, which refuses that object alone and imports the others
+            log.info("import: %s; planning it again without streaming", exc)
+            plan = decision.decide(snapshot, self._settings, now,
+                                   replace(request, stream_import=False))
+            outcomes = execute(plan, self._repo, self.ownership)
         self._reader.remember(snapshot, plan, outcomes)
         self._repo.flush()
         (progress.info if large else log.debug)(

@@ -6,7 +6,7 @@ Everything is derived from the resources and the repository itself, never hidden
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from reconciler.core import applied, expiry, layout, messages
@@ -45,9 +45,9 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
                   ) -> list[StatusRow]:
     """Status of every object in ``parsed`` plus directories with no resource (orphans);
     with ``now``, Previews with a ttl also tell the time left."""
-    last = last_commits(repo)
     engine = Reconciler(repo=repo, settings=settings, version="status")
     ownership = engine.ownership  # one walk of the history for the plan and the rows
+    last = ownership.last_named()
     deadlines = preview_deadlines(repo, settings, parsed, ownership) if now is not None else {}
     verdicts = {v.key: v for v in engine.plan(parsed, now=now).verdicts if v.key is not None}
     rows: list[StatusRow] = []
@@ -114,7 +114,7 @@ def _with_verdict(row: StatusRow, verdict: Outcome | None) -> StatusRow:
 
 
 def _object_row(obj: Resource, directory: DirectoryState, settings: Settings, *,
-                last: dict[ObjectKey, str], deadlines: dict[ObjectKey, tuple[float, str]],
+                last: Mapping[ObjectKey, str], deadlines: dict[ObjectKey, tuple[float, str]],
                 now: float | None) -> StatusRow:
     key = obj.key
     record, human, own = directory.record, directory.human, directory.own_record

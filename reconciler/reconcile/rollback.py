@@ -126,15 +126,15 @@ class AuditEntry:
 
 def audit(repo: ConfigRepo, key: ObjectKey, ownership: Ownership) -> list[AuditEntry]:
     """Every commit that changed ``key``'s directory or names it, newest first, with who/why."""
-    touching = {c.id: c for c in repo.commits_touching(key.directory)}
     entries: list[AuditEntry] = []
     wanted = str(key)
-    for commit in repo.log():
-        if commit.id not in touching and wanted not in commit.message:
-            continue  # cheap test first: most commits neither touch nor name it
+    for commit in repo.log():  # one walk; which commit touched what comes from the index
+        touching = repo.touches(commit.id, key.directory)
+        if not touching and wanted not in commit.message:
+            continue  # cheap tests first: most commits neither touch nor name it
         values = messages.parse_trailers(commit.message)
         named = any(k == messages.TRAILER_OBJECT and v == str(key) for k, v in values)
-        if commit.id not in touching and not named:
+        if not touching and not named:
             continue
         trailers = dict(values)
         action = trailers.get(messages.TRAILER_ACTION)

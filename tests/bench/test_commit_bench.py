@@ -10,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = {"customers", "commit_ms_median", "git_cli_ms_median", "speedup", "floor_ms_median",
            "resync_s", "resync_objects_written", "cold_start_s", "bootstrap_s", "peak_rss_mb",
-           "loose_objects", "status_s", "history_s", "layout", "commit_tree_bytes"}
+           "loose_objects", "status_s", "history_s", "watch_rss_mb", "watch_peak_rss_mb",
+           "layout", "commit_tree_bytes"}
 
 
 def test_commit_bench_reports_every_figure_and_a_restart_writes_nothing(tmp_path):
@@ -29,3 +30,4 @@ def test_commit_bench_reports_every_figure_and_a_restart_writes_nothing(tmp_path
     assert out["cold_start_objects_written"] == 0
     assert out["history_rows"] >= 2  # the import and at least one own change of tenant 7
     assert out["peak_rss_mb"] > 0
+    assert 0 < out["watch_rss_mb"] <= out["watch_peak_rss_mb"]  # the watch-mode process

@@ -260,3 +260,21 @@ def test_a_running_flat_reconciler_never_writes_into_a_repo_migrated_underneath(
     assert not outcome.ok and "tenants are sharded" in outcome.message
     assert git(repo, "rev-parse", "main") == migrated
     assert "tenants/acme" not in tenant_dirs(repo)
+
+
+def test_a_large_first_import_is_streamed_into_the_shards(tmp_path):
+    """150 new Customers (above import_batch, so one streamed import commit) land in their
+    shards with the layout record, in one commit, and a second run writes nothing."""
+    source = tmp_path / "fleet"
+    source.mkdir()
+    names = [f"tenant-{i:03d}" for i in range(150)]
+    (source / "customers.yaml").write_text("".join(
+        f"---\napiVersion: reconciler.ahoi.dev/v1alpha1\nkind: Customer\n"
+        f"metadata: {{name: {n}}}\nspec: {{}}\n" for n in names))
+    repo = tmp_path / "fleet.git"
+    report, _ = app.run_once([source], repo, SHARDED)
+    assert report.ok and len(report.commits) == 1, report.outcomes
+    assert tenant_dirs(repo) == {f"tenants/{layout.shard_of(n)}/{n}" for n in names}
+    assert json.loads(git(repo, "show", f"main:{layout.LAYOUT_RECORD}"))["layout"] == "sharded"
+    report, _ = app.run_once([source], repo, SHARDED)
+    assert report.ok and not report.commits

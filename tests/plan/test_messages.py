@@ -133,9 +133,7 @@ def full_messages() -> dict[str, str]:
                                                     "0.1.0"),
         "local-mode": messages.object_message(local, [], [], "0.2.0.dev1"),
         "import": messages.import_message(
-            [messages.ObjectChange(ObjectKey("Customer", n), "create", None, spec()) for n in "abc"]
-            + [messages.ObjectChange(PREVIEW, "create", None, preview_spec(SHA_NEW))],
-            42, pool, "0.1.0"),
+            [ObjectKey("Customer", n) for n in "abc"] + [PREVIEW], pool, "0.1.0"),
     }
 
 

@@ -143,7 +143,7 @@ def source_record(obj: Resource, input_hash: str) -> bytes:
     })
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per object of the fleet: no __dict__
 class SourceRecord:
     """A directory's source record read back from the repo."""
 
