@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,6 +282,14 @@ class MirrorConfigRepo:
     def commit(self, changes: ChangeSet, message: str) -> str:
         """Commit ``changes`` on the local branch (pushed later)."""
         return self.local.commit(changes, message)
+
+    def commit_moves(self, moves: Mapping[str, str], changes: ChangeSet, message: str) -> str:
+        """Commit directories moved whole, with ``changes`` (pushed later)."""
+        return self.local.commit_moves(moves, changes, message)
+
+    def uncommitted(self) -> list[str]:
+        """A mirror has no work tree: nothing uncommitted."""
+        return []
 
     def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from the local head, newest first."""

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.core import applied, conditions, decide, errors, expiry, guards, sources
+from reconciler.core import applied, conditions, decide, errors, expiry, guards, layout, sources
 from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey, Preview, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import customers
@@ -211,7 +211,11 @@ class Controller:
         total = 0
         for kind, top in DIRECTORIES.items():
             known = set(self.informers[kind].names())
-            present = self._repo.list_directories(top)
+            try:
+                present = self._repo.list_directories(top)
+            except errors.ReconcilerError as exc:  # a repo laid out otherwise: hold, say so
+                log.error("not looking for orphaned %s directories: %s", top, exc)
+                continue
             orphans = [name for name in present if name not in known]
             total += len(orphans)
             budget = max(decide.removal_budget(len(present), self._settings),
@@ -275,10 +279,11 @@ class Controller:
                 if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
                     continue
                 status = raw.get("status") or {}
-                key = ObjectKey(kind, name)
+                # Applications name the directory where it is (tenants/_3f/acme when sharded)
+                where = layout.directory_of(ObjectKey(kind, name), self._settings.layout)
                 wanted = applied.applied_condition(
-                    key.directory, status.get("lastCommit"),
-                    applied.deployers(key.directory, apps, kustomizations), self._repo.contains)
+                    where, status.get("lastCommit"),
+                    applied.deployers(where, apps, kustomizations), self._repo.contains)
                 merged = conditions.merge_conditions(
                     status.get("conditions") or [], [(applied.APPLIED, *wanted)],
                     (raw.get("metadata") or {}).get("generation"), self._clock())

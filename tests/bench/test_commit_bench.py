@@ -12,7 +12,8 @@ from reconciler.adapters import gitrepo
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = {"customers", "commit_ms_median", "git_cli_ms_median", "speedup", "floor_ms_median",
            "resync_s", "resync_objects_written", "cold_start_s", "bootstrap_s", "peak_rss_mb",
-           "loose_objects", "status_s", "history_s", "watch_rss_mb", "watch_peak_rss_mb"}
+           "loose_objects", "status_s", "history_s", "watch_rss_mb", "watch_peak_rss_mb",
+           "layout", "commit_tree_bytes"}
 
 
 def test_commit_bench_reports_every_figure_and_a_restart_writes_nothing(tmp_path):
