@@ -40,9 +40,10 @@ def status(target: Target, settings: Settings, sources: Sequence[Path],
     from reconciler.app.local import read_deployers
     from reconciler.app.offline import check_sources, read_sources
     check_sources(sources)
-    repo = wire(target, settings, create=False).repo
+    wiring = wire(target, settings, create=False)
+    repo = wiring.logical
     deployed = read_deployers(applied_from) if applied_from else None
-    parsed = read_sources(sources, settings, git_dir=repo.path)
+    parsed = read_sources(sources, settings, git_dir=wiring.repo.path)
     return queries.object_status(repo, settings, parsed, time.time(), deployed)
 
 
@@ -62,7 +63,7 @@ class HistoryEntry:
 
 def history(target: Target, settings: Settings, key: ObjectKey) -> list[HistoryEntry]:
     """``reconciler history``: commits that changed or named ``key``, newest first."""
-    repo = wire(target, settings, create=False).repo
+    repo = wire(target, settings, create=False).logical
     ownership = Ownership(repo=repo, author_email=settings.author_email)
     entries = rollback_logic.audit(repo, key, ownership)
     if not entries:
@@ -74,7 +75,7 @@ def history(target: Target, settings: Settings, key: ObjectKey) -> list[HistoryE
 
 def diff(target: Target, settings: Settings, key: ObjectKey, a: str, b: str) -> str:
     """``reconciler diff``: the rendered difference of ``key`` between two points."""
-    repo = wire(target, settings, create=False).repo
+    repo = wire(target, settings, create=False).logical
     _require_known(repo, key)
     return rollback_logic.diff(repo, key, a, b)
 
