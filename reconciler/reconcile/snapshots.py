@@ -55,13 +55,16 @@ class SpecOnDemand(Mapping[str, Any]):
     (~2.3 KB each) would cost 230 MB at 100,000 tenants. The blob is content-addressed,
     so every read gives the same value."""
 
-    __slots__ = ("_load",)
+    __slots__ = ("_blob", "_read")
 
-    def __init__(self, load: Callable[[], bytes | None]) -> None:
-        self._load = load
+    def __init__(self, read: Callable[[str], bytes | None], blob: str) -> None:
+        # the reader is shared by every record and the id is the records cache's key: ~56
+        # bytes each, where a partial over a bound method cost ~250
+        self._read = read
+        self._blob = blob
 
     def _data(self) -> dict[str, Any]:
-        raw = self._load()
+        raw = self._read(self._blob)
         try:
             spec = json.loads(raw)["spec"] if raw is not None else None
         except (ValueError, KeyError, TypeError, RecursionError):
@@ -122,8 +125,10 @@ class SnapshotReader:
     def __init__(self, *, repo: ConfigRepo, ownership: Ownership) -> None:
         self._repo = repo
         self.ownership = ownership
-        self._states: dict[ObjectKey, tuple[tuple[str | None, str | None], DirectoryState]] = {}
+        # valid while the directory's tree id and our last own commit are those it names
+        self._states: dict[ObjectKey, DirectoryState] = {}
         self._records: dict[str, common.SourceRecord | None] = {}  # blob id -> record
+        self._read_blob = repo.read_blob  # one bound method for every SpecOnDemand
 
     def reset(self) -> None:
         """Forget everything (the branch was reset underneath us)."""
@@ -165,8 +170,8 @@ class SnapshotReader:
         tree = self._repo.tree_id(key.directory)
         last_own = self.ownership.last_own(key)
         cached = self._states.get(key)
-        if cached is not None and cached[0] == (tree, last_own):
-            return cached[1]
+        if cached is not None and cached.tree_id == tree and cached.last_own == last_own:
+            return cached
         listed = self._repo.list_files(key.directory) if tree is not None else {}
         files: Mapping[str, str] = CompactFiles(listed) if _all_sha1(listed) else listed
         record = self._record(files.get(common.SOURCE_FILE))
@@ -179,7 +184,7 @@ class SnapshotReader:
             own_record = self.ownership.record_at_own(key)
         state = DirectoryState(key, tree, files, record, own_record, last_own, human,
                                self.ownership.first_own_time(key))
-        self._states[key] = ((tree, last_own), state)
+        self._states[key] = state
         return state
 
     def remember(self, snapshot: Snapshot, plan: Plan, outcomes: Sequence[Outcome]) -> None:
@@ -213,9 +218,9 @@ class SnapshotReader:
                     continue
                 record = common.parse_source_record(raw) if raw is not None \
                     else snapshot.state(key).record
-                self._states[key] = ((tree, commit), DirectoryState(
+                self._states[key] = DirectoryState(
                     key, tree, files, record, record, commit, None,
-                    self.ownership.first_own_time(key)))
+                    self.ownership.first_own_time(key))
 
     def _record(self, blob: str | None) -> common.SourceRecord | None:
         if blob is None:
@@ -224,8 +229,7 @@ class SnapshotReader:
             raw = self._repo.read_blob(blob)
             record = common.parse_source_record(raw) if raw is not None else None
             if record is not None and record.spec is not None:  # read again when needed
-                record = dataclasses.replace(record, spec=SpecOnDemand(
-                    functools.partial(self._repo.read_blob, blob)))
+                record = dataclasses.replace(record, spec=SpecOnDemand(self._read_blob, blob))
             self._records[blob] = record
         return self._records[blob]
 
