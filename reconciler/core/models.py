@@ -8,6 +8,7 @@ against them before anything is rendered.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -275,7 +276,7 @@ class ObjectKey:
             raise ValueError(f"expected customer/NAME or preview/NAME, got {text!r}")
         if not names.is_dns1123_label(name):
             raise ValueError(f"{name!r} is not a valid object name")
-        return cls(kind, name)
+        return cls(kind, sys.intern(name))  # shared with the listing's and the model's
 
 
 def spec_data(obj: Resource) -> dict[str, Any]:
