@@ -27,6 +27,8 @@ from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.ownership import Ownership
 
 log = logging.getLogger(__name__)
+#: source records kept by blob id beyond those the directory states hold
+RECORDS_KEPT = 4096
 
 
 class HeadContents(Mapping[str, bytes]):
@@ -127,7 +129,9 @@ class SnapshotReader:
         self.ownership = ownership
         # valid while the directory's tree id and our last own commit are those it names
         self._states: dict[ObjectKey, DirectoryState] = {}
-        self._records: dict[str, common.SourceRecord | None] = {}  # blob id -> record
+        # blob id -> record, bounded: a directory's state keeps its record, so this only
+        # saves a parse when a tree changed around an unchanged record (and for the pool)
+        self._records: dict[str, common.SourceRecord | None] = {}
         self._read_blob = repo.read_blob  # one bound method for every SpecOnDemand
 
     def reset(self) -> None:
@@ -230,7 +234,10 @@ class SnapshotReader:
             record = common.parse_source_record(raw) if raw is not None else None
             if record is not None and record.spec is not None:  # read again when needed
                 record = dataclasses.replace(record, spec=SpecOnDemand(self._read_blob, blob))
+            if len(self._records) >= RECORDS_KEPT:
+                self._records.clear()
             self._records[blob] = record
+            return record
         return self._records[blob]
 
 
