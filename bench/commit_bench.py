@@ -24,8 +24,11 @@ readable summary:
   history_s                 `reconciler history customer/NAME` (new process)
   loose_objects             loose objects in the repository at the end
   git_version               the git CLI used for the comparison
+  layout                    flat or sharded (--layout; the reconciler's `layout` setting)
+  commit_tree_bytes         median bytes of the tree objects one single-tenant commit writes
+                            (root, tenants/, the shard when sharded, the tenant's directory)
 
-Usage: python bench/commit_bench.py --customers 10000 --json
+Usage: python bench/commit_bench.py --customers 10000 --json [--layout sharded]
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pygit2
 
 from reconciler.adapters.gitrepo import GitConfigRepo, tune_libgit2
-from reconciler.core import yamlio
+from reconciler.adapters.layoutview import LayoutView
+from reconciler.core import layout, yamlio
 from reconciler.core.models import Customer
 from reconciler.core.render.customers import render_customer
 from reconciler.core.settings import Settings
@@ -138,7 +143,7 @@ def time_git_cli(root: Path, settings: Settings, n: int, changes: int) -> list[f
         t0 = time.perf_counter()
         rendered = render_customer(changed, settings)
         for rel, data in rendered.files.items():
-            target = work / rendered.directory / rel
+            target = work / layout.physical_path(rendered.directory, settings.layout) / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         git("add", "-A", cwd=work)
@@ -157,19 +162,23 @@ def time_floor(path: Path, settings: Settings, n: int, changes: int) -> list[flo
         changed = make_customer(k * 13 % n + 2, label=f" floor {k}")
         t0 = time.perf_counter()
         rendered = render_customer(changed, settings)
-        root = repo[head].peel(pygit2.Commit).tree
-        top, name = rendered.directory.split("/", 1)
-        tenants = root[top]
-        directory = repo[tenants[name].id] if name in tenants else None
-        inner = repo.TreeBuilder(directory) if directory is not None else repo.TreeBuilder()
+        # the trees on the directory's path, root first (tenants/, its shard, the tenant)
+        trees: list[Any] = [repo[head].peel(pygit2.Commit).tree]
+        parts = layout.physical_path(rendered.directory, settings.layout).split("/")
+        for part in parts:
+            parent = trees[-1]
+            trees.append(repo[parent[part].id] if parent is not None and part in parent
+                         else None)
+        inner = repo.TreeBuilder(trees[-1]) if trees[-1] is not None else repo.TreeBuilder()
         for rel, data in rendered.files.items():
             inner.insert(rel, repo.create_blob(data), pygit2.enums.FileMode.BLOB)
-        outer = repo.TreeBuilder(repo[tenants.id])
-        outer.insert(name, inner.write(), pygit2.enums.FileMode.TREE)
-        top_builder = repo.TreeBuilder(root)
-        top_builder.insert(top, outer.write(), pygit2.enums.FileMode.TREE)
-        head = repo.create_commit("refs/heads/floor", sig, sig, "floor", top_builder.write(),
-                                  [head])
+        written = inner.write()
+        for depth in range(len(parts) - 1, -1, -1):
+            base = trees[depth]
+            builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
+            builder.insert(parts[depth], written, pygit2.enums.FileMode.TREE)
+            written = builder.write()
+        head = repo.create_commit("refs/heads/floor", sig, sig, "floor", written, [head])
         floor.append((time.perf_counter() - t0) * 1000)
     return floor
 
@@ -185,11 +194,14 @@ def main() -> int:
     parser.add_argument("--workdir", default=None, help="where to create the repos (default: TMPDIR)")
     parser.add_argument("--no-watch", action="store_true",
                         help="skip the watch-mode (running controller) memory figure")
+    parser.add_argument("--layout", choices=["flat", "sharded"], default="flat",
+                        help="tenant layout of the repository (the `layout` setting)")
     args = parser.parse_args()
+    os.environ["RECONCILER_LAYOUT"] = args.layout  # the CLI runs below read it
     history = args.changes if args.history is None else max(args.history, args.changes)
     with tempfile.TemporaryDirectory(prefix="commit-bench-", dir=args.workdir) as tmp:
         out = measure(Path(tmp), args.customers, args.changes, history,
-                      watch=not args.no_watch)
+                      watch=not args.no_watch, tenant_layout=args.layout)
         # printed before the scratch directory goes: deleting a 100,000-tenant work tree
         # takes minutes
         print_result(out, as_json=args.json)
@@ -228,10 +240,10 @@ def watch_memory(target: tuple[str, ...], timeout: float = 3600.0) -> dict[str, 
 
 
 def measure(root: Path, n: int, changes: int, history: int, *,
-            watch: bool = True) -> dict[str, object]:
+            watch: bool = True, tenant_layout: str = "flat") -> dict[str, object]:
     """Every figure, in a scratch directory ``root``."""
-    settings = Settings()
-    out: dict[str, object] = {"customers": n}
+    settings = Settings(layout="sharded" if tenant_layout == "sharded" else "flat")
+    out: dict[str, object] = {"customers": n, "layout": settings.layout}
     source, config = root / "source", root / "config.git"
     workers: dict[int, int] = {}
     write_manifests(source, n, workers)
@@ -280,7 +292,8 @@ def write_history(config: Path, settings: Settings, n: int, *, changes: int, his
     repo = GitConfigRepo.open(config, branch=settings.branch, author_name=settings.author_name,
                               author_email=settings.author_email)
     customers = [make_customer(i) for i in range(n)]
-    engine = Reconciler(repo=repo, settings=settings, version="bench")
+    engine = Reconciler(repo=LayoutView(repo, settings.layout), settings=settings,
+                        version="bench")
     t0 = time.perf_counter()
     written = len(engine.sync(Parsed(customers, ())).commits)
     out["resync_cold_s"] = round(time.perf_counter() - t0, 3)
@@ -289,17 +302,33 @@ def write_history(config: Path, settings: Settings, n: int, *, changes: int, his
     out["resync_s"] = round(time.perf_counter() - t0, 3)
     out["resync_objects_written"] = written
     ours: list[float] = []
+    tree_bytes: list[int] = []
     for k in range(history):  # the code path a watch event takes
         i = k * 7 % n
-        workers[i] = workers.get(i, 1) % 99 + 2  # 2..100, never the value before
+        # 2..21 (inside the default quota), never the value before
+        workers[i] = workers.get(i, 1) % 20 + 2
         changed = make_customer(i, workers=workers[i])
         t0 = time.perf_counter()
         outcome = engine.apply(changed)
+        assert outcome.commit, outcome
         if k < changes:
             ours.append((time.perf_counter() - t0) * 1000)
-        assert outcome.commit, outcome
+            tree_bytes.append(commit_tree_bytes(repo.repository, outcome.commit,
+                              layout.physical_path(changed.key.directory, settings.layout)))
     out["history_commits"] = history
+    out["commit_tree_bytes"] = statistics.median(tree_bytes) if tree_bytes else 0
     return ours
+
+
+def commit_tree_bytes(repo: pygit2.Repository, commit_id: str, directory: str) -> int:
+    """Bytes of the tree objects on ``directory``'s path in a commit (what it rewrote)."""
+    commit = repo[commit_id].peel(pygit2.Commit)
+    tree: Any = commit.tree
+    total = len(tree.read_raw())
+    for part in directory.split("/"):
+        tree = repo[tree[part].id]
+        total += len(tree.read_raw())
+    return total
 
 
 def print_result(out: dict[str, object], *, as_json: bool) -> None:

@@ -110,7 +110,10 @@ def main() -> int:
 
             t0 = time.perf_counter()
             for k in range(args.changes):
-                outcome = wiring.engine.apply(make_customer(k % args.customers, workers=2 + k % 90))
+                # 2..21 workers, one more on each visit: inside the default quota (more is
+                # refused, not committed), never the value before
+                outcome = wiring.engine.apply(make_customer(
+                    k % args.customers, workers=2 + k // args.customers % 20))
                 assert outcome.commit, outcome
                 wiring.delivery.committed()
                 if wiring.delivery.due():

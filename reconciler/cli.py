@@ -164,6 +164,12 @@ def _add_writing_commands(command: Command) -> None:
     _add_cluster(p)
     _add_repo(p, writes=True)
 
+    p = command("migrate-layout", _migrate_layout, "move every tenant directory to the "
+                "flat or sharded layout in one revertible commit")
+    p.add_argument("--to", choices=["flat", "sharded"],
+                   help="target layout (default: the layout setting, which must agree)")
+    _add_repo(p, writes=True)
+
 
 def _add_reading_commands(command: Command) -> None:
     """Read-only commands: the repo options only, none of the write options."""
@@ -542,6 +548,18 @@ def _rollback(args: argparse.Namespace, out: Output) -> int:
     ok = outcome.ok and (delivered is None or out.delivery(delivered))
     if note:
         out.line(note)
+    return EXIT_OK if ok else EXIT_REFUSED
+
+
+def _migrate_layout(args: argparse.Namespace, out: Output) -> int:
+    done = app.migrate_layout(_target(args), _settings(args), args.to)
+    if done.commit is None:
+        out.line(f"already {done.layout}: nothing to move", layout=done.layout, moved=0)
+    else:
+        out.line(f"moved {done.moved:,} tenant directories to the {done.layout} layout in "
+                 f"commit {done.commit[:12]}", layout=done.layout, moved=done.moved,
+                 commit=done.commit)
+    ok = done.delivered is None or out.delivery(done.delivered)
     return EXIT_OK if ok else EXIT_REFUSED
 
 

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,6 +283,14 @@ class MirrorConfigRepo:
         """Commit ``changes`` on the local branch (pushed later)."""
         return self.local.commit(changes, message)
 
+    def commit_moves(self, moves: Mapping[str, str], changes: ChangeSet, message: str) -> str:
+        """Commit directories moved whole, with ``changes`` (pushed later)."""
+        return self.local.commit_moves(moves, changes, message)
+
+    def uncommitted(self) -> list[str]:
+        """A mirror has no work tree: nothing uncommitted."""
+        return []
+
     def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from the local head, newest first."""
         return self.local.log(limit)
@@ -470,6 +478,33 @@ class MirrorConfigRepo:
                 raise errors.RepoError(f"fetch of {branch} failed: {exc}") from exc
         return found
 
+    def remote_branches(self, prefix: str) -> list[str]:
+        """Names of the remote's branches that start with ``prefix`` (one of ours)."""
+        if not prefix.startswith(OWN_BRANCH_PREFIX):
+            raise errors.UnsafeWriteError(f"{prefix} is not a prefix of the reconciler's branches")
+        callbacks = _Callbacks(self._credentials, tls=self.url.startswith("https://"))
+        try:
+            heads = self._repo.remotes[REMOTE].list_heads(callbacks=callbacks)
+        except pygit2.GitError as exc:
+            raise errors.RepoError(f"listing {redact(self.url)} failed: {exc}") from exc
+        names = [str(h.name) for h in heads if h.name]
+        return sorted(n[len("refs/heads/"):] for n in names
+                      if n.startswith(f"refs/heads/{prefix}"))
+
+    def same_changes(self, first: str, second: str, *, limit: int = 1000) -> bool:
+        """Whether two chains of commits make the same trees in the same order on the same
+        base (times aside): walks first parents back until both reach one commit."""
+        a, b = self._repo.get(first), self._repo.get(second)
+        for _ in range(limit):
+            if not isinstance(a, pygit2.Commit) or not isinstance(b, pygit2.Commit):
+                return False
+            if a.id == b.id:
+                return True
+            if a.tree_id != b.tree_id or not a.parent_ids or not b.parent_ids:
+                return False
+            a, b = self._repo.get(a.parent_ids[0]), self._repo.get(b.parent_ids[0])
+        return False
+
     def same_change(self, first: str, second: str) -> bool:
         """Whether two commits hold the same tree on the same parents (time aside)."""
         a, b = self._repo.get(first), self._repo.get(second)
@@ -489,14 +524,15 @@ class MirrorConfigRepo:
         return GitConfigRepo(self._repo, branch=branch, author_name=name, author_email=email,
                              signer=self.signer)
 
-    def push_branch(self, branch: str, commit: str | None) -> PushResult:
-        """Force-push (or delete, with None) one of the reconciler's own branches."""
+    def push_branch(self, branch: str, commit: str | None, *, force: bool = True) -> PushResult:
+        """Force-push (or delete, with None) one of the reconciler's own branches;
+        ``force=False``: only a fast-forward (a commit someone else pushed there stays)."""
         if not branch.startswith(OWN_BRANCH_PREFIX):
             raise errors.UnsafeWriteError(f"refusing to force-push {branch}: not ours")
         if commit is None:
             return self._push([f":refs/heads/{branch}"])
         self._repo.references.create(f"refs/heads/{branch}", pygit2.Oid(hex=commit), force=True)
-        return self._push([f"+refs/heads/{branch}:refs/heads/{branch}"])
+        return self._push([f"{'+' if force else ''}refs/heads/{branch}:refs/heads/{branch}"])
 
     def _push(self, refspecs: list[str]) -> PushResult:
         callbacks = _Callbacks(self._credentials, tls=self.url.startswith("https://"))

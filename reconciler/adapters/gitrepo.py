@@ -447,10 +447,17 @@ class GitConfigRepo:
 
     def commit(self, changes: ChangeSet, message: str) -> str:
         """Commit ``changes`` on top of the head as one commit; return its id."""
-        if changes.empty:
+        return self.commit_moves({}, changes, message)
+
+    def commit_moves(self, moves: Mapping[str, str], changes: ChangeSet, message: str) -> str:
+        """Commit directories moved whole (source -> destination, both absent from
+        ``changes``) together with ``changes``. A moved directory keeps its tree id: nothing
+        in it is read or written again, so moving 100,000 tenants writes only the trees
+        above them."""
+        if changes.empty and not moves:
             raise ValueError("refusing to make an empty commit")
         streamed = changes.streamed.directories if changes.streamed is not None else ()
-        for path in [*changes.paths, *streamed]:
+        for path in [*changes.paths, *streamed, *moves, *moves.values()]:
             try:
                 names.check_relative_path(path)
             except names.UnsafePathError as exc:
@@ -459,22 +466,32 @@ class GitConfigRepo:
         if head != self._index_head:  # listings of another head must not be carried over
             self._dirs.clear()
             self._index_head = head
-        self._refuse_symlinks(head, [*changes.paths, *streamed])
+        self._refuse_symlinks(head, [*changes.paths, *streamed, *moves.values()])
+        trees: dict[str, _Subtree] = {}
+        for source, destination in moves.items():
+            entry = self._entry(source)
+            if entry is None or not entry[0]:
+                raise errors.RepoError(f"cannot move {source}: not a directory at the head")
+            trees[destination] = _Subtree(entry[1])  # the same tree, at its new path
         try:
-            return self._commit_on(head, changes, message)
+            return self._commit_on(head, changes, message, moves, trees)
         except OSError:
             # a lock left by a killed process: clear it when it provably has no live owner
             if not self.clear_stale_locks():
                 raise errors.RepoError(f"commit failed: {self._ref} is locked by another "
                                        "git process") from None
         try:
-            return self._commit_on(head, changes, message)
+            return self._commit_on(head, changes, message, moves, trees)
         except OSError as exc:
             raise errors.RepoError(f"commit failed: {exc}") from exc
 
-    def _commit_on(self, head: str | None, changes: ChangeSet, message: str) -> str:
-        ops: dict[str, Any] = dict(changes.writes)  # bytes, None (delete) or a _Subtree
+    def _commit_on(self, head: str | None, changes: ChangeSet, message: str,
+                   moves: Mapping[str, str], trees: Mapping[str, _Subtree]) -> str:
+        # bytes, None (delete) or a _Subtree (a streamed directory or one moved whole)
+        ops: dict[str, Any] = dict(changes.writes)
         ops.update(dict.fromkeys(changes.deletes))
+        ops.update(dict.fromkeys(moves))
+        ops.update(trees)
         changed: dict[str, tuple[bool, pygit2.Oid] | None] = {}
         objects_dir = Path(self._repo.path) / "objects"
         bulk = self._pack = looseobjects.PackWriter(objects_dir) \
@@ -519,7 +536,8 @@ class GitConfigRepo:
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
         self._remember_touched(str(oid), [p for p, v in ops.items()
-                                          if not isinstance(v, _Subtree)], touched)
+                                          if not isinstance(v, _Subtree)],
+                               touched | set(moves) | set(moves.values()))
         # loose objects written: the changed entries, the root tree, the commit
         self._after_write(1 if bulk is not None else len(changed) + 2)
         return str(oid)
@@ -804,6 +822,15 @@ class GitConfigRepo:
         if bulk or len(tree) >= KEEP_BUILDER_ENTRIES:
             return _large_tree(tree)
         return self._repo.TreeBuilder(tree)
+
+    def uncommitted(self) -> list[str]:
+        """Paths a human changed in the work tree or index and did not commit, untracked
+        files included ([] for a bare repository)."""
+        if self._repo.is_bare:
+            return []
+        ignored = pygit2.enums.FileStatus.IGNORED
+        return sorted(path for path, flags in self._repo.status().items()
+                      if not flags & ignored)
 
     def flush(self) -> None:
         """Bring a non-bare repository's work tree up to date when it was clean."""

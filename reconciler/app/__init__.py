@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reconciler.app.cluster import run_kubernetes
+    from reconciler.app.layouts import Migration, migrate_layout
     from reconciler.app.local import (
         POLL_SECONDS,
         find_object,
@@ -60,6 +61,7 @@ _WHERE = {
     **dict.fromkeys(["POLL_SECONDS", "find_object", "local_pass", "plan_once", "read_deployers",
                      "restore_spec", "resync", "rollback", "run_forever", "run_once"], "local"),
     "configure_logging": "logs",
+    **dict.fromkeys(["Migration", "migrate_layout"], "layouts"),
     **dict.fromkeys(["check_sources", "read_sources", "render_to", "settings_from",
                      "write_crds"], "offline"),
     **dict.fromkeys(["VERSION", "ForgeOptions", "Target", "Wiring", "default_state_dir",
@@ -73,6 +75,7 @@ __all__ = [
     "VERSION",
     "ForgeOptions",
     "HistoryEntry",
+    "Migration",
     "Settings",
     "Target",
     "Wiring",
@@ -87,6 +90,7 @@ __all__ = [
     "layout_root",
     "local_pass",
     "local_reconciler",
+    "migrate_layout",
     "open_repo",
     "parse_key",
     "plan_once",

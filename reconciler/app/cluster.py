@@ -35,7 +35,7 @@ def run_kubernetes(*, target: Target, settings: Settings, kubeconfig: str | None
     wiring = wire(target, settings, on_rebase=requeue, elected=leader_elect and not once)
     repo = wiring.repo
     metrics = PrometheusMetrics()
-    controller = Controller(cluster=cluster, engine=wiring.engine, repo=repo, metrics=metrics,
+    controller = Controller(cluster=cluster, engine=wiring.engine, repo=wiring.logical, metrics=metrics,
                             delivery=wiring.delivery,
                             orphan_grace_seconds=settings.orphan_grace_seconds,
                             settings=settings, allow_removals=allow_removals)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.adapters import filesource, memory, progress
 from reconciler.adapters.gitremote import is_url, redact
+from reconciler.adapters.layoutview import LayoutView
 from reconciler.app.offline import read_sources
 from reconciler.app.wiring import VERSION, Target, Wiring, wire
 from reconciler.core import decide as decision
@@ -66,7 +67,7 @@ def plan_once(sources: Sequence[Path], target: Target | Path, settings: Settings
                                settings, time.time(),
                                Request(VERSION, allow_removals=allow_removals))
     wiring = wire(dataclasses.replace(target, mode="direct"), settings, create=False)
-    engine = Reconciler(repo=wiring.repo, settings=settings, version=VERSION)
+    engine = Reconciler(repo=wiring.logical, settings=settings, version=VERSION)
     return engine.plan(parsed, now=time.time(), allow_removals=allow_removals)
 
 
@@ -262,9 +263,10 @@ def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
     def run_pass() -> PassReport:
         if isinstance(wiring.engine, PullRequestReconciler):
             return PassReport([wiring.engine.propose(
-                key, lambda view: rollback_logic.rollback(view, key, point, version=VERSION,
-                                                          settings=settings))])
-        return PassReport([rollback_logic.rollback(wiring.repo, key, point, version=VERSION,
+                key, lambda view: rollback_logic.rollback(
+                    LayoutView(view, settings.layout), key, point, version=VERSION,
+                    settings=settings))])
+        return PassReport([rollback_logic.rollback(wiring.logical, key, point, version=VERSION,
                                                    settings=settings)])
     first = run_pass()
     if not first.ok:
@@ -273,8 +275,8 @@ def rollback(target: Target, settings: Settings, key: ObjectKey, point: str, *,
     outcome = report.outcomes[0]
     note = None
     if spec_source is not None:
-        point_commit = rollback_logic.resolve_point(wiring.repo, key, point)
-        spec = rollback_logic.spec_at(wiring.repo, key, point_commit)
+        point_commit = rollback_logic.resolve_point(wiring.logical, key, point)
+        spec = rollback_logic.spec_at(wiring.logical, key, point_commit)
         if spec is None:
             raise errors.UserInputError(f"{key}: {point} recorded no spec to restore")
         note = restore_spec(spec_source, key, spec, kubeconfig=kubeconfig, context=context)

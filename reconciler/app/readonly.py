@@ -40,7 +40,7 @@ def status(target: Target, settings: Settings, sources: Sequence[Path],
     from reconciler.app.local import read_deployers
     from reconciler.app.offline import check_sources, read_sources
     check_sources(sources)
-    repo = wire(target, settings, create=False).repo
+    repo = wire(target, settings, create=False).logical
     deployed = read_deployers(applied_from) if applied_from else None
     return queries.object_status(repo, settings, read_sources(sources, settings), time.time(),
                                  deployed)
@@ -62,7 +62,7 @@ class HistoryEntry:
 
 def history(target: Target, settings: Settings, key: ObjectKey) -> list[HistoryEntry]:
     """``reconciler history``: commits that changed or named ``key``, newest first."""
-    repo = wire(target, settings, create=False).repo
+    repo = wire(target, settings, create=False).logical
     ownership = Ownership(repo=repo, author_email=settings.author_email)
     entries = rollback_logic.audit(repo, key, ownership)
     if not entries:
@@ -74,7 +74,7 @@ def history(target: Target, settings: Settings, key: ObjectKey) -> list[HistoryE
 
 def diff(target: Target, settings: Settings, key: ObjectKey, a: str, b: str) -> str:
     """``reconciler diff``: the rendered difference of ``key`` between two points."""
-    repo = wire(target, settings, create=False).repo
+    repo = wire(target, settings, create=False).logical
     _require_known(repo, key)
     return rollback_logic.diff(repo, key, a, b)
 

@@ -25,6 +25,7 @@ from reconciler.adapters.gitremote import (
     use_known_hosts,
 )
 from reconciler.adapters.gitrepo import GitConfigRepo
+from reconciler.adapters.layoutview import LayoutView
 from reconciler.adapters.processlock import LOCK_FILE, ProcessLock
 from reconciler.adapters.signing import Signer, signer_from_spec
 from reconciler.core import errors, messages, plan
@@ -169,6 +170,14 @@ class Wiring:
     guard: contextlib.AbstractContextManager[object] = field(default_factory=threading.RLock)
     #: this process's exclusive hold on the repository (None for readers)
     lock: ProcessLock | None = None
+    #: the repo as the reconcile logic sees it: tenant paths in the ``layout`` setting's
+    #: places, refusing a repo laid out otherwise (``wire`` always sets it)
+    view: ConfigRepo | None = None
+
+    @property
+    def logical(self) -> ConfigRepo:
+        """The layout view of the repo (the repo itself when built without one)."""
+        return self.view if self.view is not None else self.repo
 
     def close(self) -> None:
         """Let another process write the repository (the lock goes with the process too)."""
@@ -212,8 +221,9 @@ def wire(target: Target | Path, settings: Settings,
             repo.clear_stale_locks()
         if repo.head() is None and create:
             seed(repo)
-        return Wiring(repo, Reconciler(repo=repo, settings=settings, version=VERSION), None,
-                      lock=lock)
+        view = LayoutView(repo, settings.layout)
+        return Wiring(repo, Reconciler(repo=view, settings=settings, version=VERSION), None,
+                      lock=lock, view=view)
     name = redact(target.repo)
     path = mirror_path(target.repo, target.state_dir)
     private_dir(path.parent)
@@ -231,12 +241,13 @@ def wire(target: Target | Path, settings: Settings,
         target.repo, target.state_dir, credentials=credentials, branch=settings.branch,
         author_name=settings.author_name, author_email=settings.author_email,
         signer=target.signer, writer=writer, exclusive=lock is not None)
+    view = LayoutView(mirror, settings.layout)
     if target.mode == "pr":
         return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None,
-                      lock=lock)
-    engine = Reconciler(repo=mirror, settings=settings, version=VERSION)
+                      lock=lock, view=view)
+    engine = Reconciler(repo=view, settings=settings, version=VERSION)
     if not (writer and create):  # a reader: the mirror is as the writer left it
-        return Wiring(mirror, engine, None, lock=lock)
+        return Wiring(mirror, engine, None, lock=lock, view=view)
     if mirror.head() is None:
         seed(mirror)  # an empty remote: the first push creates the branch
 
@@ -260,7 +271,7 @@ def wire(target: Target | Path, settings: Settings,
             seed(mirror)
     if mirror.pending():
         delivery.committed()  # left over from a previous run: push them
-    return Wiring(mirror, engine, delivery, guard, lock)
+    return Wiring(mirror, engine, delivery, guard, lock, view)
 
 
 def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
@@ -281,7 +292,8 @@ def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
                       target.forge.token)
 
     def make_engine(view: ConfigRepo) -> Reconciler:
-        return Reconciler(repo=view, settings=settings, version=VERSION)
+        return Reconciler(repo=LayoutView(view, settings.layout), settings=settings,
+                          version=VERSION)
 
     return PullRequestReconciler(store=mirror, forge=forge, settings=settings, version=VERSION,
                                  base_branch=settings.branch, make_engine=make_engine)

@@ -386,7 +386,8 @@ class _PassState:
         obj = _with_generation(obj, generation)
         rendered = render_object(obj, self.settings)
         changes = plan.plan_directory(rendered, directory.files).merged(pool_changes)
-        if changes.empty:
+        if changes.empty or (action == "rerender" and _records_only(changes)):
+            # a rendering input changed nothing deployed: no commit of a record file alone
             self.written[key] = obj
             return [_up_to_date(key)]
         confined = layout.OWNED_PREFIXES[key.kind]
@@ -504,14 +505,14 @@ class _PassState:
         size = self.settings.rerender_batch
         batches = [drafts[i:i + size] for i in range(0, len(drafts), size)]
         verdicts: list[Outcome] = []
+        planned: list[tuple[int, Callable[..., str]]] = []  # commit index, its message
         for number, batch in enumerate(batches, start=1):
             entries = dict(self.entries)
             keys, writes, deletes, existed = self._render_batch(batch, entries, verdicts)
             pool_changes, rendered_pool = self._pool_render(entries)
             writes.update(pool_changes.writes)
             deletes.update(pool_changes.deletes)
-            if not keys or all(p.rsplit("/", 1)[-1] == common.SOURCE_FILE
-                               for p in [*writes, *deletes]):
+            if not keys or _records_only(plan.ChangeSet(writes, frozenset(deletes))):
                 verdicts += [_up_to_date(k) for k in keys]  # nothing deployed would change
                 continue
             writes.update(self.settings_record_change().writes)
@@ -530,6 +531,7 @@ class _PassState:
                 outcomes = [replace(outcomes[0], key=k) for k in keys]
             verdicts += outcomes
             if outcomes[0].result == Result.COMMITTED:
+                planned.append((len(self.commits) - 1, message_for))
                 self._settings_recorded = True
                 self.entries = entries
                 self.pool_files = {n: plan.git_blob_id(d) for n, d in rendered_pool.files.items()}
@@ -538,7 +540,22 @@ class _PassState:
                 for key in keys:
                     self.written.pop(key, None)
                     self.untouched.add(key)
+        if len(planned) != len(batches):
+            verdicts = self._renumber(planned, verdicts)
         return verdicts
+
+    def _renumber(self, planned: Sequence[tuple[int, Callable[..., str]]],
+                  verdicts: list[Outcome]) -> list[Outcome]:
+        """Batches that changed only records were left out: number the commits made."""
+        subjects: dict[str, str] = {}
+        for number, (index, message_for) in enumerate(planned, start=1):
+            commit = self.commits[index]
+            message = message_for([f"{f.status} {f.path}" for f in commit.files],
+                                  batch=(number, len(planned)))
+            subject = message.split("\n", 1)[0]
+            subjects[commit.subject] = subject
+            self.commits[index] = replace(commit, subject=subject, message=message)
+        return [replace(v, message=subjects.get(v.message, v.message)) for v in verdicts]
 
     def _render_batch(self, batch: Sequence[tuple[Resource, DirectoryState, str]],
                       entries: dict[str, pool.PoolEntry], verdicts: list[Outcome]
@@ -636,6 +653,11 @@ class _PoolEntries(Mapping[str, pool.PoolEntry]):
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+def _records_only(changes: plan.ChangeSet) -> bool:
+    """Whether ``changes`` touch nothing but source records (nothing deployed changes)."""
+    return all(p.rsplit("/", 1)[-1] == common.SOURCE_FILE for p in changes.paths)
 
 
 def _up_to_date(key: ObjectKey) -> Outcome:

@@ -3,11 +3,14 @@ the commit that re-renders many objects at once because settings or the version 
 
 Pure. The record (``.reconciler/settings.json``) holds the settings that shape rendered bytes
 and the reconciler version of the last re-render, so the next one can say what changed
-(``rerender: scheduler image 1.4.2 -> 1.4.3 (3,000 tenants)``).
+(``rerender: scheduler image 1.4.2 -> 1.4.3 (3,000 tenants)``). In pull-request mode the
+same change is one pull request from ``reconciler/rerender/<digest of the record it starts
+from>``; its text is built here too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +23,9 @@ SETTINGS_RECORD = f"{RECORD_DIRECTORY}/settings.json"
 TRAILER_SETTING = "Reconciler-Setting"
 UNKNOWN_CHANGE = "settings or reconciler version changed"
 FILES_LISTED = 200  # beyond this the body says how many instead of listing them
+BRANCH_PREFIX = "reconciler/rerender/"
+TRAILER_RECORD = "Reconciler-Settings-Record"  # in a PR body: the record the PR would write
+OBJECTS_LISTED = 200
 NOUNS = {"Customer": ("tenant", "tenants"), "Preview": ("preview", "previews")}
 
 
@@ -115,3 +121,48 @@ def _text(value: object) -> str:
     if value is None:
         return "unset"
     return " ".join(str(value).split())
+
+
+def record_digest(raw: bytes | None) -> str:
+    """A short, stable name for a settings record's bytes (absent: the empty record)."""
+    return hashlib.sha256(raw or b"").hexdigest()[:12]
+
+
+def rerender_branch(base_record: bytes | None) -> str:
+    """The branch of the re-render PR that starts from ``base_record`` (the target branch's
+    record): a newer settings change before it merges updates the same branch and PR."""
+    return BRANCH_PREFIX + record_digest(base_record)
+
+
+def proposes(body: str, target_record: bytes | None) -> bool:
+    """Whether a re-render PR's ``body`` proposes exactly ``target_record``."""
+    return f"{TRAILER_RECORD}: {record_digest(target_record)}" in body.splitlines()
+
+
+def pull_request_text(keys: Sequence[ObjectKey], base_record: bytes | None,
+                      target_record: bytes | None, commits: int) -> tuple[str, str]:
+    """Title and body of the re-render PR moving the target branch from ``base_record`` to
+    ``target_record`` over ``keys`` in ``commits`` commits."""
+    target = parse_settings_record(target_record) or {}
+    version = str(target.get("version") or "unknown")
+    changes = setting_changes(parse_settings_record(base_record),
+                              target.get("settings") or {}, version)
+    title = rerender_message(keys, changes, [], [], version).split("\n", 1)[0]
+    lines = [f"- {path}: {change}" for path, change in changes] or [f"- {UNKNOWN_CHANGE}"]
+    lines.append(f"- re-rendered {count_phrase(keys)} in {commits:,} "
+                 f"commit{'s' if commits != 1 else ''}; no spec changed")
+    listed = sorted(str(k) for k in keys)
+    objects = "\n".join(listed) if len(listed) <= OBJECTS_LISTED else \
+        f"{len(listed):,} objects (the Reconciler-Object trailers of the commits name them)"
+    trailers = "\n".join([f"{messages.TRAILER_ACTION}: rerender",
+                          *(f"{TRAILER_SETTING}: {path}" for path, _ in changes),
+                          f"{TRAILER_RECORD}: {record_digest(target_record)}",
+                          f"{messages.TRAILER_VERSION}: {version}"])
+    body = ("Proposed by gitops-reconciler: the settings or the reconciler version changed "
+            "the rendering of objects whose spec did not change.\n\n" + "\n".join(lines)
+            + f"\n\nObjects:\n```\n{objects}\n```\n\n```\n{trailers}\n```\n\n"
+            "Merge to apply. A newer settings change updates this pull request. Closing it "
+            "unmerged declines this change: it is not proposed again (the objects keep their "
+            "current rendering; a change of an object's spec still gets its own pull "
+            "request) until the settings or the version change again.\n")
+    return title, body

@@ -178,6 +178,10 @@ class Settings(BaseModel):
     )
     shard: str = Field(
         default="", description="INDEX/COUNT: own only this hash shard of object names.")
+    layout: Literal["flat", "sharded"] = Field(
+        default="flat",
+        description="Tenant directories: flat tenants/<name>/, or sharded "
+                    "tenants/_<first 2 hex of sha256(name)>/<name>/ for large fleets.")
     rerender_batch: int = Field(
         default=5000, ge=1,
         description="A settings change re-rendering objects commits them this many at a time.",
@@ -278,7 +282,7 @@ class Settings(BaseModel):
                                   "human_change_policy", "orphan_grace_seconds",
                                   "removal_budget_min", "removal_budget_percent",
                                   "expiry_check_seconds", "applied_check_seconds",
-                                  "rerender_batch", "selector", "shard",
+                                  "rerender_batch", "selector", "shard", "layout",
                                   "max_database_storage", "preview_host_patterns",
                                   "max_source_file_bytes", "max_source_documents"}
         )

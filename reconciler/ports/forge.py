@@ -71,6 +71,10 @@ class Forge(Protocol):
     def find_open_pull_request(self, head_branch: str, base_branch: str) -> PullRequest | None:
         """The open pull request from ``head_branch`` into ``base_branch``, if any."""
 
+    def find_pull_requests(self, head_branch: str, base_branch: str) -> list[PullRequest]:
+        """Every pull request (open, closed, merged) from ``head_branch`` into
+        ``base_branch``, newest first."""
+
     def get_pull_request(self, number: int) -> PullRequest:
         """A pull request by number (any state)."""
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.core import applied, conditions, decide, errors, expiry, guards, sources
+from reconciler.core import applied, conditions, decide, errors, expiry, guards, layout, sources
 from reconciler.core.models import DIRECTORIES, PLURALS, ObjectKey, Preview, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import customers
@@ -186,9 +186,14 @@ class Controller:
             if outcome.result == Result.COMMITTED and outcome.key is not None:
                 self._count(outcome)
                 log.info("%s", outcome.message, extra={"object": str(outcome.key)})
+            elif outcome.result == Result.PROPOSED and outcome.key is not None:
+                log.info("%s: %s", outcome.message, outcome.pull_request_url,
+                         extra={"object": str(outcome.key)})
 
     def resync(self) -> None:
-        """Queue every known object again (periodic full resync)."""
+        """Queue every known object again (periodic full resync); a grouped re-render that
+        failed before (a forge or push error) is tried again first."""
+        self.rerender_changed()
         for kind, informer in self.informers.items():
             for name in informer.names():
                 self.queue.add(ObjectKey(kind, name))
@@ -206,7 +211,11 @@ class Controller:
         total = 0
         for kind, top in DIRECTORIES.items():
             known = set(self.informers[kind].names())
-            present = self._repo.list_directories(top)
+            try:
+                present = self._repo.list_directories(top)
+            except errors.ReconcilerError as exc:  # a repo laid out otherwise: hold, say so
+                log.error("not looking for orphaned %s directories: %s", top, exc)
+                continue
             orphans = [name for name in present if name not in known]
             total += len(orphans)
             budget = max(decide.removal_budget(len(present), self._settings),
@@ -270,10 +279,11 @@ class Controller:
                 if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
                     continue
                 status = raw.get("status") or {}
-                key = ObjectKey(kind, name)
+                # Applications name the directory where it is (tenants/_3f/acme when sharded)
+                where = layout.directory_of(ObjectKey(kind, name), self._settings.layout)
                 wanted = applied.applied_condition(
-                    key.directory, status.get("lastCommit"),
-                    applied.deployers(key.directory, apps, kustomizations), self._repo.contains)
+                    where, status.get("lastCommit"),
+                    applied.deployers(where, apps, kustomizations), self._repo.contains)
                 merged = conditions.merge_conditions(
                     status.get("conditions") or [], [(applied.APPLIED, *wanted)],
                     (raw.get("metadata") or {}).get("generation"), self._clock())

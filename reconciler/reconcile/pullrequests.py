@@ -1,4 +1,5 @@
-"""Pull-request mode: each object change goes to its own branch and pull request.
+"""Pull-request mode: each object change goes to its own branch and pull request; a
+settings or version change re-renders unchanged specs in one PR (``reconcile.rerenders``).
 
 The branch ``reconciler/<kind>/<name>`` always holds exactly one commit: the object's
 rendering on top of the target branch's current head (re-rendered, never rebased), so a
@@ -18,9 +19,10 @@ from reconciler.core.models import ObjectKey, Resource
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.settings import Settings
 from reconciler.core.sources import Parsed, Refusal
-from reconciler.ports.configrepo import ConfigRepo, PushResult
+from reconciler.ports.configrepo import ConfigRepo
 from reconciler.ports.forge import Forge, ForgeError, PullRequestSpec
 from reconciler.reconcile.engine import PassReport, Reconciler
+from reconciler.reconcile.rerenders import RerenderProposer, RerenderStore
 
 log = logging.getLogger(__name__)
 LABELS = ("gitops-reconciler",)
@@ -29,20 +31,8 @@ LABELS = ("gitops-reconciler",)
 branch_for = layout.branch_for
 
 
-class BranchStore(Protocol):
+class BranchStore(RerenderStore, Protocol):
     """What PR mode needs from the mirror, beyond the ConfigRepo port."""
-
-    def fetch(self) -> str | None:
-        """Fetch the target branch; return its head."""
-
-    def branch_view(self, branch: str, base: str | None) -> ConfigRepo:
-        """A ConfigRepo on ``branch``, reset to ``base``."""
-
-    def push_branch(self, branch: str, commit: str | None) -> PushResult:
-        """Force-push (or delete with None) one of our own branches."""
-
-    def remote_branch_commit(self, branch: str) -> str | None:
-        """Where ``branch`` points on the remote, or None."""
 
     def same_change(self, first: str, second: str) -> bool:
         """Same tree on the same parents."""
@@ -59,6 +49,9 @@ class PullRequestReconciler:
         self._version = version
         self._base_branch = base_branch
         self._make_engine = make_engine
+        self._rerender_error: str | None = None
+        self._rerender = RerenderProposer(store=store, forge=forge, base_branch=base_branch,
+                                          make_engine=make_engine)
 
     def invalidate(self) -> None:
         """Nothing cached across objects."""
@@ -85,8 +78,11 @@ class PullRequestReconciler:
                             for r in parsed.refusals]
         parsed, fleet_refused = _without_fleet_refusals(parsed, self._settings)
         report.outcomes += fleet_refused  # each proposal sees one object: hosts are judged here
+        rerendered = self.rerender([o for o in parsed.objects if o.key not in deletes])
+        report.outcomes += rerendered
+        grouped = {o.key for o in rerendered}
         for obj in parsed.objects:
-            if obj.key not in deletes:
+            if obj.key not in deletes and obj.key not in grouped:
                 report.outcomes.append(self.apply(obj))
         for verdict in plan.verdicts:
             if verdict.key in deletes:
@@ -96,8 +92,19 @@ class PullRequestReconciler:
         return report
 
     def rerender(self, objects: list[Resource]) -> list[Outcome]:
-        """Pull-request mode proposes re-renders per object (its queue does): nothing here."""
-        del objects
+        """One pull request re-renders the objects whose rendering changed while their spec
+        did not (a settings or version change): ``reconcile.rerenders``."""
+        self._rerender_error = None
+        try:
+            outcomes = self._rerender.propose(objects)
+            failed = [o for o in outcomes if o.result == Result.FAILED]
+            if failed:  # the objects' own passes report it too, not a PR they are not in
+                self._rerender_error = f"the grouped re-render failed: {failed[0].message}"
+            return outcomes
+        except errors.ReconcilerError as exc:  # ForgeError too
+            self._rerender_error = f"the grouped re-render pull request failed: {exc}"
+            log.warning("%s", self._rerender_error)
+        self._rerender.last = None
         return []
 
     def propose(self, key: ObjectKey, change: Callable[[ConfigRepo], Outcome]) -> Outcome:
@@ -109,6 +116,8 @@ class PullRequestReconciler:
             outcome = change(view)
             if outcome.result != Result.COMMITTED or not outcome.commit:
                 return self._settle(key, branch, outcome)
+            if _settings_only(view):
+                return self._grouped(key, branch)
             published = self._store.remote_branch_commit(branch)
             if published is None or not self._store.same_change(published, outcome.commit):
                 # only a real change moves the PR branch: reviews and CI stay put otherwise
@@ -128,6 +137,20 @@ class PullRequestReconciler:
         return Outcome(key, Result.PROPOSED, Reason.PULL_REQUEST_OPEN, outcome.message,
                        None, pr.url, pr.number)
 
+    def _grouped(self, key: ObjectKey, branch: str) -> Outcome:
+        """A settings-only change of ``key`` belongs to the re-render PR, not its own: a
+        PR of its own left from an earlier spec change is closed."""
+        self._settle(key, branch, Outcome(key, Result.UNCHANGED, Reason.UP_TO_DATE, ""))
+        last = self._rerender.last
+        if last is not None and key in last.keys:
+            return last.outcome(key)
+        if self._rerender_error is not None:
+            return Outcome(key, Result.FAILED, Reason.FORGE_ERROR,
+                           f"{key}: {self._rerender_error} (tried again on the next pass)")
+        return Outcome(key, Result.SKIPPED, Reason.RERENDERED,
+                       f"{key}: only the settings or the reconciler version change its "
+                       "rendering; a full pass proposes that in one re-render pull request")
+
     def _settle(self, key: ObjectKey, branch: str, outcome: Outcome) -> Outcome:
         """No change against the target: close a leftover PR and delete its branch."""
         if outcome.result != Result.UNCHANGED:
@@ -144,6 +167,12 @@ class PullRequestReconciler:
                            f"{key}: no change left; closed {existing.url}", None,
                            existing.url, existing.number)
         return outcome
+
+
+def _settings_only(view: ConfigRepo) -> bool:
+    """Whether the change just made on ``view`` only re-renders an unchanged spec."""
+    commit = next(iter(view.log(limit=1)))
+    return messages.trailer_values(commit.message, messages.TRAILER_ACTION) == ["rerender"]
 
 
 def _body(message: str, key: ObjectKey) -> str:

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from reconciler.core import applied, expiry, messages
+from reconciler.core import applied, expiry, layout, messages
 from reconciler.core.history import HistoryEntry, object_history
 from reconciler.core.models import DIRECTORIES, ObjectKey, Preview, Resource, spec_data
 from reconciler.core.outcomes import Outcome, Reason, Result
@@ -59,9 +59,10 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
                           deadlines=deadlines, now=now)
         row = _with_verdict(row, verdicts.get(obj.key))
         if deployed is not None:
-            found = applied.deployers(obj.key.directory, *deployed)
+            where = layout.directory_of(obj.key, settings.layout)
+            found = applied.deployers(where, *deployed)
             status, reason, why = applied.applied_condition(
-                obj.key.directory, row.last_commit, found, repo.contains)
+                where, row.last_commit, found, repo.contains)
             row = dataclasses.replace(row, applied=f"{status} ({reason}: {why})")
         rows.append(row)
     for refusal in parsed.refusals:
@@ -74,11 +75,13 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
         for name in repo.list_directories(top):
             key = ObjectKey(kind, name)
             if key not in seen:
-                rows.append(_orphan_row(key, verdicts.get(key), last.get(key)))
+                rows.append(_orphan_row(key, verdicts.get(key), last.get(key),
+                                        layout.directory_of(key, settings.layout)))
     return sorted(rows, key=lambda r: (r.kind, r.name))
 
 
-def _orphan_row(key: ObjectKey, verdict: Outcome | None, last: str | None) -> StatusRow:
+def _orphan_row(key: ObjectKey, verdict: Outcome | None, last: str | None,
+                directory: str) -> StatusRow:
     """A directory with no resource: what the next run will really do with it."""
     if verdict is None:
         state, message, valid = "NotOwned", "directory was not made by the reconciler; " \
@@ -91,7 +94,7 @@ def _orphan_row(key: ObjectKey, verdict: Outcome | None, last: str | None) -> St
             "it is left alone", True
     else:  # held: budget, empty source, unreadable file, a human brought it back
         state, message, valid = verdict.reason.value, verdict.message, verdict.ok
-    return StatusRow(key.kind, key.name, valid, state, message, last, key.directory)
+    return StatusRow(key.kind, key.name, valid, state, message, last, directory)
 
 
 def _with_verdict(row: StatusRow, verdict: Outcome | None) -> StatusRow:
@@ -132,7 +135,7 @@ def _object_row(obj: Resource, directory: DirectoryState, settings: Settings, *,
         if now >= deadline:
             state = "Expired"
     return StatusRow(key.kind, key.name, True, state, message, last.get(key),
-                     key.directory if record else None)
+                     layout.directory_of(key, settings.layout) if record else None)
 
 
 def last_commits(repo: ConfigRepo) -> dict[ObjectKey, str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from reconciler.core import errors, guards, messages, plan
+from reconciler.core import errors, guards, layout, messages, plan
 from reconciler.core.history import CommitInfo
 from reconciler.core.models import API_VERSION, DIRECTORIES, KINDS, ObjectKey
 from reconciler.core.outcomes import Outcome, Reason, Result
@@ -148,6 +148,8 @@ def audit(repo: ConfigRepo, key: ObjectKey, ownership: Ownership) -> list[AuditE
                 gen = None
             if trailers.get(messages.TRAILER_SUPERSEDES):
                 detail += f", supersedes {trailers[messages.TRAILER_SUPERSEDES][:12]}"
+        elif action == layout.LAYOUT_ACTION:  # migrate-layout moved the directory whole
+            kind, detail = "layout", f"moved ({trailers.get(layout.TRAILER_LAYOUT, '?')} layout)"
         elif action == "rollback" and named:
             kind, detail = "rollback", f"to {trailers.get(messages.TRAILER_ROLLBACK_TO, '?')[:12]}"
         elif len(commit.parents) > 1:

@@ -83,6 +83,23 @@ def test_a_closed_pull_request_for_the_branches_is_not_reused(env: ForgeEnv) -> 
     assert pull.number != closed.number and pull.state == "open"
 
 
+def test_every_pull_request_of_a_branch_is_listed_newest_first_whatever_its_state(
+        env: ForgeEnv) -> None:
+    """Closed and open pull requests from the branch are both found (newest first, closed
+    ones saying so), other branches' are not, even when the host ignores the filters."""
+    closed = env.fake.seed_pull(SPEC.head_branch, "main", state="closed", body="declined")
+    env.fake.seed_pull("reconciler/customer/other", "main")
+    env.fake.honour_filters = False
+    driver = env.driver()
+    newer = driver.open_pull_request(SPEC)
+
+    found = driver.find_pull_requests(SPEC.head_branch, "main")
+
+    assert [(p.number, p.state) for p in found] == [(newer.number, "open"),
+                                                    (closed.number, "closed")]
+    assert found[1].body == "declined"
+
+
 def test_find_follows_pages(env: ForgeEnv) -> None:
     """The open pull request is found even when the host lists it several pages in."""
     target = env.fake.seed_pull(SPEC.head_branch, "main")

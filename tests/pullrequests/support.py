@@ -221,10 +221,11 @@ class Workspace:
     def delete(self, kind: str, name: str) -> None:
         self.manifest_path(kind, name).unlink()
 
-    def run(self, forge: ForgeUnderTest) -> subprocess.CompletedProcess[str]:
-        """``reconciler run --mode pr --once`` from the manifests against the remote."""
+    def run(self, forge: ForgeUnderTest, *extra: str | Path) -> subprocess.CompletedProcess[str]:
+        """``reconciler run --mode pr --once [EXTRA]`` from the manifests against the remote."""
         return reconciler("run", "--source", self.source, "--repo", self.remote.url,
-                          "--state-dir", self.state_dir, "--once", *forge.args(), home=self.home)
+                          "--state-dir", self.state_dir, "--once", *forge.args(), *extra,
+                          home=self.home)
 
     def status(self) -> dict[str, dict[str, Any]]:
         """``reconciler status -o json`` against the remote, by object name."""

@@ -79,3 +79,29 @@ def test_status_shows_the_open_pull_request_then_committed_once_it_is_merged(
     assert acme["status"]["pullRequest"]["state"] == "merged"
     assert acme["status"]["pullRequest"]["url"] == pull_request["url"]
     assert [p.state for p in forge.open_pulls()] == []
+
+
+@pytest.mark.parametrize("forge", ["github"], indirect=True)
+def test_a_settings_change_in_the_cluster_is_one_pull_request_named_in_each_status(
+        kubectl: fixtures.Kubectl, fake_kubeconfig: Path, workspace: Workspace,
+        forge: ForgeUnderTest, tmp_path: Path) -> None:
+    """The controller started with a new domain opens one re-render pull request (no PR of
+    any object's own), and each re-rendered Customer's status names that pull request."""
+    kubectl("apply", "--validate=false", "-f", str(ROOT / "crds"))
+    kubectl("apply", "--validate=false", "-R", "-f", str(workspace.source))
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("domain: apps.example.org\n"
+                        "preview_host_patterns: ['preview-*.{domain}', '*.example.com']\n")
+
+    support.ok(support.reconciler(
+        "run", "--source", "kubernetes", "--kubeconfig", fake_kubeconfig, "--once",
+        "--repo", workspace.remote.url, "--state-dir", workspace.state_dir,
+        "--config", settings, *forge.args(), home=workspace.home))
+
+    [pull] = forge.pulls()
+    assert pull.head.startswith("reconciler/rerender/") and pull.state == "open"
+    assert pull.title.startswith("rerender: domain example.com -> apps.example.org")
+    assert not any(b.startswith("reconciler/customer/") for b in workspace.remote.branches())
+    acme = customer(kubectl, "acme")
+    assert acme["status"]["pullRequest"]["url"].endswith(str(pull.number))
+    assert condition(acme, "Committed") == ("False", "PullRequestOpen")

@@ -515,6 +515,25 @@ def test_an_image_bump_over_many_tenants_is_one_commit_with_the_pool(bare):
     assert len([v for k, v in trailers(bare, commit) if k == "Reconciler-Object"]) == 120
 
 
+def test_a_setting_that_changes_no_rendered_file_commits_nothing_in_any_kind_of_pass(bare):
+    """A database pin for a version no tenant runs changes only the records' input hashes:
+    neither a full pass, nor the grouped re-render, nor one object's own pass (the
+    controller's queue) commits a record file alone."""
+    objects = (customer("acme", database=True, webhooks=True), preview("campaigns-feat-xyz"))
+    make_engine(bare).sync(parsed(*objects))
+    tip = head(bare)
+    pinned = Settings(images={"database_pins": {
+        "9": "docker.io/library/postgres:9@sha256:" + "a" * 64}})
+
+    assert make_engine(bare, pinned).sync(parsed(*objects)).commits == []
+    assert all(o.result != Result.COMMITTED for o in make_engine(bare, pinned).rerender(
+        list(objects)))
+    for obj in objects:
+        outcome = make_engine(bare, pinned).apply(obj)
+        assert (outcome.result, outcome.reason) == (Result.UNCHANGED, Reason.UP_TO_DATE)
+    assert head(bare) == tip
+
+
 def test_a_rerender_is_cut_into_bounded_batches(bare):
     """With rerender_batch 2, five re-rendered tenants land as three commits, each saying
     which batch it is."""

@@ -82,7 +82,7 @@ def test_argocd_builds_one_project_and_one_applicationset_per_folder(argocd):
     assert {o["metadata"]["namespace"] for o in argocd} == {"argocd"}
     paths = sorted(d["path"] for s in by_kind(argocd, "ApplicationSet")
                    for g in s["spec"]["generators"] for d in g["git"]["directories"])
-    assert paths == ["platform/*", "previews/*", "tenants/*"]
+    assert paths == ["platform/*", "previews/*", "tenants/*", "tenants/*/*", "tenants/_*"]
 
 
 def test_argocd_tenant_applications_sync_their_own_namespace(argocd):
@@ -240,7 +240,7 @@ def test_platform_namespace_builds_and_validates(tmp_path):
 
 def test_readme_documents_every_top_level_directory_and_large_fleets():
     """The config repo README names every directory the skeleton ships and says what happens
-    beyond ~3,000 entries per directory."""
+    beyond ~3,000 entries per directory, and how the sharded layout and its migration go."""
     readme = (LAYOUT / "README.md").read_text()
     directories = [p.name for p in LAYOUT.iterdir() if p.is_dir()]
     assert set(FOLDERS) <= set(directories)
@@ -250,6 +250,7 @@ def test_readme_documents_every_top_level_directory_and_large_fleets():
     fleets = readme.split("## Large fleets", 1)[1]
     assert "3,000" in fleets
     assert "45 bytes" in fleets
+    assert "tenants/_<shard>/<name>/" in fleets and "migrate-layout" in fleets
     assert "git revert" in readme
     assert "Reconciler-Object" in readme
 

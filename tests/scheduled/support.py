@@ -27,6 +27,7 @@ import yaml
 from reconciler import app
 from reconciler.adapters.gitrepo import GitConfigRepo
 from reconciler.adapters.kube import KubeCluster, api_client
+from reconciler.adapters.layoutview import LayoutView
 from reconciler.adapters.observability import PrometheusMetrics
 from reconciler.core import sources
 from reconciler.reconcile.controller import Controller
@@ -194,11 +195,12 @@ def wired(kubeconfig: Path, repo_path: Path, *, clock: FakeClock | None = None,
     (``environ``: ``RECONCILER_*`` settings)."""
     settings = app.settings_from(None, environ=environ or {})
     repo = app.open_repo(repo_path, settings, create=True)
-    engine = Reconciler(repo=repo, settings=settings, version="test")
+    view = LayoutView(repo, settings.layout)  # as the composition root wires it
+    engine = Reconciler(repo=view, settings=settings, version="test")
     metrics = PrometheusMetrics()
     api = api_client(str(kubeconfig))
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
-    controller = Controller(cluster=KubeCluster(api), engine=engine, repo=repo, metrics=metrics,
+    controller = Controller(cluster=KubeCluster(api), engine=engine, repo=view, metrics=metrics,
                             orphan_grace_seconds=orphan_grace_seconds, settings=settings,
                             **extra)
     try:

@@ -91,6 +91,26 @@ def test_an_argo_application_at_the_last_commit_makes_applied_true_then_false_wh
     assert [c.action for c in commits_of(wiring.repo_path, "customer/acme")] == ["create"]
 
 
+def test_in_a_sharded_repo_the_application_at_the_tenants_shard_path_makes_applied_true(
+        kube_with_deployers: fixtures.Kubectl, fake_apiserver: server.FakeApiServer,
+        fake_kubeconfig: Path, tmp_path: Path) -> None:
+    """With layout sharded the Customer's commit lands in tenants/_82/acme/, and the
+    Application the tenants ApplicationSet makes for that path sets Applied=True."""
+    kube = kube_with_deployers
+    support.apply(kube, support.customer("acme"))
+    with support.wired(fake_kubeconfig, tmp_path / "config.git",
+                       environ={"RECONCILER_LAYOUT": "sharded"}) as wiring, \
+            support.running(wiring, fake_apiserver):
+        commit = last_commit(kube, "customer", "acme")
+        files = git(wiring.repo_path, "ls-tree", "-r", "--name-only", commit, "tenants")
+        assert "tenants/_82/acme/kustomization.yaml" in files.split()
+        support.apply(kube, support.application("tenant-acme", "tenants/_82/acme",
+                                                revision=commit))
+        applied = wait_applied(wiring, kube, "customer", "acme", "True")
+        assert "Application argocd/tenant-acme" in applied["message"]
+        assert not wiring.controller.failures
+
+
 def test_a_ready_flux_kustomization_containing_the_commit_makes_a_preview_applied(
         kube_with_deployers: fixtures.Kubectl, fake_apiserver: server.FakeApiServer,
         fake_kubeconfig: Path, tmp_path: Path) -> None:

@@ -88,6 +88,15 @@ class GiteaForge:
         raw_pull = self._find_open(head_branch, base_branch)
         return to_pull_request(raw_pull) if raw_pull is not None else None
 
+    def find_pull_requests(self, head_branch: str, base_branch: str) -> list[forge.PullRequest]:
+        params: dict[str, str | int] = {"state": "all", "base_branch": base_branch,
+                                        "limit": PER_PAGE, "page": 1}
+        found = [to_pull_request(raw_pull)
+                 for page in self._client.iter_pages(f"{self._repo}/pulls", params=params)
+                 for raw_pull in cast(list[RawPull], page)
+                 if _is_for(raw_pull, head_branch, base_branch, any_state=True)]
+        return sorted(found, key=lambda p: -p.number)
+
     def get_pull_request(self, number: int) -> forge.PullRequest:
         return to_pull_request(self._get(number))
 
@@ -180,8 +189,9 @@ class GiteaForge:
         return [known[name] for name in wanted]
 
 
-def _is_for(raw_pull: RawPull, head_branch: str, base_branch: str) -> bool:
-    return (raw_pull.get("state") == "open" and not raw_pull.get("merged")
+def _is_for(raw_pull: RawPull, head_branch: str, base_branch: str, *,
+            any_state: bool = False) -> bool:
+    return ((any_state or (raw_pull.get("state") == "open" and not raw_pull.get("merged")))
             and (raw_pull.get("head") or {}).get("ref") == head_branch
             and (raw_pull.get("base") or {}).get("ref") == base_branch)
 

@@ -85,6 +85,15 @@ class GitHubForge:
         raw_pull = self._find_open(head_branch, base_branch)
         return to_pull_request(raw_pull) if raw_pull is not None else None
 
+    def find_pull_requests(self, head_branch: str, base_branch: str) -> list[forge.PullRequest]:
+        params: dict[str, str | int] = {"state": "all", "head": f"{self._owner}:{head_branch}",
+                                        "base": base_branch, "per_page": PER_PAGE}
+        found = [to_pull_request(raw_pull)
+                 for page in self._client.iter_pages(self._pulls, params=params)
+                 for raw_pull in cast(list[RawPull], page)
+                 if self._is_for(raw_pull, head_branch, base_branch, any_state=True)]
+        return sorted(found, key=lambda p: -p.number)
+
     def get_pull_request(self, number: int) -> forge.PullRequest:
         return to_pull_request(self._get(number))
 
@@ -132,11 +141,12 @@ class GitHubForge:
                     return raw_pull
         return None
 
-    def _is_for(self, raw_pull: RawPull, head_branch: str, base_branch: str) -> bool:
+    def _is_for(self, raw_pull: RawPull, head_branch: str, base_branch: str, *,
+                any_state: bool = False) -> bool:
         head = raw_pull.get("head", {})
         # ``head.label`` is "owner:branch" with the owner's own casing; a fork's differs
         owner = head.get("label", self._owner).partition(":")[0]
-        return (raw_pull.get("state") == "open" and head.get("ref") == head_branch
+        return ((any_state or raw_pull.get("state") == "open") and head.get("ref") == head_branch
                 and raw_pull.get("base", {}).get("ref") == base_branch
                 and owner.lower() == self._owner.lower())
 

@@ -70,6 +70,15 @@ class GitLabForge:
         raw_mr = self._find_open(head_branch, base_branch)
         return to_pull_request(raw_mr) if raw_mr is not None else None
 
+    def find_pull_requests(self, head_branch: str, base_branch: str) -> list[forge.PullRequest]:
+        params: dict[str, str | int] = {"state": "all", "source_branch": head_branch,
+                                        "target_branch": base_branch, "per_page": PER_PAGE}
+        found = [to_pull_request(raw_mr)
+                 for page in self._client.iter_pages(self._mrs, params=params)
+                 for raw_mr in cast(list[RawMergeRequest], page)
+                 if _is_for(raw_mr, head_branch, base_branch, any_state=True)]
+        return sorted(found, key=lambda p: -p.number)
+
     def get_pull_request(self, number: int) -> forge.PullRequest:
         return to_pull_request(self._get(number))
 
@@ -147,8 +156,9 @@ class GitLabForge:
         return body
 
 
-def _is_for(raw_mr: RawMergeRequest, head_branch: str, base_branch: str) -> bool:
-    return (raw_mr.get("state") in OPEN_STATES and raw_mr.get("source_branch") == head_branch
+def _is_for(raw_mr: RawMergeRequest, head_branch: str, base_branch: str, *,
+            any_state: bool = False) -> bool:
+    return ((any_state or raw_mr.get("state") in OPEN_STATES) and raw_mr.get("source_branch") == head_branch
             and raw_mr.get("target_branch") == base_branch)
 
 
