@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -198,7 +199,8 @@ class GitConfigRepo:
             if entry is None or not entry[0]:
                 return None
             tree = self._repo[entry[1]]
-        children = {str(e.name): (e.type_str == "tree", e.id) for e in tree}
+        # names interned: a tenant's name is also in its model, records and trailers
+        children = {sys.intern(str(e.name)): (e.type_str == "tree", e.id) for e in tree}
         if directory == "" or any(is_tree for is_tree, _ in children.values()):
             # listings of leaf directories (one per tenant) are not kept: read again from
             # libgit2's cache, they cost less than 100,000 kept dicts (~130 MB)

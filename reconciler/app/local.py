@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.adapters import filesource, progress
+from reconciler.adapters import filesource, memory, progress
 from reconciler.adapters.gitremote import is_url, redact
 from reconciler.adapters.layoutview import LayoutView
 from reconciler.app.offline import parse_cache, read_sources
@@ -199,6 +199,8 @@ class WatchLoop:
             log.error("%s", exc)
             return
         self._report(report)
+        del report  # the pass's verdicts, before the heap is trimmed
+        memory.release_free_memory()  # a full pass's peak is not the steady state
 
     def changed(self, watcher: SourceWatcher) -> None:
         """Notifications arrived: look at the files they name."""

@@ -58,7 +58,7 @@ class Reason(StrEnum):
     HOST_CONFLICT = "HostConflict"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per object of a pass: no __dict__
 class Outcome:
     """The result of one reconcile of one object."""
 

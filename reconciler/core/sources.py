@@ -7,6 +7,7 @@ one line naming the file, the object (when known) and the field.
 from __future__ import annotations
 
 import functools
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -146,6 +147,9 @@ def _compact(obj: Resource) -> Resource:
     Only equal, immutable values are swapped in (the models are frozen; pydantic copies a
     fields set before it changes one), so nothing observable changes."""
     spec = obj.spec
+    # one string per tenant name for the whole process: the config repo's listing, its
+    # trailers and records name the same tenants (interned there too)
+    obj.metadata.__dict__["name"] = sys.intern(obj.metadata.name)
     for name, value in spec.__dict__.items():
         if isinstance(value, BaseModel):
             spec.__dict__[name] = _shared(value)

@@ -27,6 +27,8 @@ from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.ownership import Ownership
 
 log = logging.getLogger(__name__)
+#: source records kept by blob id beyond those the directory states hold
+RECORDS_KEPT = 4096
 
 
 class HeadContents(Mapping[str, bytes]):
@@ -55,13 +57,16 @@ class SpecOnDemand(Mapping[str, Any]):
     (~2.3 KB each) would cost 230 MB at 100,000 tenants. The blob is content-addressed,
     so every read gives the same value."""
 
-    __slots__ = ("_load",)
+    __slots__ = ("_blob", "_read")
 
-    def __init__(self, load: Callable[[], bytes | None]) -> None:
-        self._load = load
+    def __init__(self, read: Callable[[str], bytes | None], blob: str) -> None:
+        # the reader is shared by every record and the id is the records cache's key: ~56
+        # bytes each, where a partial over a bound method cost ~250
+        self._read = read
+        self._blob = blob
 
     def _data(self) -> dict[str, Any]:
-        raw = self._load()
+        raw = self._read(self._blob)
         try:
             spec = json.loads(raw)["spec"] if raw is not None else None
         except (ValueError, KeyError, TypeError, RecursionError):
@@ -122,8 +127,12 @@ class SnapshotReader:
     def __init__(self, *, repo: ConfigRepo, ownership: Ownership) -> None:
         self._repo = repo
         self.ownership = ownership
-        self._states: dict[ObjectKey, tuple[tuple[str | None, str | None], DirectoryState]] = {}
-        self._records: dict[str, common.SourceRecord | None] = {}  # blob id -> record
+        # valid while the directory's tree id and our last own commit are those it names
+        self._states: dict[ObjectKey, DirectoryState] = {}
+        # blob id -> record, bounded: a directory's state keeps its record, so this only
+        # saves a parse when a tree changed around an unchanged record (and for the pool)
+        self._records: dict[str, common.SourceRecord | None] = {}
+        self._read_blob = repo.read_blob  # one bound method for every SpecOnDemand
 
     def reset(self) -> None:
         """Forget everything (the branch was reset underneath us)."""
@@ -165,8 +174,8 @@ class SnapshotReader:
         tree = self._repo.tree_id(key.directory)
         last_own = self.ownership.last_own(key)
         cached = self._states.get(key)
-        if cached is not None and cached[0] == (tree, last_own):
-            return cached[1]
+        if cached is not None and cached.tree_id == tree and cached.last_own == last_own:
+            return cached
         listed = self._repo.list_files(key.directory) if tree is not None else {}
         files: Mapping[str, str] = CompactFiles(listed) if _all_sha1(listed) else listed
         record = self._record(files.get(common.SOURCE_FILE))
@@ -179,7 +188,7 @@ class SnapshotReader:
             own_record = self.ownership.record_at_own(key)
         state = DirectoryState(key, tree, files, record, own_record, last_own, human,
                                self.ownership.first_own_time(key))
-        self._states[key] = ((tree, last_own), state)
+        self._states[key] = state
         return state
 
     def remember(self, snapshot: Snapshot, plan: Plan, outcomes: Sequence[Outcome]) -> None:
@@ -213,9 +222,9 @@ class SnapshotReader:
                     continue
                 record = common.parse_source_record(raw) if raw is not None \
                     else snapshot.state(key).record
-                self._states[key] = ((tree, commit), DirectoryState(
+                self._states[key] = DirectoryState(
                     key, tree, files, record, record, commit, None,
-                    self.ownership.first_own_time(key)))
+                    self.ownership.first_own_time(key))
 
     def _record(self, blob: str | None) -> common.SourceRecord | None:
         if blob is None:
@@ -224,9 +233,11 @@ class SnapshotReader:
             raw = self._repo.read_blob(blob)
             record = common.parse_source_record(raw) if raw is not None else None
             if record is not None and record.spec is not None:  # read again when needed
-                record = dataclasses.replace(record, spec=SpecOnDemand(
-                    functools.partial(self._repo.read_blob, blob)))
+                record = dataclasses.replace(record, spec=SpecOnDemand(self._read_blob, blob))
+            if len(self._records) >= RECORDS_KEPT:
+                self._records.clear()
             self._records[blob] = record
+            return record
         return self._records[blob]
 
 

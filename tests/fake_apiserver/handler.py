@@ -280,6 +280,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def _serve_watch(self, target: routing.ResourceRoute, query: routing.Query) -> None:
         object_store = self.server.object_store
+        object_store.watch_gate.wait(timeout=60)  # a test holding watches (see hold_watches)
         try:
             watcher = object_store.watch(
                 target.rt, target.version, target.namespace, self._predicate(target, query),

@@ -51,6 +51,7 @@ class FakeApiServer:
         """Stop serving: end every watch, close every connection, release the port."""
         if self._http is None:
             return
+        self.store.watch_gate.set()  # no request stays held
         self._http.shutdown()
         self.store.end_watches(watches.StreamEnd.ABRUPT)
         self._http.cut_connections()
@@ -98,6 +99,15 @@ class FakeApiServer:
     def compact(self) -> None:
         """Drop the watch history: a watch from any resourceVersion before now gets 410 Gone."""
         self.store.compact()
+
+    def hold_watches(self) -> None:
+        """Make new watch requests wait (as behind a network partition) until
+        ``release_watches``; lists and writes are served as usual."""
+        self.store.watch_gate.clear()
+
+    def release_watches(self) -> None:
+        """Serve the watch requests held by ``hold_watches``, and new ones again."""
+        self.store.watch_gate.set()
 
     def drop_watches(self, *, abrupt: bool = False) -> int:
         """End every open watch stream now; return how many were open.

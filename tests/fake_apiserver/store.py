@@ -57,6 +57,9 @@ class ObjectStore:
         self._resource_version = 0
         self._buckets: dict[tuple[str, str], dict[tuple[str, str], RawObject]] = {}
         self._hub = watches.WatchHub(history_limit=history_limit)
+        #: cleared by a test to hold new watch requests (they wait) until it is set again
+        self.watch_gate = threading.Event()
+        self.watch_gate.set()
         self.registry = resources.Registry()
         namespaces = self.registry.find("", "v1", "namespaces")
         assert namespaces is not None

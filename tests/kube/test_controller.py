@@ -412,6 +412,7 @@ def test_changes_made_before_a_410_are_found_by_listing_again(
     wait_commit(running, f"customer/{acme}")
     wait_commit(running, f"customer/{gone}")
     wait_ready(running, "customer", gone, 1)
+    fake_apiserver.hold_watches()  # the controller's reconnect waits: the changes land while cut
     fake_apiserver.drop_watches(abrupt=True)
     running.kubectl("patch", "customer", acme, "--type", "merge",
                     "-p", '{"spec": {"displayName": "changed before the 410"}}')
@@ -421,6 +422,7 @@ def test_changes_made_before_a_410_are_found_by_listing_again(
                     "-p", '{"metadata": {"finalizers": null}}')
     assert fake_apiserver.open_watches < 2, "precondition: the changes happened while cut"
     fake_apiserver.compact()  # resuming from before these changes now answers 410 Gone
+    fake_apiserver.release_watches()
     newest, _ = wait_commit(running, f"customer/{acme}", 2)
     assert newest.generation == "2"
     wait_commit(running, f"customer/{newcomer}")

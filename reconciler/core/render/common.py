@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,8 +169,8 @@ def parse_source_record(raw: bytes) -> SourceRecord | None:
     spec = data.get("spec")
     databases = data.get("databases")
     return SourceRecord(
-        kind=str(data.get("kind", "")),
-        name=str(data.get("name", "")),
+        kind=sys.intern(str(data.get("kind", ""))),  # one string per name for the process
+        name=sys.intern(str(data.get("name", ""))),
         input_hash=data["inputHash"],
         uid=data["uid"] if isinstance(data.get("uid"), str) else None,
         generation=generation if isinstance(generation, int) else None,
