@@ -150,8 +150,11 @@ def run_forever(sources: Sequence[Path], target: Target | Path, settings: Settin
     scheduler = Scheduler()
     watcher = SourceWatcher(list(sources),
                             lambda: scheduler.run_soon(lambda: loop.changed(watcher), name="changed"))
+    # watch before the first pass reads the files: an edit made while that pass runs is
+    # then pending, not lost until the next resync
+    notified = watcher.start()
     loop.full()
-    if watcher.start():
+    if notified:
         # a notification arriving while its job still runs is picked up here (no I/O when
         # nothing is pending)
         scheduler.every(1.0, lambda: loop.changed(watcher), name="changed-sweep")
