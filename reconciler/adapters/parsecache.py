@@ -234,7 +234,10 @@ def _read_regular(path: Path) -> bytes | None:
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
             return None
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read(MAX_FILE_BYTES + 1)
+            # what fstat said, plus one byte to notice growth (read(MAX) would reserve a
+            # gigabyte for every read); a file that grew meanwhile is not trusted
+            data = handle.read(info.st_size + 1)
+            return data if len(data) <= info.st_size else None
     except OSError:
         return None
     finally:
