@@ -7,7 +7,8 @@ can be decided by comparing bytes.
 
 from __future__ import annotations
 
-import functools
+import collections
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -65,9 +66,34 @@ class _UnsupportedValueError(Exception):
 
 _LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
 
+#: strings PyYAML always writes as they are (plain style): ASCII words, single spaces
+#: between them, no YAML indicator anywhere, a letter first (so no number, timestamp or
+#: syntax), unless one of the resolver's patterns for that first letter (``yes``, ``null``,
+#: ...) would read them back as another type. The tests compare with PyYAML.
+_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*(?: [A-Za-z0-9_./-]+)*")
+_PLAIN_MAX = 200
+_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
+#: scalar text by string; cleared when full (a fleet's names, each written a few times)
+_SCALARS: dict[str, str] = {}
+_SCALARS_MAX = 1 << 17
 
-@functools.lru_cache(maxsize=65536)
+
 def _str_scalar(value: str) -> str:
+    text = _SCALARS.get(value)
+    if text is not None:
+        return text
+    if len(value) <= _PLAIN_MAX and _PLAIN.fullmatch(value) and not any(
+            regexp.match(value) for _, regexp in _IMPLICIT.get(value[0], ())):
+        text = value
+    else:
+        text = _pyyaml_scalar(value)
+    if len(_SCALARS) >= _SCALARS_MAX:
+        _SCALARS.clear()
+    _SCALARS[str(value)] = text  # a str subclass (an enum) is cached under its plain value
+    return text
+
+
+def _pyyaml_scalar(value: str) -> str:
     if len(value) > 1024 or any(b in value for b in _LINE_BREAKS):
         raise _UnsupportedValueError
     text: str = yaml.dump(value, Dumper=_Dumper, allow_unicode=True, width=_WIDTH)
@@ -75,12 +101,6 @@ def _str_scalar(value: str) -> str:
     if "\n" in text:
         raise _UnsupportedValueError
     return text
-
-
-def _scalar(value: Any) -> str:
-    if type(value) is str:  # the common case, without isinstance checks
-        return _str_scalar(value)
-    return _other_scalar(value)
 
 
 def _other_scalar(value: Any) -> str:
@@ -95,38 +115,55 @@ def _other_scalar(value: Any) -> str:
     raise _UnsupportedValueError
 
 
-def _short_keys(mapping: Mapping[str, Any]) -> bool:
+#: a mapping's keys in insertion order -> (key, "key:") in the order they are written;
+#: renderings build the same few shapes of mapping over and over
+_LAYOUTS: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+_LAYOUTS_MAX = 4096
+
+
+def _layout(mapping: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    keys = tuple(mapping)
+    layout = _LAYOUTS.get(keys)
+    if layout is not None:
+        return layout
     # libyaml writes keys over 128 bytes as complex keys ("? key"): leave those to it; a
     # key of under 25 characters is under 100 bytes in any encoding
-    for key in mapping:  # noqa: SIM110 - a loop: all() over a generator costs twice as much
+    for key in keys:
         if type(key) is not str or (len(key) >= 25 and len(key.encode()) >= 100):
-            return False
-    return True
+            raise _UnsupportedValueError
+    layout = tuple((key, _str_scalar(key) + ":") for key in sorted(keys))
+    if len(_LAYOUTS) >= _LAYOUTS_MAX:
+        _LAYOUTS.clear()
+    _LAYOUTS[keys] = layout
+    return layout
 
 
 def _mapping_lines(mapping: Mapping[str, Any], indent: str, out: list[str]) -> None:
-    if not _short_keys(mapping):
-        raise _UnsupportedValueError
     inner = indent + "  "
-    for key in sorted(mapping):
+    append = out.append
+    for key, head in _layout(mapping):
         value = mapping[key]
-        head = f"{indent}{_str_scalar(key)}:"
         kind = type(value)
         # the common types first: an ABC isinstance check costs more than the line
-        if kind is dict or (kind is not list and isinstance(value, Mapping)):
+        if kind is str:
+            text = _SCALARS.get(value)
+            append(f"{indent}{head} {text if text is not None else _str_scalar(value)}")
+        elif kind is dict or (kind is not list and isinstance(value, Mapping)):
             if value:
-                out.append(head)
+                append(indent + head)
                 _mapping_lines(value, inner, out)
             else:
-                out.append(f"{head} {{}}")
+                append(f"{indent}{head} {{}}")
         elif kind is list or isinstance(value, list):
             if value:
-                out.append(head)
+                append(indent + head)
                 _sequence_lines(value, indent, out)
             else:
-                out.append(f"{head} []")
+                append(f"{indent}{head} []")
+        elif kind is int:
+            append(f"{indent}{head} {value}")
         else:
-            out.append(f"{head} {_scalar(value)}")
+            append(f"{indent}{head} {_other_scalar(value)}")
 
 
 def _sequence_lines(items: list[Any], indent: str, out: list[str]) -> None:
@@ -141,8 +178,12 @@ def _sequence_lines(items: list[Any], indent: str, out: list[str]) -> None:
             out[start] = f"{indent}- {out[start][len(indent) + 2:]}"
         elif kind is list or isinstance(item, list):
             raise _UnsupportedValueError
+        elif kind is str:
+            out.append(f"{indent}- {_str_scalar(item)}")
+        elif kind is int:
+            out.append(f"{indent}- {item}")
         else:
-            out.append(f"{indent}- {_scalar(item)}")
+            out.append(f"{indent}- {_other_scalar(item)}")
 
 
 def dump_documents(docs: Iterable[Mapping[str, Any]]) -> bytes:
@@ -156,7 +197,10 @@ def dump_documents(docs: Iterable[Mapping[str, Any]]) -> bytes:
 #: the documents behind the bytes dumped last (a few hundred files): checks over a fresh
 #: rendering (core/guards.py) read them instead of parsing the bytes back, which costs
 #: more than rendering itself. The bytes are a function of the documents, so it is exact.
-_DUMPED: dict[bytes, tuple[Mapping[str, Any], ...]] = {}
+#: An OrderedDict: dropping the oldest entry of a plain dict walks over the slots of every
+#: entry dropped before it (it showed in the profile of an import of 10,000 objects).
+_DUMPED: collections.OrderedDict[bytes, tuple[Mapping[str, Any], ...]] = \
+    collections.OrderedDict()
 _DUMPED_MAX = 512
 
 
@@ -164,8 +208,8 @@ def _remember(data: bytes, docs: list[Mapping[str, Any]]) -> None:
     _DUMPED[data] = tuple(docs)
     while len(_DUMPED) > _DUMPED_MAX:
         try:
-            del _DUMPED[next(iter(_DUMPED))]
-        except (KeyError, StopIteration, RuntimeError):  # another thread got there first
+            _DUMPED.popitem(last=False)
+        except KeyError:  # another thread got there first
             break
 
 

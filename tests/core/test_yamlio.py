@@ -4,6 +4,7 @@ what it writes reads back to the input, and the same resource always renders the
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from reconciler.core import yamlio
 from reconciler.core.models import Customer, Preview
-from reconciler.core.render import customers, pool, previews
+from reconciler.core.render import common, customers, pool, previews
 from reconciler.core.settings import Settings
 
 AWKWARD = [
@@ -72,6 +73,44 @@ def test_awkward_strings_keep_their_type_as_values_and_keys(value):
     text = yamlio.dump_document(doc)
     assert yaml.safe_load(text) == doc
     assert text == yamlio.reference_dump_document(doc)
+
+
+#: strings shaped like the names, hosts and labels a rendering is made of: most are written
+#: plain without asking PyYAML, except the words its resolver reads as another type
+PLAIN_LOOKING = st.one_of(
+    st.from_regex(r"\A[A-Za-z][A-Za-z0-9_./ -]{0,40}\Z"),
+    st.sampled_from(["yes", "Yes", "YES", "no", "NO", "on", "On", "off", "OFF", "true",
+                     "False", "null", "Null", "NULL", "n", "y", "N", "Y", "nan", "inf",
+                     "a b", "a  b", "a ", "tenant-00001.hooks.example.com", "Tenant 7"]),
+)
+
+
+@FAST
+@given(st.lists(PLAIN_LOOKING, max_size=8))
+def test_plain_looking_strings_are_written_like_pyyaml(values):
+    """Name-like strings, as values, list items and keys, come out byte for byte as PyYAML
+    writes them and read back as the same strings."""
+    doc = {"values": values, "keys": {v: v for v in values}}
+    text = yamlio.dump_document(doc)
+    assert text == yamlio.reference_dump_document(doc)
+    assert yaml.safe_load(text) == doc
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), texts),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(texts, inner, max_size=4),
+                            st.dictionaries(st.integers(), inner, max_size=2)),
+    max_leaves=20,
+)
+
+
+@FAST
+@given(json_values)
+def test_canonical_json_is_the_json_module_s_bytes(value):
+    """Source records are written exactly as json.dumps(sort_keys, indent=2) writes them."""
+    expected = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert common.canonical_json(value) == expected.encode()
 
 
 LINE_BREAKS_AND_LONG_KEYS = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.core import yamlio
-from reconciler.core.models import Customer
+from reconciler.core.models import Customer, spec_data
 from reconciler.core.render import common
 from reconciler.core.settings import ExternalSecrets, Settings
 
@@ -69,8 +69,9 @@ def render_customer(customer: Customer, settings: Settings) -> common.RenderedDi
     if features.webhooks.enabled:
         files["webhooks.yaml"] = yamlio.dump_documents(_webhooks(customer, ns, settings))
     files[common.KUSTOMIZATION] = common.kustomization(list(files))
-    input_hash = common.object_input_hash(customer, settings)
-    files[common.SOURCE_FILE] = common.source_record(customer, input_hash)
+    spec = spec_data(customer)  # once: pydantic's dump is a good part of rendering
+    input_hash = common.object_input_hash(customer, settings, spec)
+    files[common.SOURCE_FILE] = common.source_record(customer, input_hash, spec)
     return common.RenderedDir(key.directory, files, input_hash)
 
 

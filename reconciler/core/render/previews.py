@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.core import yamlio
-from reconciler.core.models import Preview
+from reconciler.core.models import Preview, spec_data
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
 
@@ -140,6 +140,7 @@ def render_preview(preview: Preview, settings: Settings) -> common.RenderedDir:
         "app.yaml": yamlio.dump_documents([deployment, service, ingress]),
     }
     files[common.KUSTOMIZATION] = common.kustomization(list(files))
-    input_hash = common.object_input_hash(preview, settings)
-    files[common.SOURCE_FILE] = common.source_record(preview, input_hash)
+    raw_spec = spec_data(preview)  # once: pydantic's dump is a good part of rendering
+    input_hash = common.object_input_hash(preview, settings, raw_spec)
+    files[common.SOURCE_FILE] = common.source_record(preview, input_hash, raw_spec)
     return common.RenderedDir(key.directory, files, input_hash)
