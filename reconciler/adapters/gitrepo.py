@@ -221,9 +221,9 @@ class GitConfigRepo:
             raise errors.RepoError(f"{commit_id} is not a commit")
         return commit
 
-    def _entry(self, path: str) -> tuple[bool, pygit2.Oid] | None:
+    def _entry(self, path: str, *, checked: bool = False) -> tuple[bool, pygit2.Oid] | None:
         parent, _, name = path.rpartition("/")
-        siblings = self._children(parent)
+        siblings = self._children(parent, checked=checked)
         return siblings.get(name) if siblings is not None else None
 
     def list_files(self, directory: str) -> dict[str, str]:
@@ -714,7 +714,9 @@ class GitConfigRepo:
         workdir = None if self._repo.is_bare else Path(self._repo.workdir)
         total, every = len(streamed.directories), max(1000, len(streamed.directories) // 10)
         for count, (directory, files) in enumerate(streamed, start=1):
-            entry = self._entry(directory)
+            # the listings are those of ``head`` (commit_moves checked): no ref read per
+            # directory (about 0.5 s of CPU in an import of 10,000)
+            entry = self._entry(directory, checked=True)
             if entry is not None and not entry[0]:
                 raise errors.UnsafeWriteError(f"{directory} is a file in the config repo; "
                                               "refusing to write a directory over it")

@@ -258,3 +258,43 @@ def test_dumped_documents_are_what_parsing_the_bytes_gives():
     assert yamlio.dumped_documents(data) == list(yamlio.load_documents(data)) == docs
     foreign = b"kind: Pod\nmetadata: {name: x}\n"
     assert yamlio.dumped_documents(foreign) == [{"kind": "Pod", "metadata": {"name": "x"}}]
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+@FAST
+@given(st.lists(documents(texts, texts), min_size=1, max_size=3))
+def test_loader_reads_what_pyyaml_reads(docs):
+    """Plain documents load to exactly what PyYAML's safe loader makes of them."""
+    data = b"---\n".join(yamlio.dump_document(d).encode() for d in docs)
+    assert list(yamlio.load_documents(data)) == list(yaml.safe_load_all(data)) == docs
+
+
+@pytest.mark.parametrize("text", [
+    "a: &x {b: [1, 2]}\nc: *x\n",
+    "base: &b {x: 1}\nmerged:\n  <<: *b\n  y: 2\n",
+    "when: 2024-01-01\nbin: !!binary aGk=\n1: int key\n",
+    "x: " + "[" * 100 + "]" * 100 + "\n",
+    "a: 0x10\nb: 1_000\nc: .inf\nd: ~\ne: yes\nf: '07'\n",
+])
+def test_loader_reads_unusual_documents_like_pyyaml(text):
+    """Anchors, merge keys, timestamps, binary, non-string keys and deep nesting load as
+    PyYAML's safe loader loads them."""
+    assert list(yamlio.load_documents(text)) == list(yaml.safe_load_all(text))
+
+
+def test_loader_keeps_aliases_shared():
+    """An alias names the same object as its anchor (a document of nested aliases stays
+    small in memory instead of being copied out)."""
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n"
+        for i in range(6))
+    doc = yamlio.load_document(laughs)
+    assert doc["b"][0] is doc["a"] and doc["g"][9] is doc["f"]
+
+
+def test_loader_still_refuses_a_duplicate_key():
+    """A key named twice in one mapping is refused with its line, also deep in a document."""
+    with pytest.raises(yamlio.YAMLError, match=r"duplicate key 'name' \(first at line 3\)"):
+        yamlio.load_document("kind: Customer\nmetadata:\n  name: a\n  name: b\n")
