@@ -722,10 +722,18 @@ class GitConfigRepo:
                                               "refusing to write a directory over it")
             if entry is not None or workdir is not None:  # an existing directory: its links
                 self._refuse_symlinks(head, [f"{directory}/{name}" for name in files])
-            sub_ops: dict[str, bytes | _Subtree | None] = dict(files)
-            scratch: dict[str, tuple[bool, Any] | None] = {}
-            sub_id = self._build(directory, entry[1] if entry is not None else None, sub_ops,
-                                 scratch)
+            if entry is None and self._pack is not None and files and \
+                    not any("/" in name for name in files):
+                # a new directory of files (every tenant of an import): its tree written
+                # straight from the blob ids, without a tree builder per directory
+                pack = self._pack
+                sub_id = pygit2.Oid(raw=pack.add(b"tree", looseobjects.flat_tree(
+                    (name, pack.add(b"blob", data)) for name, data in files.items())))
+            else:
+                sub_ops: dict[str, bytes | _Subtree | None] = dict(files)
+                scratch: dict[str, tuple[bool, Any] | None] = {}
+                sub_id = self._build(directory, entry[1] if entry is not None else None,
+                                     sub_ops, scratch)
             touched.add(directory)
             touched.update(_join(directory, name).rpartition("/")[0] for name in files
                            if "/" in name)

@@ -257,7 +257,8 @@ def _quota_problem(key: ObjectKey, docs: Sequence[_Doc], settings: Settings) -> 
     quotas = {str((d.get("metadata") or {}).get("namespace")): (d.get("spec") or {}).get("hard")
               or {} for _, d in docs if d.get("kind") == "ResourceQuota"}
     usage: dict[str, _Usage] = {}
-    parts: dict[str, list[str]] = {}
+    # (workload, replicas, CPU per pod): formatted only for a refusal's message
+    parts: dict[str, list[tuple[Any, int, Decimal]]] = {}
     for _, doc in docs:
         meta = doc.get("metadata") or {}
         ns = str(meta.get("namespace"))
@@ -270,16 +271,17 @@ def _quota_problem(key: ObjectKey, docs: Sequence[_Doc], settings: Settings) -> 
             total.limits_cpu += pod.limits_cpu * replicas
             total.limits_memory += pod.limits_memory * replicas
             total.pods += replicas
-            parts.setdefault(ns, []).append(
-                f"{meta.get('name')} {replicas}x{quantities.describe_cpu(pod.cpu)}")
+            parts.setdefault(ns, []).append((meta.get("name"), replicas, pod.cpu))
     for ns, hard in quotas.items():
         used = usage.get(ns, _Usage())
         over = _over_quota(used, hard)
         if over:
+            workloads = [f"{name} {replicas}x{quantities.describe_cpu(cpu)}"
+                         for name, replicas, cpu in parts.get(ns, [])]
             return (Reason.QUOTA_EXCEEDED,
                     f"the rendered workloads need {', '.join(n for n, _ in over)} in namespace "
                     f"{ns}, over its quota of {', '.join(q for _, q in over)} "
-                    f"({', '.join(parts.get(ns, []))}); raise spec.quota or lower replicas")
+                    f"({', '.join(workloads)}); raise spec.quota or lower replicas")
     return None
 
 

@@ -5,6 +5,7 @@ Pure. Exact decimals, never floats, so that "fits the quota" is decided without 
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -23,7 +24,12 @@ GI = _SUFFIXES["Gi"]
 
 def parse(text: str | int) -> Decimal:
     """The value of a quantity (``ValueError`` when it is not one we understand)."""
-    match = _QUANTITY.fullmatch(str(text).strip())
+    return _parse(str(text))
+
+
+@functools.lru_cache(maxsize=1024)  # a fleet's renderings repeat the same few quantities
+def _parse(text: str) -> Decimal:  # a Decimal is immutable: sharing one is safe
+    match = _QUANTITY.fullmatch(text.strip())
     if match is None:
         raise ValueError(f"{text!r} is not a quantity")
     try:
