@@ -144,10 +144,15 @@ def _mapping_lines(mapping: Mapping[str, Any], indent: str, out: list[str]) -> N
     for key, head in _layout(mapping):
         value = mapping[key]
         kind = type(value)
-        # the common types first: an ABC isinstance check costs more than the line
+        # the common types first, by identity: an ABC isinstance check costs more than
+        # the line
         if kind is str:
             text = _SCALARS.get(value)
             append(f"{indent}{head} {text if text is not None else _str_scalar(value)}")
+        elif kind is int:
+            append(f"{indent}{head} {value}")
+        elif kind is bool:
+            append(f"{indent}{head} {'true' if value else 'false'}")
         elif kind is dict or (kind is not list and isinstance(value, Mapping)):
             if value:
                 append(indent + head)
@@ -160,8 +165,6 @@ def _mapping_lines(mapping: Mapping[str, Any], indent: str, out: list[str]) -> N
                 _sequence_lines(value, indent, out)
             else:
                 append(f"{indent}{head} []")
-        elif kind is int:
-            append(f"{indent}{head} {value}")
         else:
             append(f"{indent}{head} {_other_scalar(value)}")
 

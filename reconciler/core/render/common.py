@@ -6,6 +6,7 @@ so that a new release re-renders exactly what it must.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -38,8 +39,18 @@ class RenderedDir:
     summary: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # what names.confined_path checks, the directory once and each file name once per
+        # process (every tenant has the same few)
+        names.check_relative_path(self.directory)
         for relative in self.files:
-            names.confined_path(self.directory, relative)
+            _check_file_name(relative)
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_file_name(relative: str) -> None:
+    """Raise UnsafePathError unless ``relative`` is a clean relative path (cached: an
+    unsafe one raises every time)."""
+    names.check_relative_path(relative)
 
 
 def canonical_json(data: Any) -> bytes:
