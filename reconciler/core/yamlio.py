@@ -115,58 +115,56 @@ def _other_scalar(value: Any) -> str:
     raise _UnsupportedValueError
 
 
-#: a mapping's keys in insertion order -> (key, "key:") in the order they are written;
-#: renderings build the same few shapes of mapping over and over
+#: a mapping's indent and keys in insertion order -> (key, "<indent>key:") in the order
+#: they are written; renderings build the same few shapes of mapping over and over
 _LAYOUTS: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
 _LAYOUTS_MAX = 4096
 
 
-def _layout(mapping: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def _layout(indent: str, mapping: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     keys = tuple(mapping)
-    layout = _LAYOUTS.get(keys)
-    if layout is not None:
-        return layout
     # libyaml writes keys over 128 bytes as complex keys ("? key"): leave those to it; a
     # key of under 25 characters is under 100 bytes in any encoding
     for key in keys:
         if type(key) is not str or (len(key) >= 25 and len(key.encode()) >= 100):
             raise _UnsupportedValueError
-    layout = tuple((key, _str_scalar(key) + ":") for key in sorted(keys))
+    layout = tuple((key, f"{indent}{_str_scalar(key)}:") for key in sorted(keys))
     if len(_LAYOUTS) >= _LAYOUTS_MAX:
         _LAYOUTS.clear()
-    _LAYOUTS[keys] = layout
+    _LAYOUTS[(indent, *keys)] = layout
     return layout
 
 
 def _mapping_lines(mapping: Mapping[str, Any], indent: str, out: list[str]) -> None:
     inner = indent + "  "
     append = out.append
-    for key, head in _layout(mapping):
+    layout = _LAYOUTS.get((indent, *mapping)) or _layout(indent, mapping)
+    for key, head in layout:
         value = mapping[key]
         kind = type(value)
         # the common types first, by identity: an ABC isinstance check costs more than
         # the line
         if kind is str:
             text = _SCALARS.get(value)
-            append(f"{indent}{head} {text if text is not None else _str_scalar(value)}")
+            append(f"{head} {text if text is not None else _str_scalar(value)}")
         elif kind is int:
-            append(f"{indent}{head} {value}")
+            append(f"{head} {value}")
         elif kind is bool:
-            append(f"{indent}{head} {'true' if value else 'false'}")
+            append(f"{head} {'true' if value else 'false'}")
         elif kind is dict or (kind is not list and isinstance(value, Mapping)):
             if value:
-                append(indent + head)
+                append(head)
                 _mapping_lines(value, inner, out)
             else:
-                append(f"{indent}{head} {{}}")
+                append(f"{head} {{}}")
         elif kind is list or isinstance(value, list):
             if value:
-                append(indent + head)
+                append(head)
                 _sequence_lines(value, indent, out)
             else:
-                append(f"{indent}{head} []")
+                append(f"{head} []")
         else:
-            append(f"{indent}{head} {_other_scalar(value)}")
+            append(f"{head} {_other_scalar(value)}")
 
 
 def _sequence_lines(items: list[Any], indent: str, out: list[str]) -> None:
