@@ -75,7 +75,7 @@ _PLAIN_MAX = 200
 _IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
 #: scalar text by string; cleared when full (a fleet's names, each written a few times)
 _SCALARS: dict[str, str] = {}
-_SCALARS_MAX = 1 << 17
+_SCALARS_MAX = 1 << 16  # as many as the lru_cache it replaces: no more memory
 
 
 def _str_scalar(value: str) -> str:
