@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.core import layout as layouts
 from tests import gitservers
 from tests.chaos.support import fsck
 from tests.forges.fakes.base import GOOD_TOKEN
@@ -92,10 +93,11 @@ def _write_atomically(path: Path, text: str) -> None:
 class Campaign:
     """One mode's campaign in ``workdir``."""
 
-    def __init__(self, workdir: Path, mode: str, *, seed: int = 0,
+    def __init__(self, workdir: Path, mode: str, *, seed: int = 0, layout: str = "flat",
                  log: Callable[[str], None] = lambda _line: None) -> None:
-        assert mode in MODES
+        assert mode in MODES and layout in (layouts.FLAT, layouts.SHARDED)
         self.workdir, self.mode = workdir, mode
+        self.layout: layouts.Layout = layouts.SHARDED if layout == "sharded" else layouts.FLAT
         self.rng = random.Random(seed)
         self.log = log
         self.summary = Summary(mode)
@@ -233,7 +235,11 @@ class Campaign:
 
     def _env(self) -> dict[str, str]:
         base = {k: v for k, v in git_env().items() if not k.startswith("RECONCILER_")}
-        return base | {"HOME": str(self.workdir / "home")}
+        return base | {"HOME": str(self.workdir / "home"), "RECONCILER_LAYOUT": self.layout}
+
+    def _scheduler(self, name: str) -> str:
+        """Where Customer ``name``'s scheduler.yaml lives in the campaign's layout."""
+        return layouts.physical_path(f"tenants/{name}/scheduler.yaml", self.layout)
 
     def kill_once(self, index: int) -> None:
         """Start the reconciler, change things for a random while, then ``kill -9`` it."""
@@ -338,13 +344,13 @@ class Campaign:
         for name in self.values:
             ref = f"reconciler/customer/{name}" if self.mode == "pr" else BRANCH
             text = _git("--git-dir", self._target(), "show",
-                        f"{ref}:tenants/{name}/scheduler.yaml", check=False)
+                        f"{ref}:{self._scheduler(name)}", check=False)
             match = re.search(r"replicas: (\d+)", text)
             if match:
                 out[name] = int(match.group(1))
             elif self.mode == "pr":  # no branch (yet, or the change is a no-op on main)
                 main = _git("--git-dir", self._target(), "show",
-                            f"{BRANCH}:tenants/{name}/scheduler.yaml", check=False)
+                            f"{BRANCH}:{self._scheduler(name)}", check=False)
                 found = re.search(r"replicas: (\d+)", main)
                 if found:
                     out[name] = int(found.group(1))
@@ -360,8 +366,7 @@ class Campaign:
             commit, _, objects = line.partition(" ")
             for obj in objects.split(","):
                 if obj.startswith("customer/"):
-                    queries.append(f"{commit}:tenants/{obj.removeprefix('customer/')}"
-                                   "/scheduler.yaml")
+                    queries.append(f"{commit}:{self._scheduler(obj.removeprefix('customer/'))}")
         if not queries:
             return Counter()
         out = subprocess.run(["git", "--git-dir", repo, "cat-file", "--batch"], env=git_env(),
@@ -371,7 +376,7 @@ class Campaign:
         for query, replicas in zip(queries, re.findall(
                 r"(?:missing|replicas: (\d+))", out), strict=False):
             if replicas:
-                found[(query.split("/")[1], int(replicas))] += 1
+                found[(query.split("/")[-2], int(replicas))] += 1
         return found
 
     def _check_fsck(self, when: str) -> None:
@@ -456,11 +461,12 @@ class Campaign:
         return count
 
 
-def run_campaign(workdir: Path, mode: str, kills: int, *, seed: int = 0,
+def run_campaign(workdir: Path, mode: str, kills: int, *, seed: int = 0, layout: str = "flat",
                  log: Callable[[str], None] = lambda _line: None) -> Summary:
-    """Run ``kills`` kill -9 rounds in ``mode``, converge, verify; the summary."""
+    """Run ``kills`` kill -9 rounds in ``mode`` (tenants in ``layout``), converge, verify;
+    the summary."""
     started = time.monotonic()
-    with Campaign(workdir, mode, seed=seed, log=log) as campaign:
+    with Campaign(workdir, mode, seed=seed, layout=layout, log=log) as campaign:
         for index in range(kills):
             campaign.kill_once(index)
             if index % 10 == 9:
