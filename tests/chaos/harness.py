@@ -105,6 +105,8 @@ class Campaign:
         self.state = workdir / "state"
         self.values: dict[str, list[int]] = {}
         self.human_commits: list[str] = []
+        #: pr mode: (commit, branch) a person pushed onto a pull request's branch
+        self.branch_commits: list[tuple[str, str]] = []
         self.updates_log = workdir / "updates.log"
         self.server: gitservers.DaemonGitServer | None = None
         self.forge: FakeGitHub | None = None
@@ -169,8 +171,12 @@ class Campaign:
         self.summary.changes += 1
 
     def human_commit(self) -> None:
-        """A human commits a file the reconciler does not own (and pushes it)."""
-        number = len(self.human_commits)
+        """A human commits a file the reconciler does not own (and pushes it); in pr mode
+        every other one goes onto a pull request's branch (a reviewer's commit)."""
+        number = len(self.human_commits) + len(self.branch_commits)
+        if self.mode == "pr" and number % 2 and self._push_onto_pull_request(number):
+            self.summary.human_commits += 1
+            return
         commit = self._human_commit_local(number) if self.mode == "local" else self._human_push(number)
         if commit is not None:
             self.human_commits.append(commit)
@@ -213,6 +219,40 @@ class Campaign:
                 return _git("rev-parse", "HEAD", cwd=clone)
         _git("reset", "--quiet", "--hard", f"origin/{BRANCH}", cwd=clone)
         return None
+
+    def _push_onto_pull_request(self, number: int) -> bool:
+        """A person's commit pushed (never forced) onto a random open PR's branch."""
+        branches = sorted(b for b in _git("--git-dir", self._target(), "for-each-ref",
+                                          "--format=%(refname:short)",
+                                          "refs/heads/reconciler/customer/").split())
+        if not branches:
+            return False
+        branch = self.rng.choice(branches)
+        clone, env = self.workdir / "reviewer", git_env(HUMAN)
+        if not clone.exists():
+            _git("clone", "--quiet", self.server_url(), str(clone))
+        for _attempt in range(5):
+            fetched = subprocess.run(["git", "fetch", "--quiet", "origin", branch], cwd=clone,
+                                     env=env, capture_output=True, check=False)
+            if fetched.returncode != 0:
+                return False
+            subprocess.run(["git", "checkout", "--quiet", "-B", "review", "FETCH_HEAD"],
+                           cwd=clone, env=env, check=True, capture_output=True)
+            (clone / "humans").mkdir(exist_ok=True)
+            (clone / "humans" / f"review-{number}").write_text(f"review {number}\n")
+            subprocess.run(["git", "add", "-A"], cwd=clone, env=env, check=True)
+            subprocess.run(["git", "commit", "--quiet", "-m", f"review {number}"], cwd=clone,
+                           env=env, check=True)
+            pushed = subprocess.run(["git", "push", "--quiet", "origin", f"HEAD:{branch}"],
+                                    cwd=clone, env=env, capture_output=True, check=False)
+            if pushed.returncode == 0:
+                self.branch_commits.append((_git("rev-parse", "HEAD", cwd=clone), branch))
+                return True
+        return False
+
+    def server_url(self) -> str:
+        assert self.server is not None
+        return self.server.url_for("config")
 
     # -- the reconciler -----------------------------------------------------------------------
 
@@ -332,9 +372,9 @@ class Campaign:
         assert self.server is not None
         return str(self.server.repo_path("config"))
 
-    def _contains(self, commit: str) -> bool:
+    def _contains(self, commit: str, branch: str = BRANCH) -> bool:
         done = subprocess.run(["git", "--git-dir", self._target(), "merge-base",
-                               "--is-ancestor", commit, BRANCH], env=git_env(),
+                               "--is-ancestor", commit, f"refs/heads/{branch}"], env=git_env(),
                               capture_output=True, check=False)
         return done.returncode == 0
 
@@ -417,6 +457,10 @@ class Campaign:
             if not self._contains(commit):
                 summary.lost_human_commits += 1
                 summary.problems.append(f"human commit {commit[:12]} lost")
+        for commit, branch in self.branch_commits:
+            if not self._contains(commit, branch):
+                summary.lost_human_commits += 1
+                summary.problems.append(f"human commit {commit[:12]} on {branch} lost")
         summary.force_pushes = self._rewinds()
         return summary
 
