@@ -32,7 +32,8 @@ _TREE_MODES = (b"40000", b"040000")  # the second written by old, broken tools
 #: trees this large are kept for the next comparison of a walk, at most this many
 _KEPT_TREE_ENTRIES = 256
 _KEPT_TREES = 4
-_HEX = frozenset(b"0123456789abcdef")
+_NOTHING: frozenset[str] = frozenset()
+_ROOT = frozenset({""})
 #: a temp file of a rewrite older than this was left by a killed process
 _STALE_SECONDS = 60
 
@@ -44,18 +45,22 @@ def _line(commit: str, dirs: Iterable[str]) -> bytes:
 
 
 def _parse(raw: bytes) -> tuple[str, frozenset[str]] | None:
-    """A sound line's (commit, directories); None for anything else."""
-    if len(raw) < 51 or raw[40:41] != b" " or raw[49:50] != b" " \
-            or not _HEX.issuperset(raw[:40]) or not _HEX.issuperset(raw[41:49]):
-        return None
-    body = raw[:40] + raw[49:]
-    if zlib.crc32(body) != int(raw[41:49], 16) or not (body.endswith((b" .", b"\t."))):
+    """A sound line's (commit, directories); None for anything else (its CRC-32 catches a
+    flipped byte or a torn line)."""
+    if len(raw) < 51 or raw[40] != 32 or raw[49] != 32 or raw[-1] != 46:  # " ", " ", "."
         return None
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
+        if zlib.crc32(raw[49:], zlib.crc32(raw[:40])) != int(raw[41:49], 16):
+            return None
+        text = raw.decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
         return None
-    return text[:40], frozenset(d for d in text[41:-1].split("\t") if d)
+    if len(text) == 51:  # "<commit> <crc> .": changed nothing
+        return text[:40], _NOTHING
+    if text[-2] != "\t":
+        return None
+    dirs = frozenset(text[50:-2].split("\t"))
+    return text[:40], dirs - _ROOT if "" in dirs else dirs  # the top is not recorded
 
 
 def load(path: Path) -> dict[str, frozenset[str]]:
