@@ -11,6 +11,7 @@ import pytest
 
 from tests.pullrequests import support
 from tests.pullrequests.support import BRANCH, ForgeUnderTest, Remote, Workspace
+from tests.pullrequests.test_push_race import persons_commit_on
 
 MIGRATION = "reconciler/migrate-layout/sharded"
 
@@ -101,3 +102,22 @@ def test_migrate_layout_in_pr_mode_against_a_local_path_is_refused_in_one_line(
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: --mode pr needs") and "URL" in done.stderr
     assert forge.pulls() == []
+
+
+@pytest.mark.parametrize("forge", ["github"], indirect=True)
+def test_a_persons_commit_on_the_migration_branch_is_left_alone(
+        workspace: Workspace, remote: Remote, forge: ForgeUnderTest, tmp_path: Path) -> None:
+    """Someone commits on the open migration branch, then main moves: running the command
+    again neither force-pushes over their commit nor opens a second PR."""
+    config = tmp_path / "settings.yaml"
+    config.write_text("layout: sharded\n")
+    migrate(workspace, forge, config)
+    human = persons_commit_on(remote, MIGRATION, tmp_path / "reviewer")
+    remote.git("update-ref", f"refs/heads/{MIGRATION}", human)
+    remote.human_commit(tmp_path / "main-edit", "NOTES-main.md", "main moved\n", "notes")
+
+    migrate(workspace, forge, config)
+
+    assert remote.head(MIGRATION) == human
+    [pull] = forge.pulls()
+    assert pull.state == "open" and pull.head == MIGRATION
