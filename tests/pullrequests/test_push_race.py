@@ -155,3 +155,36 @@ def test_a_persons_commit_on_an_objects_branch_is_never_force_pushed_over_or_del
 
     assert [p.state for p in forge.pulls()] == ["closed"]
     assert_kept_on(remote, ACME_BRANCH, human)
+
+
+@GITHUB
+def test_a_reviewers_fix_of_the_rendered_files_is_kept_in_history_and_named(
+        workspace: Workspace, remote: Remote, forge: ForgeUnderTest, tmp_path: Path) -> None:
+    """A reviewer edits acme's rendered scheduler.yaml on its PR branch: while acme's spec is
+    unchanged the branch is left as they made it; acme's next spec change goes on top of
+    their commit (a fast-forward, their commit kept) and says which commit it supersedes."""
+    workspace.set_feature("acme", "scheduler", workers=3)
+    support.ok(workspace.run(forge))
+    clone = remote.clone(tmp_path / "reviewer")
+    support.git("fetch", "--quiet", "origin", ACME_BRANCH, cwd=clone)
+    support.git("checkout", "--quiet", "-b", "fix", "FETCH_HEAD", cwd=clone)
+    path = clone / "tenants" / "acme" / "scheduler.yaml"
+    path.write_text(path.read_text() + "# reviewed\n")
+    support.git("commit", "--quiet", "-am", "review: note", cwd=clone, env=support.HUMAN)
+    support.git("push", "--quiet", "origin", f"HEAD:{ACME_BRANCH}", cwd=clone)
+    fix = support.git("rev-parse", "HEAD", cwd=clone)
+
+    support.ok(workspace.run(forge))
+    assert remote.head(ACME_BRANCH) == fix
+
+    workspace.set_feature("acme", "scheduler", workers=5)
+    support.ok(workspace.run(forge))
+
+    tip = remote.head(ACME_BRANCH)
+    assert tip is not None and tip != fix
+    remote.git("merge-base", "--is-ancestor", fix, tip)
+    assert "replicas: 5" in remote.show("tenants/acme/scheduler.yaml", ACME_BRANCH)
+    assert f"Reconciler-Supersedes: {fix}" in remote.trailers(tip) or any(
+        fix[:12] in line for line in remote.trailers(tip)), remote.trailers(tip)
+    [pull] = forge.pulls()
+    assert pull.state == "open"
