@@ -149,7 +149,6 @@ class LeaseBrokenError(Exception):
     def __init__(self, ref: str, expected: str | None, found: str | None) -> None:
         super().__init__(f"{ref} moved on the remote: expected "
                          f"{(expected or 'no branch')[:12]}, found {(found or 'no branch')[:12]}")
-        self.found = found
 
 
 def use_known_hosts(known_hosts: Path, state_dir: Path) -> None:
@@ -558,6 +557,9 @@ class MirrorConfigRepo:
         another replica) comes back as ``moved``: nothing of theirs is overwritten."""
         if not branch.startswith(OWN_BRANCH_PREFIX):
             raise errors.UnsafeWriteError(f"refusing to force-push {branch}: not ours")
+        if not hasattr(pygit2.RemoteCallbacks, "push_negotiation"):  # pygit2 < 1.19
+            raise errors.RepoError("this pygit2 cannot check a branch before force-pushing "
+                                   "it (no push_negotiation): install pygit2 >= 1.19")
         ref = f"refs/heads/{branch}"
         if commit is None:
             if expect is None:
