@@ -149,7 +149,11 @@ def _compact(obj: Resource) -> Resource:
     spec = obj.spec
     # one string per tenant name for the whole process: the config repo's listing, its
     # trailers and records name the same tenants (interned there too)
-    obj.metadata.__dict__["name"] = sys.intern(obj.metadata.name)
+    meta = obj.metadata.__dict__
+    meta["name"] = sys.intern(obj.metadata.name)
+    for name in ("labels", "annotations"):  # most objects have none: one empty dict each
+        if not meta[name]:
+            meta[name] = _EMPTY
     for name, value in spec.__dict__.items():
         if isinstance(value, BaseModel):
             spec.__dict__[name] = _shared(value)
@@ -157,6 +161,11 @@ def _compact(obj: Resource) -> Resource:
         object.__setattr__(model, "__pydantic_fields_set__",
                            _shared_set(frozenset(model.__pydantic_fields_set__)))
     return obj
+
+
+#: the labels or annotations of every object that has none (never changed: models are
+#: frozen and nothing writes into a model's mappings; a test checks it stays empty)
+_EMPTY: dict[str, str] = {}
 
 
 def _shared(value: BaseModel) -> BaseModel:
