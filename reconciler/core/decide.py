@@ -305,6 +305,10 @@ class _PassState:
             entry = _pool_entry(obj, self.settings)
             if entry is not None:
                 desired[entry.name] = entry
+        for key in self.untouched:  # held (e.g. moved out of its shard by hand): its pool
+            listed = self.entries.get(key.name) if key.kind == "Customer" else None
+            if listed is not None and key.name not in desired:  # line stays as it is too
+                desired[key.name] = listed
         if not desired and not self.pool_files:
             return []
         changes, _ = self._pool_render(desired)
