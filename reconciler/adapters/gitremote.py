@@ -9,6 +9,7 @@ callback (``Remote.push`` raises nothing for it). Only the reconciler's own bran
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -258,6 +259,10 @@ class MirrorConfigRepo:
     def head(self) -> str | None:
         """The local branch's head."""
         return self.local.head()
+
+    def pinned(self) -> contextlib.AbstractContextManager[None]:
+        """Reads see the local head as it was on entry."""
+        return self.local.pinned()
 
     def list_files(self, directory: str) -> dict[str, str]:
         """Files directly in ``directory`` at the head."""

@@ -93,6 +93,7 @@ class GitConfigRepo:
         #: no other process writes this repository (a mirror under our lock): any lock file
         #: found in it was left by a killed run of ours
         self.sole_writer = False
+        self._pins: list[str | None] = []  # heads pinned by ``pinned`` (nested: the outer)
 
     # -- opening --------------------------------------------------------------------------
 
@@ -169,6 +170,22 @@ class GitConfigRepo:
         ref = self._repo.references.get(self._ref)
         return str(ref.target) if ref is not None else None
 
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Reads inside see the head as it was on entry (our own commits inside advance
+        it): one consistent snapshot, and the branch's reference is read once, not four
+        times per object (a reference lookup reads a file: 0.4 s of CPU per 10,000
+        objects). ``head()`` itself always reads the reference."""
+        self._pins.append(self._pins[-1] if self._pins else self.head())
+        try:
+            yield
+        finally:
+            self._pins.pop()
+
+    def _read_head(self) -> str | None:
+        """The head reads are made at: the pinned one inside ``pinned``, else the current."""
+        return self._pins[-1] if self._pins else self.head()
+
     def _children(self, directory: str, *, checked: bool = False
                   ) -> dict[str, tuple[bool, pygit2.Oid]] | None:
         """Entries of ``directory`` at the head: name -> (is a tree, id); None when absent.
@@ -180,7 +197,7 @@ class GitConfigRepo:
         if checked:
             head = self._index_head
         else:
-            head = self.head()
+            head = self._read_head()
             if head != self._index_head:
                 self._dirs.clear()
                 self._index_head = head
@@ -315,7 +332,7 @@ class GitConfigRepo:
         """Commits after ``since`` (newest first) whose first-parent diff changes something
         at or under ``path``. Each commit's changed directories are diffed once and kept in
         an index file beside the repository; later calls only walk the commit ids."""
-        head = self.head()
+        head = self._read_head()
         if head is None:
             return []
         walker = self._repo.walk(head, pygit2.enums.SortMode.TOPOLOGICAL
@@ -380,7 +397,7 @@ class GitConfigRepo:
         """The line at the current head: extended by the commits added since the head it
         was built for (each one's changed directories from the index, a diff only for a
         commit the index lacks), rebuilt when the head does not continue it."""
-        line, head = self._line, self.head()
+        line, head = self._line, self._read_head()
         if line.head == head:
             return line
         index = self._touch_index()
@@ -434,7 +451,7 @@ class GitConfigRepo:
 
     def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from the head, newest first (topological, then time)."""
-        head = self.head()
+        head = self._read_head()
         if head is None:
             return
         order = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME
@@ -463,6 +480,8 @@ class GitConfigRepo:
             except names.UnsafePathError as exc:
                 raise errors.UnsafeWriteError(str(exc)) from exc
         head = self.head()
+        # a commit builds on the branch as it is now: reads inside a pin see that head too
+        self._pins[:] = [head] * len(self._pins)
         if head != self._index_head:  # listings of another head must not be carried over
             self._dirs.clear()
             self._index_head = head
@@ -533,6 +552,7 @@ class GitConfigRepo:
             self._pack = None
         if changes.streamed is not None:  # the listings inside were never patched
             self._dirs.clear()
+        self._pins[:] = [str(oid)] * len(self._pins)
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
         self._remember_touched(str(oid), [p for p, v in ops.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,6 +16,10 @@ class ConfigRepo(Protocol):
 
     def head(self) -> str | None:
         """The id of the branch's head commit, or None for an unborn branch."""
+
+    def pinned(self) -> contextlib.AbstractContextManager[None]:
+        """Within it, reads see the head as it was on entry (one consistent snapshot, the
+        branch read once); our own commits inside advance it. ``head`` is always current."""
 
     def list_files(self, directory: str) -> dict[str, str]:
         """Files directly in ``directory`` at the head: name -> blob id ({} when absent)."""
