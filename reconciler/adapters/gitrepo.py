@@ -76,7 +76,7 @@ class GitConfigRepo:
         self._ref = f"refs/heads/{branch}"
         self.branch = branch
         self._author = (author_name, author_email)
-        self._pass_base: str | None = self.head()
+        self._pass_base: str | None = self._branch_head()
         self._index_head: str | None = None
         self._dirs: dict[str, dict[str, tuple[bool, pygit2.Oid]]] = {}
         self._builders: dict[str, tuple[Any, Any]] = {}
@@ -166,7 +166,12 @@ class GitConfigRepo:
         return True
 
     def head(self) -> str | None:
-        """The id of the branch's head commit, or None for an unborn branch."""
+        """The id of the branch's head commit, or None for an unborn branch; inside
+        ``pinned``, the head it pinned (what every read there sees)."""
+        return self._pins[-1] if self._pins else self._branch_head()
+
+    def _branch_head(self) -> str | None:
+        """The branch's head as it is now (a commit builds on it, whatever is pinned)."""
         ref = self._repo.references.get(self._ref)
         return str(ref.target) if ref is not None else None
 
@@ -175,16 +180,13 @@ class GitConfigRepo:
         """Reads inside see the head as it was on entry (our own commits inside advance
         it): one consistent snapshot, and the branch's reference is read once, not four
         times per object (a reference lookup reads a file: 0.4 s of CPU per 10,000
-        objects). ``head()`` itself always reads the reference."""
-        self._pins.append(self._pins[-1] if self._pins else self.head())
+        objects). ``head()`` answers the pinned head too, so what callers cache by head
+        (the layout check) is keyed by the commit they read."""
+        self._pins.append(self.head())
         try:
             yield
         finally:
             self._pins.pop()
-
-    def _read_head(self) -> str | None:
-        """The head reads are made at: the pinned one inside ``pinned``, else the current."""
-        return self._pins[-1] if self._pins else self.head()
 
     def _children(self, directory: str, *, checked: bool = False
                   ) -> dict[str, tuple[bool, pygit2.Oid]] | None:
@@ -197,7 +199,7 @@ class GitConfigRepo:
         if checked:
             head = self._index_head
         else:
-            head = self._read_head()
+            head = self.head()
             if head != self._index_head:
                 self._dirs.clear()
                 self._index_head = head
@@ -332,7 +334,7 @@ class GitConfigRepo:
         """Commits after ``since`` (newest first) whose first-parent diff changes something
         at or under ``path``. Each commit's changed directories are diffed once and kept in
         an index file beside the repository; later calls only walk the commit ids."""
-        head = self._read_head()
+        head = self.head()
         if head is None:
             return []
         walker = self._repo.walk(head, pygit2.enums.SortMode.TOPOLOGICAL
@@ -397,7 +399,7 @@ class GitConfigRepo:
         """The line at the current head: extended by the commits added since the head it
         was built for (each one's changed directories from the index, a diff only for a
         commit the index lacks), rebuilt when the head does not continue it."""
-        line, head = self._line, self._read_head()
+        line, head = self._line, self.head()
         if line.head == head:
             return line
         index = self._touch_index()
@@ -451,7 +453,7 @@ class GitConfigRepo:
 
     def log(self, limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from the head, newest first (topological, then time)."""
-        head = self._read_head()
+        head = self.head()
         if head is None:
             return
         order = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME
@@ -479,7 +481,7 @@ class GitConfigRepo:
                 names.check_relative_path(path)
             except names.UnsafePathError as exc:
                 raise errors.UnsafeWriteError(str(exc)) from exc
-        head = self.head()
+        head = self._branch_head()
         # a commit builds on the branch as it is now: reads inside a pin see that head too
         self._pins[:] = [head] * len(self._pins)
         if head != self._index_head:  # listings of another head must not be carried over
@@ -537,13 +539,13 @@ class GitConfigRepo:
                 oid = self._signed_commit(head, author, message, tree_id, parents)
         except OSError:  # libgit2 reports a held lock as OSError (error class GIT_ERROR_OS)
             self._builders.clear()
-            if self.head() != head:
+            if self._branch_head() != head:
                 raise errors.HeadMovedError(f"{self._ref} moved during the commit") from None
             raise
         except pygit2.GitError as exc:
             self._builders.clear()
             # recognised by the state it leaves, not by libgit2's wording: the tip moved
-            if self.head() != head:
+            if self._branch_head() != head:
                 raise errors.HeadMovedError(f"{self._ref} moved during the commit") from exc
             raise errors.RepoError(f"commit failed: {exc}") from exc
         finally:
@@ -854,7 +856,7 @@ class GitConfigRepo:
 
     def flush(self) -> None:
         """Bring a non-bare repository's work tree up to date when it was clean."""
-        base, head = self._pass_base, self.head()
+        base, head = self._pass_base, self._branch_head()
         self._pass_base = head
         repo = self._repo
         if repo.is_bare or head is None or head == base:

@@ -410,13 +410,14 @@ def test_reads_inside_a_pin_see_the_head_of_its_start_and_follow_after_it(bare):
     with repo.pinned():
         assert repo.list_files("tenants/acme") == {"a.yaml": git_blob_id(b"a\n")}
         human = human_commit(bare, {"tenants/acme/a.yaml": b"edited\n", "tenants/zeta/z.yaml": None})
-        assert repo.head() == human  # head() itself always reads the branch
+        assert repo.head() == first != human
         assert repo.list_files("tenants/acme") == {"a.yaml": git_blob_id(b"a\n")}
         assert repo.read_file("tenants/zeta/z.yaml") == b"z\n"
         assert [c.id for c in repo.log()] == [first]
     assert repo.list_files("tenants/acme") == {"a.yaml": git_blob_id(b"edited\n")}
     assert repo.read_file("tenants/zeta/z.yaml") is None
     assert [c.id for c in repo.log()] == [human, first]
+    assert repo.head() == human
 
 
 def test_a_commit_inside_a_pin_builds_on_the_branch_and_later_reads_see_it(bare):

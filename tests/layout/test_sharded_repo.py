@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from reconciler import app
+from reconciler.adapters.gitrepo import GitConfigRepo
+from reconciler.adapters.layoutview import LayoutView
 from reconciler.core import errors, layout
 from tests.gitcli import git, human_commit
 from tests.layout.support import (
@@ -278,3 +280,17 @@ def test_a_large_first_import_is_streamed_into_the_shards(tmp_path):
     assert json.loads(git(repo, "show", f"main:{layout.LAYOUT_RECORD}"))["layout"] == "sharded"
     report, _ = app.run_once([source], repo, SHARDED)
     assert report.ok and not report.commits
+
+
+def test_a_layout_record_committed_during_a_pinned_read_is_seen_once_the_pin_ends(tmp_path):
+    """A migration landing while a snapshot is read at its pinned head: the layout check
+    inside answers for the pinned commit, and the next check after the pin answers for the
+    branch as it is (sharded), never the pinned commit's answer cached for the new head."""
+    repo = reconciled(tmp_path, FLAT)
+    view = LayoutView(GitConfigRepo.open(repo, branch="main", author_name="Reconciler",
+                                         author_email="reconciler@example.invalid"), layout.FLAT)
+    with view.pinned():
+        human_commit(repo, {layout.LAYOUT_RECORD: layout.layout_record(layout.SHARDED)},
+                     "migrate by hand")
+        assert view.repo_layout() == layout.FLAT
+    assert view.repo_layout() == layout.SHARDED
