@@ -98,12 +98,12 @@ def test_a_restart_reads_the_branch_head_a_few_times_not_once_per_object(bare, m
     """A pass reads its snapshot at one head: the branch's reference (a file read each
     time) is looked up a fixed number of times, however many objects the fleet has."""
     lookups = Counter[str]()
-    real_head = GitConfigRepo.head
+    real_lookup = GitConfigRepo._branch_head
 
     def counted(self: GitConfigRepo) -> str | None:
         lookups["head"] += 1
-        return real_head(self)
-    monkeypatch.setattr(GitConfigRepo, "head", counted)
+        return real_lookup(self)
+    monkeypatch.setattr(GitConfigRepo, "_branch_head", counted)
     engine, _ = restart(bare)
     assert engine.sync(parsed(*fleet(CHANGED))).commits == []
     assert lookups["head"] <= 6 < len(NAMES)
