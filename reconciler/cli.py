@@ -555,6 +555,12 @@ def _migrate_layout(args: argparse.Namespace, out: Output) -> int:
     done = app.migrate_layout(_target(args), _settings(args), args.to)
     if done.commit is None:
         out.line(f"already {done.layout}: nothing to move", layout=done.layout, moved=0)
+    elif done.pull_request is not None:
+        out.line(f"proposed moving {done.moved:,} tenant directories to the {done.layout} "
+                 f"layout: {done.pull_request} (commit {done.commit[:12]}); reconcilers whose "
+                 "layout setting differs from the repository hold until it is merged and "
+                 "the setting agrees", layout=done.layout, moved=done.moved,
+                 commit=done.commit, pull_request=done.pull_request)
     else:
         out.line(f"moved {done.moved:,} tenant directories to the {done.layout} layout in "
                  f"commit {done.commit[:12]}", layout=done.layout, moved=done.moved,

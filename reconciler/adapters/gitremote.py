@@ -4,7 +4,12 @@ One mirror per remote in the state directory, fetched incrementally — never a 
 clone per change. Pushes are plain fast-forward updates of the target branch: never
 forced. A server-side rejection is detected through libgit2's ``push_update_reference``
 callback (``Remote.push`` raises nothing for it). Only the reconciler's own branches
-(``reconciler/...``) may be force-pushed, and only through ``push_branch``.
+(``reconciler/...``) may be force-pushed, and only through ``push_branch``, which is a
+compare-and-swap: the caller names the commit it last saw there (git's
+``--force-with-lease=ref:expect``). libgit2 has no lease, so ``push_negotiation`` aborts
+the push when the remote's advertised ref differs from it, and the server's own old-id
+check (receive-pack sends the advertised id) covers the moment after; a push lost either
+way comes back as ``moved``, never as an overwrite.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ OWN_BRANCH_PREFIX = "reconciler/"
 #: what a push of the target branch sends (a snapshot of the local head)
 OUTGOING_REF = "refs/reconciler/outgoing"
 URL_SCHEMES = ("ssh://", "https://", "http://", "git://", "file://")
+ZERO_OID = bytes(20)
 
 
 def is_url(text: str) -> bool:
@@ -100,6 +106,8 @@ class _Callbacks(pygit2.RemoteCallbacks):
         self._tls = tls
         self._attempts = 0
         self.rejected: dict[str, str] = {}
+        #: remote ref -> the commit it must still point at (None: must not exist)
+        self.lease: dict[str, str | None] = {}
 
     def credentials(self, url: str, username_from_url: str | None, allowed_types: Any) -> Any:
         self._attempts += 1
@@ -125,6 +133,23 @@ class _Callbacks(pygit2.RemoteCallbacks):
     def push_update_reference(self, refname: str, message: str | None) -> None:
         if message is not None:
             self.rejected[refname] = message
+
+    def push_negotiation(self, updates: list[Any]) -> None:
+        for update in updates:
+            if update.dst_refname not in self.lease:
+                continue
+            found = None if update.src.raw == ZERO_OID else str(update.src)
+            expected = self.lease[update.dst_refname]
+            if found != expected:
+                raise LeaseBrokenError(update.dst_refname, expected, found)
+
+
+class LeaseBrokenError(Exception):
+    """A leased push found the remote ref elsewhere than expected (raised in a callback)."""
+
+    def __init__(self, ref: str, expected: str | None, found: str | None) -> None:
+        super().__init__(f"{ref} moved on the remote: expected "
+                         f"{(expected or 'no branch')[:12]}, found {(found or 'no branch')[:12]}")
 
 
 def use_known_hosts(known_hosts: Path, state_dir: Path) -> None:
@@ -529,20 +554,41 @@ class MirrorConfigRepo:
         return GitConfigRepo(self._repo, branch=branch, author_name=name, author_email=email,
                              signer=self.signer)
 
-    def push_branch(self, branch: str, commit: str | None, *, force: bool = True) -> PushResult:
-        """Force-push (or delete, with None) one of the reconciler's own branches;
-        ``force=False``: only a fast-forward (a commit someone else pushed there stays)."""
+    def push_branch(self, branch: str, commit: str | None, *, expect: str | None,
+                    force: bool = True) -> PushResult:
+        """Force-push (or delete, with None) one of the reconciler's own branches, only if
+        the remote branch still points at ``expect`` (None: it must not exist);
+        ``force=False``: only a fast-forward too. A remote that moved meanwhile (a person,
+        another replica) comes back as ``moved``: nothing of theirs is overwritten."""
         if not branch.startswith(OWN_BRANCH_PREFIX):
             raise errors.UnsafeWriteError(f"refusing to force-push {branch}: not ours")
+        if not hasattr(pygit2.RemoteCallbacks, "push_negotiation"):  # pygit2 < 1.19
+            raise errors.RepoError("this pygit2 cannot check a branch before force-pushing "
+                                   "it (no push_negotiation): install pygit2 >= 1.19")
+        ref = f"refs/heads/{branch}"
         if commit is None:
-            return self._push([f":refs/heads/{branch}"])
-        self._repo.references.create(f"refs/heads/{branch}", pygit2.Oid(hex=commit), force=True)
-        return self._push([f"{'+' if force else ''}refs/heads/{branch}:refs/heads/{branch}"])
+            if expect is None:
+                return PushResult(True)  # nothing there to delete
+            result = self._push([f":{ref}"], lease={ref: expect})
+        else:
+            self._repo.references.create(ref, pygit2.Oid(hex=commit), force=True)
+            result = self._push([f"{'+' if force else ''}{ref}:{ref}"], lease={ref: expect})
+        if result.ok or result.moved:
+            return result
+        # refused after negotiation: the server's old-id check fails the same way when a
+        # push landed between its advertisement and our update
+        now = self.remote_branch_commit(branch)
+        return dataclasses.replace(result, moved=True) if now != expect else result
 
-    def _push(self, refspecs: list[str]) -> PushResult:
+    def _push(self, refspecs: list[str], *,
+              lease: Mapping[str, str | None] | None = None) -> PushResult:
         callbacks = _Callbacks(self._credentials, tls=self.url.startswith("https://"))
+        callbacks.lease.update(lease or {})
         try:
             self._repo.remotes[REMOTE].push(refspecs, callbacks=callbacks)
+        except LeaseBrokenError as exc:
+            log.info("push of %s not made: %s", ", ".join(refspecs), exc)
+            return PushResult(False, rejected=str(exc), moved=True)
         except pygit2.GitError as exc:
             text = str(exc)
             if "non-fastforward" in text or "not present locally" in text or "fast-forward" in text:

@@ -2,55 +2,153 @@
 repository so that an object's history is a lookup, not a diff of every commit.
 
 Content-addressed (a commit's changes never change), so an entry is never stale: a
-missing or unreadable line is simply computed again by the caller. Appended to, never
-rewritten; a torn last line (a crash mid-write) is ignored.
+missing or unreadable line is simply computed again by the caller. Each line carries a
+CRC-32 of itself: a torn, garbled or foreign line is a miss, never trusted — a line that
+names the wrong directories would make a restart take a person's change for none and
+write over it. Appended to (one ``write``; a torn tail is ended first so the next line
+stays whole); a file holding damaged lines is rewritten (temp file and rename) with only
+the sound ones. ``reconciler-touched-v1`` (no checksums) is ignored and removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
+import tempfile
+import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-FILE_NAME = "reconciler-touched-v1"
+FILE_NAME = "reconciler-touched-v2"
+_LEGACY = ("reconciler-touched-v1",)
+#: a file larger than this is not read (about 200 bytes a commit: millions of commits)
+MAX_FILE_BYTES = 1 << 30
 #: one entry of a raw Git tree object: ``<octal mode> <name>\\0<20-byte id>``
 _ENTRY = re.compile(rb"[0-7]+ [^\x00]*\x00.{20}", re.DOTALL)
 _TREE_MODES = (b"40000", b"040000")  # the second written by old, broken tools
 #: trees this large are kept for the next comparison of a walk, at most this many
 _KEPT_TREE_ENTRIES = 256
 _KEPT_TREES = 4
+_NOTHING: frozenset[str] = frozenset()
+_ROOT = frozenset({""})
+#: a temp file of a rewrite older than this was left by a killed process
+_STALE_SECONDS = 60
+
+
+def _line(commit: str, dirs: Iterable[str]) -> bytes:
+    """``<commit> <crc32 of the rest> <dir>\\t<dir>\\t.`` and a newline."""
+    body = f"{commit} {''.join(d + chr(9) for d in sorted(dirs))}.".encode()
+    return b"%s %08x%s\n" % (body[:40], zlib.crc32(body), body[40:])
+
+
+def _parse(raw: bytes) -> tuple[str, frozenset[str]] | None:
+    """A sound line's (commit, directories); None for anything else (its CRC-32 catches a
+    flipped byte or a torn line)."""
+    if len(raw) < 51 or raw[40] != 32 or raw[49] != 32 or raw[-1] != 46:  # " ", " ", "."
+        return None
+    try:
+        if zlib.crc32(raw[49:], zlib.crc32(raw[:40])) != int(raw[41:49], 16):
+            return None
+        text = raw.decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if len(text) == 51:  # "<commit> <crc> .": changed nothing
+        return text[:40], _NOTHING
+    if text[-2] != "\t":
+        return None
+    dirs = frozenset(text[50:-2].split("\t"))
+    return text[:40], dirs - _ROOT if "" in dirs else dirs  # the top is not recorded
 
 
 def load(path: Path) -> dict[str, frozenset[str]]:
-    """commit id -> directories its first-parent diff changed ({} when absent/unreadable)."""
+    """commit id -> directories its first-parent diff changed ({} when absent/unreadable).
+
+    Damaged lines are left out (computed again by the caller) and the file rewritten
+    without them; an index of the old format beside it is removed."""
+    for legacy in _LEGACY:
+        with contextlib.suppress(OSError):
+            (path.parent / legacy).unlink()
+    data = _read_regular(path)
     out: dict[str, frozenset[str]] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    if data is None:  # not a regular file, or absurd: nothing trusted, replaced below
+        _rewrite(path, b"")
         return out
-    for line in text.split("\n"):
-        commit, sep, rest = line.partition(" ")
-        if not sep or len(commit) != 40 or not (rest == "." or rest.endswith("\t.")):
-            continue  # a torn or foreign line: computed again when needed
-        out[commit] = frozenset(d for d in rest[:-1].split("\t") if d)
+    sound: list[bytes] = []
+    lines = data.split(b"\n")
+    damaged = lines[-1] != b""  # a torn last line (a crash mid-write)
+    for raw in lines[:-1]:
+        entry = _parse(raw)
+        if entry is None:
+            damaged = True
+            continue
+        out[entry[0]] = entry[1]
+        sound.append(raw + b"\n")
+    if damaged:
+        _rewrite(path, b"".join(sound))
     return out
 
 
 def append(path: Path, entries: Iterable[tuple[str, Iterable[str]]]) -> None:
     """Add entries (one ``write``, so concurrent appenders do not interleave lines)."""
-    lines = "".join(f"{commit} {''.join(d + chr(9) for d in sorted(dirs))}.\n"
-                    for commit, dirs in entries)
+    lines = b"".join(_line(commit, dirs) for commit, dirs in entries)
     if not lines:
         return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
-            os.write(fd, lines.encode("utf-8"))
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                lines = b"\n" + lines  # end a torn line first: ours must not be glued to it
+            os.write(fd, lines)
         finally:
             os.close(fd)
     except OSError:
         return  # a read-only repository: the index is only a cache
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of the regular file at ``path`` (b"" when absent or unreadable), or None
+    for something else there: a symlink, a FIFO (which would block), a huge file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return b""
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+            return None
+        chunks = []
+        while chunk := os.read(fd, max(info.st_size, 1 << 16)):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    """Replace the file with ``data`` (temp file and rename: never half-written)."""
+    for stale in path.parent.glob(f".{FILE_NAME}.*"):  # left by a killed rewrite
+        with contextlib.suppress(OSError):
+            if stale.lstat().st_mtime < time.time() - _STALE_SECONDS:
+                stale.unlink()
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=path.parent)
+    except OSError:
+        return  # a read-only repository: the index is only a cache
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except OSError:
+        Path(temp).unlink(missing_ok=True)
 
 
 def touches(dirs: frozenset[str], path: str) -> bool:

@@ -4,7 +4,10 @@ commit (flat ``tenants/<name>/`` <-> sharded ``tenants/_<shard>/<name>/``).
 Wiring only: which directories move is decided in ``core.layout``; the move itself is the
 Git adapter's ``commit_moves`` (trees re-hung, no file re-read or re-written); a remote is
 pushed by Delivery like any commit, and a remote that moved meanwhile gets the migration
-planned again on its new head.
+planned again on its new head. With ``--mode pr`` the commit is proposed instead: one pull
+request from ``reconciler/migrate-layout/<to>`` (the same commit, made on the target head,
+pushed as a compare-and-swap); the target branch is not touched, and reconcilers whose
+setting disagrees with the repository hold until the two agree.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.adapters.gitremote import MirrorConfigRepo
+from reconciler.adapters.gitremote import MirrorConfigRepo, is_url
 from reconciler.adapters.gitrepo import GitConfigRepo
 from reconciler.app.local import REPASSES
-from reconciler.app.wiring import VERSION, Target, wire
+from reconciler.app.wiring import VERSION, Target, forge_from, wire
 from reconciler.core import errors, layout
 from reconciler.core.plan import ChangeSet
 from reconciler.core.settings import Settings
+from reconciler.ports.forge import Forge, PullRequestSpec
 from reconciler.reconcile.delivery import DeliveryReport
+from reconciler.reconcile.rerenders import PUSH_ATTEMPTS
 
 TOP = layout.SHARDED_TOP
 
@@ -34,6 +39,8 @@ class Migration:
     commit: str | None
     moved: int
     delivered: DeliveryReport | None = None
+    #: ``--mode pr``: the pull request proposing the commit
+    pull_request: str | None = None
 
 
 def migrate_layout(target: Target | Path, settings: Settings, to: str | None) -> Migration:
@@ -48,6 +55,8 @@ def migrate_layout(target: Target | Path, settings: Settings, to: str | None) ->
             f"(RECONCILER_LAYOUT={to}) for this command and every reconciler writing the repo")
     if isinstance(target, Path):
         target = Target(str(target))
+    if target.mode == "pr":
+        return _propose(target, settings, wanted)
     wiring = wire(dataclasses.replace(target, mode="direct"), settings)
     try:
         repo = wiring.repo
@@ -95,3 +104,54 @@ def _migrate(repo: GitConfigRepo | MirrorConfigRepo,
     commit = repo.commit_moves(moves, changes, layout.migration_message(moves, wanted, VERSION))
     repo.flush()
     return commit, len(moves)
+
+
+def _propose(target: Target, settings: Settings, wanted: layout.Layout) -> Migration:
+    """``--mode pr``: the migration commit on the target head, proposed as one PR."""
+    if not is_url(target.repo):
+        raise errors.UserInputError(
+            f"--mode pr needs the config repo's URL, not the path {target.repo}: pull "
+            "requests are opened on the forge's copy")
+    forge = forge_from(target)
+    wiring = wire(target, settings)
+    try:
+        mirror = wiring.repo
+        assert isinstance(mirror, MirrorConfigRepo)  # a URL is always mirrored
+        return _propose_on(mirror, forge, settings.branch, wanted)
+    finally:
+        wiring.close()
+
+
+def _propose_on(mirror: MirrorConfigRepo, forge: Forge, base_branch: str,
+                wanted: layout.Layout) -> Migration:
+    """Make the migration on ``reconciler/migrate-layout/<to>`` (reset to the target head)
+    and open or update its PR; a branch a person committed on is left as it is."""
+    branch = layout.migration_branch(wanted)
+    for _ in range(PUSH_ATTEMPTS):
+        base = mirror.fetch()
+        view = mirror.branch_view(branch, base)
+        commit, moved = _migrate(view, wanted)
+        published = mirror.remote_branch_commit(branch)
+        if commit is None:  # nothing to move on the target: merged, or never needed
+            existing = forge.find_open_pull_request(branch, base_branch)
+            if existing is not None:
+                forge.close_pull_request(existing.number)
+            if published is not None and not mirror.foreign_changes(base, published):
+                mirror.push_branch(branch, None, expect=published)
+            return Migration(wanted, None, 0)
+        if published is not None and mirror.foreign_changes(base, published):
+            commit = published  # a person committed on it: theirs stands, not re-made
+        elif published is None or not mirror.same_change(published, commit):
+            result = mirror.push_branch(branch, commit, expect=published)
+            if result.moved:
+                continue  # someone pushed there since we read it: read it again
+            if not result.ok:
+                raise errors.RepoError(f"push of {branch} refused: {result.rejected}")
+        info = next(iter(view.log(limit=1)))
+        pull = forge.open_pull_request(PullRequestSpec(
+            head_branch=branch, base_branch=base_branch, title=info.subject,
+            body=layout.migration_pull_request_body(info.message),
+            labels=("gitops-reconciler", "layout")))
+        return Migration(wanted, commit, moved, pull_request=pull.url)
+    raise errors.RepoError(f"{branch} kept moving while we pushed ({PUSH_ATTEMPTS} tries); "
+                           "run the command again")

@@ -33,6 +33,7 @@ from reconciler.core import errors, messages, plan
 from reconciler.core.models import ObjectKey
 from reconciler.core.settings import Settings
 from reconciler.ports.configrepo import ConfigRepo
+from reconciler.ports.forge import Forge
 from reconciler.reconcile.delivery import Delivery
 from reconciler.reconcile.engine import ObjectReconciler, Reconciler
 from reconciler.reconcile.pullrequests import PullRequestReconciler
@@ -293,13 +294,7 @@ def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
         raise errors.UserInputError(
             f"--mode pr: branch {settings.branch} does not exist on the remote yet; "
             "create it first (reconciler init, then push), so pull requests have a base")
-    if not target.forge.token:
-        raise errors.UserInputError("--mode pr needs a forge token: --forge-token-file or "
-                                    "$RECONCILER_FORGE_TOKEN")
-
-    from reconciler.adapters.forges.factory import forge_for  # requests: only for PR mode
-    forge = forge_for(target.forge.kind, target.forge.api_url, target.forge.repository,
-                      target.forge.token)
+    forge = forge_from(target)
 
     def make_engine(view: ConfigRepo) -> Reconciler:
         return Reconciler(repo=LayoutView(view, settings.layout), settings=settings,
@@ -307,6 +302,18 @@ def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,
 
     return PullRequestReconciler(store=mirror, forge=forge, settings=settings, version=VERSION,
                                  base_branch=settings.branch, make_engine=make_engine)
+
+
+def forge_from(target: Target) -> Forge:
+    """The forge driver of ``--mode pr`` (one line naming what is missing otherwise)."""
+    if target.forge is None:
+        raise errors.UserInputError("--mode pr needs --forge, --forge-url and --forge-repo")
+    if not target.forge.token:
+        raise errors.UserInputError("--mode pr needs a forge token: --forge-token-file or "
+                                    "$RECONCILER_FORGE_TOKEN")
+    from reconciler.adapters.forges.factory import forge_for  # requests: only for PR mode
+    return forge_for(target.forge.kind, target.forge.api_url, target.forge.repository,
+                     target.forge.token)
 
 
 def local_reconciler(repo_path: Path, settings: Settings) -> tuple[GitConfigRepo, Reconciler]:

@@ -56,7 +56,7 @@ def branch_for(key: ObjectKey) -> str:
     return f"{BRANCH_PREFIX}{key.kind.lower()}/{key.name}"
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=4096)  # sha256 of a name is cheap; 100,000 kept cost 13 MB
 def shard_of(name: str) -> str:
     """The shard directory of a tenant: ``_`` + first two hex digits of sha256(name)."""
     return "_" + hashlib.sha256(name.encode()).hexdigest()[:SHARD_DIGITS]
@@ -174,6 +174,28 @@ def plan_migration(top: Sequence[str], shards: Mapping[str, Sequence[str]],
             raise MigrationConflictError(f"{SHARDED_TOP}/{name} is in two shards; remove one")
         out[f"{SHARDED_TOP}/{path}"] = f"{SHARDED_TOP}/{name}"
     return out
+
+
+def migration_branch(to: Layout) -> str:
+    """The branch a pull-request-mode migration to ``to`` is proposed on."""
+    return f"reconciler/migrate-layout/{to}"
+
+
+def migration_pull_request_body(message: str, *, listed: int = 200) -> str:
+    """A migration PR's body from its commit message: what it does, the first ``listed``
+    moves (a forge caps a body near 64 KB; the commit's trailers list every one), how to
+    finish it."""
+    _, _, rest = message.partition("\n\n")
+    text, _, _ = rest.partition(f"\n\n{messages.TRAILER_ACTION}: ")
+    moved = messages.trailer_values(message, TRAILER_MOVED)
+    lines = [f"- `{m}`" for m in moved[:listed]]
+    if len(moved) > listed:
+        lines.append(f"- ... and {len(moved) - listed:,} more (the commit's "
+                     f"`{TRAILER_MOVED}` trailers list every one)")
+    return (f"Proposed by gitops-reconciler (`reconciler migrate-layout`).\n\n{text.strip()}"
+            "\n\n" + "\n".join(lines) + "\n\nReconcilers whose `layout` setting differs from "
+            "the repository's hold (nothing written) until the two agree: merge this, then "
+            "set the setting everywhere (or set it first: they hold until the merge).\n")
 
 
 def migration_message(moves: Mapping[str, str], to: Layout, version: str) -> str:

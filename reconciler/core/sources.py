@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,7 +149,11 @@ def _compact(obj: Resource) -> Resource:
     spec = obj.spec
     # one string per tenant name for the whole process: the config repo's listing, its
     # trailers and records name the same tenants (interned there too)
-    obj.metadata.__dict__["name"] = sys.intern(obj.metadata.name)
+    meta = obj.metadata.__dict__
+    meta["name"] = sys.intern(obj.metadata.name)
+    for name in ("labels", "annotations"):  # most objects have none: one empty dict each
+        if not meta[name]:
+            meta[name] = _EMPTY
     for name, value in spec.__dict__.items():
         if isinstance(value, BaseModel):
             spec.__dict__[name] = _shared(value)
@@ -157,6 +161,11 @@ def _compact(obj: Resource) -> Resource:
         object.__setattr__(model, "__pydantic_fields_set__",
                            _shared_set(frozenset(model.__pydantic_fields_set__)))
     return obj
+
+
+#: the labels or annotations of every object that has none (never changed: models are
+#: frozen and nothing writes into a model's mappings; a test checks it stays empty)
+_EMPTY: dict[str, str] = {}
 
 
 def _shared(value: BaseModel) -> BaseModel:
@@ -191,19 +200,45 @@ def combine(results: Iterable[Parsed]) -> Parsed:
     objects = [o for r in results for o in r.objects]
     refusals = [f for r in results for f in r.refusals]
     counts = Counter(o.key for o in objects)
-    origins: dict[ObjectKey, list[str]] = {}
-    for result in results:
-        for obj in result.objects:
-            origins.setdefault(obj.key, []).append(result.origin)
+    origins = Origins(tuple((r.origin, tuple(o.key for o in r.objects)) for r in results))
     kept: list[Resource] = []
     for obj in objects:
         if counts[obj.key] > 1:
-            where = ", ".join(dict.fromkeys(origins.get(obj.key, [])))
             refusals.append(Refusal(
-                where or str(obj.key),
+                origins.get(obj.key) or str(obj.key),
                 f"duplicate name: {counts[obj.key]} documents define {obj.key}", obj.key))
         else:
             kept.append(obj)
     unique_refusals = list(dict.fromkeys(refusals))
-    files_of = {key: ", ".join(dict.fromkeys(files)) for key, files in origins.items()}
-    return Parsed(kept, unique_refusals, any(r.incomplete for r in results), origins=files_of)
+    return Parsed(kept, unique_refusals, any(r.incomplete for r in results), origins=origins)
+
+
+class Origins(Mapping[ObjectKey, str]):
+    """Where each object was defined ("a.yaml", or "a.yaml, b.yaml" for a duplicate).
+
+    Only a refusal names its file, so the map is made on the first lookup: a pass that
+    refuses nothing keeps one tuple of keys per file, not a dict of 100,000 (5 MB)."""
+
+    __slots__ = ("_files", "_made")
+
+    def __init__(self, files: tuple[tuple[str, tuple[ObjectKey, ...]], ...]) -> None:
+        self._files = files
+        self._made: dict[ObjectKey, str] | None = None
+
+    def _map(self) -> dict[ObjectKey, str]:
+        if self._made is None:
+            found: dict[ObjectKey, list[str]] = {}
+            for origin, keys in self._files:
+                for key in keys:
+                    found.setdefault(key, []).append(origin)
+            self._made = {key: ", ".join(dict.fromkeys(where)) for key, where in found.items()}
+        return self._made
+
+    def __getitem__(self, key: ObjectKey) -> str:
+        return self._map()[key]
+
+    def __iter__(self) -> Iterator[ObjectKey]:
+        return iter(self._map())
+
+    def __len__(self) -> int:
+        return len(self._map())

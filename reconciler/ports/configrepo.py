@@ -84,11 +84,13 @@ class ConfigRepo(Protocol):
 
 @dataclass(frozen=True)
 class PushResult:
-    """How a push went: ``rejected`` holds the server's reason when it refused."""
+    """How a push went: ``rejected`` holds the server's reason when it refused; ``moved``:
+    a compare-and-swap push found the remote ref moved (read it again and rebuild)."""
 
     ok: bool
     pushed: str | None = None
     rejected: str | None = None
+    moved: bool = False
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,10 @@ class Ownership:
         self._repo = repo
         self._email = author_email
         self._last: dict[ObjectKey, str] | None = None
-        self._named: dict[ObjectKey, str] = {}  # key -> newest commit naming it (anyone's)
-        self._first_time: dict[ObjectKey, int] = {}
+        # key -> newest commit naming it, kept only when that is not our last own commit
+        # (at 100,000 tenants each such map costs ~5 MB)
+        self._named: dict[ObjectKey, str] = {}
+        self._first_time: dict[ObjectKey, int] = {}  # Previews only: their ttl counts from it
         # key -> the directory's tree id at our last own commit (saves reading old trees)
         self._own_tree: dict[ObjectKey, str | None] = {}
 
@@ -59,13 +61,16 @@ class Ownership:
             for commit in self._repo.log():
                 trailers = messages.parse_trailers(commit.message)
                 keys = _object_keys(trailers)
+                own = self._is_own(commit, trailers)
                 for key in keys:
-                    self._named.setdefault(key, commit.id)
-                if not self._is_own(commit, trailers):
+                    if key not in last and key not in self._named and not own:
+                        self._named[key] = commit.id  # someone else's, newer than ours
+                if not own:
                     continue
                 for key in keys:
                     last.setdefault(key, commit.id)
-                    self._first_time[key] = commit.time  # the walk goes back in time
+                    if key.kind == "Preview":
+                        self._first_time[key] = commit.time  # the walk goes back in time
             self._last = last
         return self._last
 
@@ -84,12 +89,14 @@ class Ownership:
         """We just committed ``commit`` for ``key`` (leaving its directory at ``tree_id``)."""
         if self._last is not None:
             self._last[key] = commit
-            self._named[key] = commit
+            self._named.pop(key, None)
             self._own_tree[key] = tree_id
-            self._first_time.setdefault(key, int(time.time()))
+            if key.kind == "Preview":
+                self._first_time.setdefault(key, int(time.time()))
 
     def first_own_time(self, key: ObjectKey) -> int | None:
-        """When the reconciler first wrote ``key`` (its creation time in local mode)."""
+        """When the reconciler first wrote Preview ``key`` (its creation time in local mode,
+        from which its ttl counts); None for a Customer, which has no ttl."""
         self._index()
         return self._first_time.get(key)
 
@@ -99,8 +106,7 @@ class Ownership:
 
     def last_named(self) -> Mapping[ObjectKey, str]:
         """The newest commit naming each object in its trailers, by anyone."""
-        self._index()
-        return self._named
+        return {**self._index(), **self._named}
 
     def _settled(self, key: ObjectKey, ours: str) -> bool | None:
         """Whether nothing changed ``key``'s directory after our commit ``ours``: True (the

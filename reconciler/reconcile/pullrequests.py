@@ -1,9 +1,13 @@
 """Pull-request mode: each object change goes to its own branch and pull request; a
 settings or version change re-renders unchanged specs in one PR (``reconcile.rerenders``).
 
-The branch ``reconciler/<kind>/<name>`` always holds exactly one commit: the object's
-rendering on top of the target branch's current head (re-rendered, never rebased), so a
-PR never conflicts with what merged before it. Only these branches are force-pushed.
+The branch ``reconciler/<kind>/<name>`` holds one commit: the object's rendering on top of
+the target branch's current head (re-rendered, never rebased), so a PR never conflicts
+with what merged before it. Only these branches are force-pushed, and only while they hold
+nothing but the reconciler's commit: once a person committed on one (a reviewer's fix), a
+newer change goes on top of theirs as a fast-forward, and the branch is never deleted.
+Every push is a compare-and-swap against the commit read just before it; a race lost to
+someone's push is worked out again on what is there now (``rerenders.PUSH_ATTEMPTS``).
 When the change becomes a no-op against the target (merged, or reverted in the spec) the
 PR is closed and the branch deleted; a merged PR counts as committed.
 """
@@ -22,7 +26,7 @@ from reconciler.core.sources import Parsed, Refusal
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.ports.forge import Forge, ForgeError, PullRequestSpec
 from reconciler.reconcile.engine import PassReport, Reconciler
-from reconciler.reconcile.rerenders import RerenderProposer, RerenderStore
+from reconciler.reconcile.rerenders import PUSH_ATTEMPTS, RerenderProposer, RerenderStore
 
 log = logging.getLogger(__name__)
 LABELS = ("gitops-reconciler",)
@@ -115,17 +119,13 @@ class PullRequestReconciler:
             view = self._store.branch_view(branch, base)
             outcome = change(view)
             if outcome.result != Result.COMMITTED or not outcome.commit:
-                return self._settle(key, branch, outcome)
+                return self._settle(key, branch, outcome, base)
             if _settings_only(view):
-                return self._grouped(key, branch)
-            published = self._store.remote_branch_commit(branch)
-            if published is None or not self._store.same_change(published, outcome.commit):
-                # only a real change moves the PR branch: reviews and CI stay put otherwise
-                result = self._store.push_branch(branch, outcome.commit)
-                if not result.ok:
-                    return Outcome(key, Result.FAILED, Reason.GIT_ERROR,
-                                   f"{key}: push of {branch} refused: {result.rejected}")
-            commit = next(iter(view.log(limit=1)))
+                return self._grouped(key, branch, base)
+            commit = next(iter(view.log(limit=1)))  # the PR says what the change does
+            published, outcome, view = self._publish(key, branch, base, change, outcome)
+            if published is None:
+                return outcome
             pr = self._forge.open_pull_request(PullRequestSpec(
                 head_branch=branch, base_branch=self._base_branch,
                 title=commit.subject, body=_body(commit.message, key),
@@ -137,10 +137,47 @@ class PullRequestReconciler:
         return Outcome(key, Result.PROPOSED, Reason.PULL_REQUEST_OPEN, outcome.message,
                        None, pr.url, pr.number)
 
-    def _grouped(self, key: ObjectKey, branch: str) -> Outcome:
+    def _publish(self, key: ObjectKey, branch: str, base: str | None,
+                 change: Callable[[ConfigRepo], Outcome],
+                 made: Outcome) -> tuple[str | None, Outcome, ConfigRepo]:
+        """Move the remote branch to the change made on the target head (``made``), or, over
+        a person's commit, to the same change made on top of theirs; each push replaces only
+        what was read just before it. The branch's commit (None: not proposed), the outcome
+        to report and the view holding the proposed commit."""
+        for _ in range(PUSH_ATTEMPTS):
+            published = self._store.remote_branch_commit(branch)
+            outcome, view = made, self._store.branch_view(branch, made.commit)
+            over_person = published is not None and bool(
+                self._store.foreign_changes(base, published))
+            if over_person:
+                view = self._store.branch_view(branch, published)
+                outcome = change(view)
+                if outcome.result == Result.UNCHANGED:
+                    return published, made, view  # their branch already proposes it
+                if outcome.result != Result.COMMITTED:
+                    return None, outcome, view  # e.g. they edited the object's files: held
+                log.info("%s holds a commit of someone else: the change goes on top of it",
+                         branch, extra={"object": str(key)})
+            elif published is not None and made.commit is not None \
+                    and self._store.same_change(published, made.commit):
+                return published, made, view  # reviews and CI stay put
+            result = self._store.push_branch(branch, outcome.commit, expect=published,
+                                             force=not over_person)
+            if result.ok:
+                return outcome.commit, outcome, view
+            if not result.moved:
+                return None, Outcome(key, Result.FAILED, Reason.GIT_ERROR,
+                                     f"{key}: push of {branch} refused: {result.rejected}"), view
+            log.info("%s moved while we pushed (%s): reading it again", branch,
+                     result.rejected, extra={"object": str(key)})
+        return None, Outcome(key, Result.FAILED, Reason.GIT_ERROR,
+                             f"{key}: {branch} kept moving while we pushed ({PUSH_ATTEMPTS} "
+                             "tries); tried again on the next pass"), view
+
+    def _grouped(self, key: ObjectKey, branch: str, base: str | None) -> Outcome:
         """A settings-only change of ``key`` belongs to the re-render PR, not its own: a
         PR of its own left from an earlier spec change is closed."""
-        self._settle(key, branch, Outcome(key, Result.UNCHANGED, Reason.UP_TO_DATE, ""))
+        self._settle(key, branch, Outcome(key, Result.UNCHANGED, Reason.UP_TO_DATE, ""), base)
         last = self._rerender.last
         if last is not None and key in last.keys:
             return last.outcome(key)
@@ -151,18 +188,25 @@ class PullRequestReconciler:
                        f"{key}: only the settings or the reconciler version change its "
                        "rendering; a full pass proposes that in one re-render pull request")
 
-    def _settle(self, key: ObjectKey, branch: str, outcome: Outcome) -> Outcome:
-        """No change against the target: close a leftover PR and delete its branch."""
+    def _settle(self, key: ObjectKey, branch: str, outcome: Outcome,
+                base: str | None) -> Outcome:
+        """No change against the target: close a leftover PR and delete its branch (unless
+        a person committed on it, or pushed there meanwhile: theirs stays)."""
         if outcome.result != Result.UNCHANGED:
             return outcome
         existing = self._forge.find_open_pull_request(branch, self._base_branch)
-        if existing is None and self._store.remote_branch_commit(branch) is not None:
-            self._store.push_branch(branch, None)  # its PR was closed by a reviewer
         if existing is not None:
             self._forge.close_pull_request(existing.number)
-            self._store.push_branch(branch, None)
             log.info("closed %s: nothing left to change", existing.url,
                      extra={"object": str(key)})
+        published = self._store.remote_branch_commit(branch)
+        if published is not None and not self._store.foreign_changes(base, published):
+            # its PR closed (by us, or by a reviewer): the branch goes, if nobody moved it
+            deleted = self._store.push_branch(branch, None, expect=published)
+            if deleted.moved:
+                log.info("%s not deleted: it moved (%s)", branch, deleted.rejected,
+                         extra={"object": str(key)})
+        if existing is not None:
             return Outcome(key, Result.UNCHANGED, Reason.PULL_REQUEST_CLOSED,
                            f"{key}: no change left; closed {existing.url}", None,
                            existing.url, existing.number)

@@ -6,7 +6,9 @@ bounded batch commits of ``Reconciler.rerender`` made on the target head, so a n
 change before the merge lands on the same branch and updates the same pull request. The
 branch is remade on every pass (like an object's branch) and force-pushed only while it holds
 nothing but the reconciler's commits; once a person committed on it, new commits go on top
-of theirs as a fast-forward. A merged pull request counts as done; one closed unmerged
+of theirs as a fast-forward. Every push names the commit it replaces (a compare-and-swap):
+one that lost a race with a person's push is worked out again on what is there now.
+A merged pull request counts as done; one closed unmerged
 declines that exact change (the record its body names), which is not proposed again until
 the settings or the version change again. Branches started from an older record (the
 target moved on: merged, or written directly) are retired: their open PR closed, the
@@ -31,6 +33,8 @@ from reconciler.reconcile.engine import Reconciler
 
 log = logging.getLogger(__name__)
 LABEL = "gitops-reconciler"
+#: how often one pass works a proposal branch out again after losing a push race
+PUSH_ATTEMPTS = 4
 
 
 class RerenderStore(Protocol):
@@ -42,8 +46,10 @@ class RerenderStore(Protocol):
     def branch_view(self, branch: str, base: str | None) -> ConfigRepo:
         """A ConfigRepo on ``branch``, reset to ``base``."""
 
-    def push_branch(self, branch: str, commit: str | None, *, force: bool = True) -> PushResult:
-        """Push (forced unless ``force=False``) or delete one of our own branches."""
+    def push_branch(self, branch: str, commit: str | None, *, expect: str | None,
+                    force: bool = True) -> PushResult:
+        """Push (forced unless ``force=False``) or delete one of our own branches, only if
+        it still points at ``expect`` on the remote (else ``moved``)."""
 
     def remote_branch_commit(self, branch: str) -> str | None:
         """Where ``branch`` points on the remote, or None."""
@@ -136,21 +142,33 @@ class RerenderProposer:
     def _publish(self, objects: list[Resource], branch: str, base: str | None,
                  head: str) -> bool:
         """Move the remote branch to ``head``; over a person's commit only a fast-forward
-        made on top of it. False when the remote refused."""
-        published = self._store.remote_branch_commit(branch)
-        if published is None:
-            return self._store.push_branch(branch, head).ok
-        if self._store.foreign_changes(base, published):
-            view = self._store.branch_view(branch, published)
-            self._make_engine(view).rerender(objects)  # what their commit left to re-render
-            ahead = view.head()
-            if ahead is None or ahead == published:
+        made on top of it. Each push replaces only what was read just before it; a race
+        lost to someone's push is worked out again on theirs. False when refused."""
+        for _ in range(PUSH_ATTEMPTS):
+            published = self._store.remote_branch_commit(branch)
+            if published is None:
+                result = self._store.push_branch(branch, head, expect=None)
+            elif self._store.foreign_changes(base, published):
+                view = self._store.branch_view(branch, published)
+                self._make_engine(view).rerender(objects)  # what their commit left to do
+                ahead = view.head()
+                if ahead is None or ahead == published:
+                    return True
+                log.info("%s holds a commit of someone else: new commits go on top of it",
+                         branch)
+                result = self._store.push_branch(branch, ahead, expect=published, force=False)
+            elif self._store.same_changes(published, head):
+                return True  # only a real change moves the PR branch: reviews and CI stay put
+            else:
+                result = self._store.push_branch(branch, head, expect=published)
+            if result.ok:
                 return True
-            log.info("%s holds a commit of someone else: new commits go on top of it", branch)
-            return self._store.push_branch(branch, ahead, force=False).ok
-        if self._store.same_changes(published, head):
-            return True  # only a real change moves the PR branch: reviews and CI stay put
-        return self._store.push_branch(branch, head).ok
+            if not result.moved:
+                return False
+            log.info("%s moved while we pushed (%s): reading it again", branch, result.rejected)
+        log.warning("%s kept moving: %d pushes lost the race, trying on the next pass",
+                    branch, PUSH_ATTEMPTS)
+        return False
 
     def _settle(self, base: str | None, branch: str) -> None:
         """Nothing left to re-render against the target: close the PR and delete the
@@ -162,7 +180,9 @@ class RerenderProposer:
         if existing is not None:
             self._forge.close_pull_request(existing.number)
             log.info("closed %s: nothing left to re-render", existing.url)
-        self._store.push_branch(branch, None)
+        deleted = self._store.push_branch(branch, None, expect=published)
+        if deleted.moved:  # someone pushed there meanwhile: theirs stays
+            log.info("%s not deleted: it moved (%s)", branch, deleted.rejected)
 
     def _retire(self, base: str | None, *, keep: str) -> None:
         """Re-render branches started from another record than the target's: superseded."""

@@ -17,7 +17,7 @@ from typing import Any
 from reconciler.core import errors
 from reconciler.core import plan as plan_core
 from reconciler.core.decide import Plan
-from reconciler.core.models import DIRECTORIES, ObjectKey, Resource
+from reconciler.core.models import DIRECTORIES, ObjectKey, Resource, key_of
 from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.render import common
 from reconciler.core.snapshot import DirectoryState, Snapshot
@@ -144,7 +144,7 @@ class SnapshotReader:
         with self._repo.pinned():
             keys = dict.fromkeys([o.key for o in parsed.objects])
             for kind, top in DIRECTORIES.items():
-                keys.update(dict.fromkeys(ObjectKey(kind, n)
+                keys.update(dict.fromkeys(key_of(kind, n)
                                           for n in self._repo.list_directories(top)))
             directories = {k: self.directory(k) for k in keys}
             return self._snapshot(parsed.objects, directories, parsed, full=True)
@@ -167,7 +167,7 @@ class SnapshotReader:
         else:  # no pool record (deleted by hand, older release): the tenants say
             databases = frozenset(
                 name for name in self._repo.list_directories(DIRECTORIES["Customer"])
-                if _has_database(self.directory(ObjectKey("Customer", name))))
+                if _has_database(self.directory(key_of("Customer", name))))
         return Snapshot(objects=tuple(objects), refusals=tuple(parsed.refusals),
                         incomplete=parsed.incomplete, directories=directories,
                         pool_files=pool_files, pool_databases=databases,

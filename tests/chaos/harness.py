@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.core import layout as layouts
 from tests import gitservers
 from tests.chaos.support import fsck
 from tests.forges.fakes.base import GOOD_TOKEN
@@ -92,10 +93,11 @@ def _write_atomically(path: Path, text: str) -> None:
 class Campaign:
     """One mode's campaign in ``workdir``."""
 
-    def __init__(self, workdir: Path, mode: str, *, seed: int = 0,
+    def __init__(self, workdir: Path, mode: str, *, seed: int = 0, layout: str = "flat",
                  log: Callable[[str], None] = lambda _line: None) -> None:
-        assert mode in MODES
+        assert mode in MODES and layout in (layouts.FLAT, layouts.SHARDED)
         self.workdir, self.mode = workdir, mode
+        self.layout: layouts.Layout = layouts.SHARDED if layout == "sharded" else layouts.FLAT
         self.rng = random.Random(seed)
         self.log = log
         self.summary = Summary(mode)
@@ -103,6 +105,8 @@ class Campaign:
         self.state = workdir / "state"
         self.values: dict[str, list[int]] = {}
         self.human_commits: list[str] = []
+        #: pr mode: (commit, branch) a person pushed onto a pull request's branch
+        self.branch_commits: list[tuple[str, str]] = []
         self.updates_log = workdir / "updates.log"
         self.server: gitservers.DaemonGitServer | None = None
         self.forge: FakeGitHub | None = None
@@ -167,8 +171,12 @@ class Campaign:
         self.summary.changes += 1
 
     def human_commit(self) -> None:
-        """A human commits a file the reconciler does not own (and pushes it)."""
-        number = len(self.human_commits)
+        """A human commits a file the reconciler does not own (and pushes it); in pr mode
+        every other one goes onto a pull request's branch (a reviewer's commit)."""
+        number = len(self.human_commits) + len(self.branch_commits)
+        if self.mode == "pr" and number % 2 and self._push_onto_pull_request(number):
+            self.summary.human_commits += 1
+            return
         commit = self._human_commit_local(number) if self.mode == "local" else self._human_push(number)
         if commit is not None:
             self.human_commits.append(commit)
@@ -212,6 +220,40 @@ class Campaign:
         _git("reset", "--quiet", "--hard", f"origin/{BRANCH}", cwd=clone)
         return None
 
+    def _push_onto_pull_request(self, number: int) -> bool:
+        """A person's commit pushed (never forced) onto a random open PR's branch."""
+        branches = sorted(b for b in _git("--git-dir", self._target(), "for-each-ref",
+                                          "--format=%(refname:short)",
+                                          "refs/heads/reconciler/customer/").split())
+        if not branches:
+            return False
+        branch = self.rng.choice(branches)
+        clone, env = self.workdir / "reviewer", git_env(HUMAN)
+        if not clone.exists():
+            _git("clone", "--quiet", self.server_url(), str(clone))
+        for _attempt in range(5):
+            fetched = subprocess.run(["git", "fetch", "--quiet", "origin", branch], cwd=clone,
+                                     env=env, capture_output=True, check=False)
+            if fetched.returncode != 0:
+                return False
+            subprocess.run(["git", "checkout", "--quiet", "-B", "review", "FETCH_HEAD"],
+                           cwd=clone, env=env, check=True, capture_output=True)
+            (clone / "humans").mkdir(exist_ok=True)
+            (clone / "humans" / f"review-{number}").write_text(f"review {number}\n")
+            subprocess.run(["git", "add", "-A"], cwd=clone, env=env, check=True)
+            subprocess.run(["git", "commit", "--quiet", "-m", f"review {number}"], cwd=clone,
+                           env=env, check=True)
+            pushed = subprocess.run(["git", "push", "--quiet", "origin", f"HEAD:{branch}"],
+                                    cwd=clone, env=env, capture_output=True, check=False)
+            if pushed.returncode == 0:
+                self.branch_commits.append((_git("rev-parse", "HEAD", cwd=clone), branch))
+                return True
+        return False
+
+    def server_url(self) -> str:
+        assert self.server is not None
+        return self.server.url_for("config")
+
     # -- the reconciler -----------------------------------------------------------------------
 
     def _command(self, *extra: str) -> list[str]:
@@ -233,7 +275,11 @@ class Campaign:
 
     def _env(self) -> dict[str, str]:
         base = {k: v for k, v in git_env().items() if not k.startswith("RECONCILER_")}
-        return base | {"HOME": str(self.workdir / "home")}
+        return base | {"HOME": str(self.workdir / "home"), "RECONCILER_LAYOUT": self.layout}
+
+    def _scheduler(self, name: str) -> str:
+        """Where Customer ``name``'s scheduler.yaml lives in the campaign's layout."""
+        return layouts.physical_path(f"tenants/{name}/scheduler.yaml", self.layout)
 
     def kill_once(self, index: int) -> None:
         """Start the reconciler, change things for a random while, then ``kill -9`` it."""
@@ -326,9 +372,9 @@ class Campaign:
         assert self.server is not None
         return str(self.server.repo_path("config"))
 
-    def _contains(self, commit: str) -> bool:
+    def _contains(self, commit: str, branch: str = BRANCH) -> bool:
         done = subprocess.run(["git", "--git-dir", self._target(), "merge-base",
-                               "--is-ancestor", commit, BRANCH], env=git_env(),
+                               "--is-ancestor", commit, f"refs/heads/{branch}"], env=git_env(),
                               capture_output=True, check=False)
         return done.returncode == 0
 
@@ -338,13 +384,13 @@ class Campaign:
         for name in self.values:
             ref = f"reconciler/customer/{name}" if self.mode == "pr" else BRANCH
             text = _git("--git-dir", self._target(), "show",
-                        f"{ref}:tenants/{name}/scheduler.yaml", check=False)
+                        f"{ref}:{self._scheduler(name)}", check=False)
             match = re.search(r"replicas: (\d+)", text)
             if match:
                 out[name] = int(match.group(1))
             elif self.mode == "pr":  # no branch (yet, or the change is a no-op on main)
                 main = _git("--git-dir", self._target(), "show",
-                            f"{BRANCH}:tenants/{name}/scheduler.yaml", check=False)
+                            f"{BRANCH}:{self._scheduler(name)}", check=False)
                 found = re.search(r"replicas: (\d+)", main)
                 if found:
                     out[name] = int(found.group(1))
@@ -360,8 +406,7 @@ class Campaign:
             commit, _, objects = line.partition(" ")
             for obj in objects.split(","):
                 if obj.startswith("customer/"):
-                    queries.append(f"{commit}:tenants/{obj.removeprefix('customer/')}"
-                                   "/scheduler.yaml")
+                    queries.append(f"{commit}:{self._scheduler(obj.removeprefix('customer/'))}")
         if not queries:
             return Counter()
         out = subprocess.run(["git", "--git-dir", repo, "cat-file", "--batch"], env=git_env(),
@@ -371,7 +416,7 @@ class Campaign:
         for query, replicas in zip(queries, re.findall(
                 r"(?:missing|replicas: (\d+))", out), strict=False):
             if replicas:
-                found[(query.split("/")[1], int(replicas))] += 1
+                found[(query.split("/")[-2], int(replicas))] += 1
         return found
 
     def _check_fsck(self, when: str) -> None:
@@ -412,6 +457,10 @@ class Campaign:
             if not self._contains(commit):
                 summary.lost_human_commits += 1
                 summary.problems.append(f"human commit {commit[:12]} lost")
+        for commit, branch in self.branch_commits:
+            if not self._contains(commit, branch):
+                summary.lost_human_commits += 1
+                summary.problems.append(f"human commit {commit[:12]} on {branch} lost")
         summary.force_pushes = self._rewinds()
         return summary
 
@@ -456,11 +505,12 @@ class Campaign:
         return count
 
 
-def run_campaign(workdir: Path, mode: str, kills: int, *, seed: int = 0,
+def run_campaign(workdir: Path, mode: str, kills: int, *, seed: int = 0, layout: str = "flat",
                  log: Callable[[str], None] = lambda _line: None) -> Summary:
-    """Run ``kills`` kill -9 rounds in ``mode``, converge, verify; the summary."""
+    """Run ``kills`` kill -9 rounds in ``mode`` (tenants in ``layout``), converge, verify;
+    the summary."""
     started = time.monotonic()
-    with Campaign(workdir, mode, seed=seed, log=log) as campaign:
+    with Campaign(workdir, mode, seed=seed, layout=layout, log=log) as campaign:
         for index in range(kills):
             campaign.kill_once(index)
             if index % 10 == 9:

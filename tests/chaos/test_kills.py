@@ -24,3 +24,15 @@ def test_kill_9_at_random_moments_loses_nothing(mode: str, tmp_path: Path) -> No
     assert summary.kills == KILLS[mode]
     assert summary.human_commits > 0
     assert summary.sound, summary.problems
+
+
+@pytest.mark.slow
+def test_kill_9_over_the_sharded_layout_with_reviewers_on_pull_request_branches(
+        tmp_path: Path) -> None:
+    """The pull-request campaign over ``layout: sharded``, with people pushing commits onto
+    the PR branches too: nothing lost or duplicated, and every reviewer's commit is still in
+    its branch's history."""
+    summary = run_campaign(tmp_path, "pr", KILLS["pr"], seed=11, layout="sharded")
+
+    assert summary.kills == KILLS["pr"]
+    assert summary.sound, summary.problems

@@ -284,3 +284,23 @@ def test_applied_from_still_reads_a_flux_kustomization_yaml(tmp_path):
         "metadata: {name: tenants, namespace: flux-system}\nspec: {path: ./tenants}\n")
     apps, kustomizations = app.read_deployers([tmp_path])
     assert (apps, [k["metadata"]["name"] for k in kustomizations]) == ([], ["tenants"])
+
+
+def test_objects_without_labels_share_nothing_they_could_change():
+    """Objects with no labels or annotations share one empty mapping to save memory; one
+    with labels keeps its own, and the shared one stays empty through a decision."""
+    from reconciler.core import decide
+    from reconciler.core.settings import Settings
+    from reconciler.core.snapshot import Request, Snapshot
+
+    text = "".join(
+        "---\napiVersion: reconciler.ahoi.dev/v1alpha1\nkind: Customer\n"
+        f"metadata:\n  name: t{i}\n" + ("  labels: {team: a}\n" if i == 2 else "")
+        + f"spec:\n  displayName: T{i}\n" for i in range(4))
+    objects = list(sources.parse_text("c.yaml", text).objects)
+    bare = [o for o in objects if o.metadata.name != "t2"]
+    assert all(o.metadata.labels == {} and o.metadata.annotations == {} for o in bare)
+    assert objects[2].metadata.labels == {"team": "a"}
+    decide.decide(Snapshot(objects=objects), Settings(), None, Request(version="t"))
+    assert bare[0].metadata.labels == {} and bare[1].metadata.annotations == {}
+    assert objects[2].metadata.labels == {"team": "a"}

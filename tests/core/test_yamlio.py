@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from reconciler.core import yamlio
 from reconciler.core.models import Customer, Preview
-from reconciler.core.render import customers, pool, previews
+from reconciler.core.render import common, customers, pool, previews
 from reconciler.core.settings import Settings
 
 AWKWARD = [
@@ -219,3 +219,15 @@ def test_dumped_documents_are_what_parsing_the_bytes_gives():
     assert yamlio.dumped_documents(data) == list(yamlio.load_documents(data)) == docs
     foreign = b"kind: Pod\nmetadata: {name: x}\n"
     assert yamlio.dumped_documents(foreign) == [{"kind": "Pod", "metadata": {"name": "x"}}]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 250])
+def test_pool_hash_fed_an_entry_at_a_time_is_the_one_already_recorded(count: int):
+    """The pool's input hash, streamed to save memory, equals the one-shot digest that
+    existing config repos recorded: an upgrade re-renders no pool."""
+    cfg = Settings()
+    entries = [pool.entry_for(f"t{i:04d}", cfg) for i in range(count)]
+    expected = common.digest([common.RENDER_VERSION, "pool",
+                              [[e.name, e.host, e.role] for e in sorted(entries)],
+                              cfg.fingerprint])
+    assert pool.pool_input_hash(reversed(entries), cfg) == expected

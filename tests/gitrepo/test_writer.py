@@ -560,3 +560,54 @@ def test_random_writes_and_deletes_give_the_tree_git_add_gives(bulk, steps):
         assert ls_tree(bare_repo) == ls_tree(work, theirs)
         assert git(bare_repo, "rev-parse", f"{BRANCH}^{{tree}}") == theirs
         fsck(bare_repo)
+
+
+# -- reading directories -------------------------------------------------------------------
+
+
+def _graft(bare: Path, name: str, entries: bytes) -> None:
+    """Commit a raw tree object made of ``entries`` as directory ``name`` onto main (what
+    another tool may write; git's own commands would refuse some of it)."""
+    tree = pygit2.Repository(str(bare)).odb.write(pygit2.enums.ObjectType.TREE, entries)
+    root = git(bare, "rev-parse", "main^{tree}")
+    top = git(bare, "mktree", "--missing",
+              stdin=git(bare, "ls-tree", root) + f"\n040000 tree {tree}\t{name}\n")
+    git(bare, "update-ref", "refs/heads/main",
+        git(bare, "commit-tree", top, "-p", "main", "-m", name))
+
+
+def test_listings_read_from_raw_trees_match_git_for_every_kind_of_entry(bare):
+    """A directory read from its raw tree object lists what git holds: files, an
+    executable, a symlink, a submodule, a subdirectory and a name that is not UTF-8
+    (named as pygit2 names it)."""
+    open_repo(bare).commit(ChangeSet(dict(tenant_files(3))), "import")
+    sub = git(bare, "rev-parse", "main:tenants/t0000")
+
+    def entry(mode: str, name: bytes, oid: str) -> bytes:
+        return mode.encode() + b" " + name + b"\0" + bytes.fromhex(oid)
+    _graft(bare, "odd", b"".join([
+        entry("100644", b"a.yaml", git_blob_id(b"a")),
+        entry("120000", b"link", git_blob_id(b"a.yaml")),
+        entry("160000", b"module", "1" * 40),
+        entry("100644", b"odd\xffname", git_blob_id(b"c")),
+        entry("100755", b"run.sh", git_blob_id(b"b")),
+        entry("40000", b"sub", sub)]))
+    repo = open_repo(bare)
+    assert repo.list_files("odd") == {
+        "a.yaml": git_blob_id(b"a"), "link": git_blob_id(b"a.yaml"), "module": "1" * 40,
+        "odd\udcffname": git_blob_id(b"c"), "run.sh": git_blob_id(b"b")}
+    expected = pygit2.Repository(str(bare)).revparse_single("main:odd")
+    assert set(repo.list_files("odd")) | {"sub"} == {e.name for e in expected}
+    assert repo.list_directories("odd") == ["sub"]
+    assert repo.tree_id("odd/sub") == sub
+    assert repo.list_files("odd/sub") == repo.list_files("tenants/t0000")
+
+
+def test_a_damaged_tree_is_a_repository_error_not_a_crash(bare):
+    """A truncated tree object (a broken tool, a disk error) gives one RepoError naming
+    it, not a crash."""
+    open_repo(bare).commit(ChangeSet(dict(tenant_files(2))), "import")
+    _graft(bare, "broken", b"100644 a.yaml\0" + bytes.fromhex(git_blob_id(b"a"))
+           + b"100644 b.yaml\0\x01\x02")
+    with pytest.raises(errors.RepoError, match="damaged"):
+        open_repo(bare).list_files("broken")

@@ -14,6 +14,7 @@ from reconciler import app
 from reconciler.adapters.gitrepo import GitConfigRepo
 from reconciler.adapters.layoutview import LayoutView
 from reconciler.core import errors, layout
+from reconciler.core.outcomes import Result
 from tests.gitcli import git, human_commit
 from tests.layout.support import (
     EXAMPLES,
@@ -280,6 +281,33 @@ def test_a_large_first_import_is_streamed_into_the_shards(tmp_path):
     assert json.loads(git(repo, "show", f"main:{layout.LAYOUT_RECORD}"))["layout"] == "sharded"
     report, _ = app.run_once([source], repo, SHARDED)
     assert report.ok and not report.commits
+
+
+@pytest.mark.parametrize("where", ["tenants/_00/acme", "tenants/acme"])
+def test_a_tenant_moved_out_of_its_shard_with_an_unchanged_spec_is_held_not_recreated(
+        tmp_path, where):
+    """A human moves acme into the wrong shard (or flat) and nothing else changes: the next
+    passes, a restart included, hold acme naming that commit, neither recreate
+    tenants/_82/acme/ beside the moved copy nor drop acme's database from the pool (Argo CD
+    still deploys the moved copy), and commit nothing."""
+    repo = reconciled(tmp_path, SHARDED)
+    src = "tenants/_82/acme"
+    files = {p: git(repo, "show", f"main:{p}").encode() + b"\n"
+             for p in tree_paths(repo, "main", src)}
+    pool = git(repo, "show", "main:platform/pgbouncer/pgbouncer.ini")
+    assert "acme" in pool
+    moved = human_commit(repo, {**dict.fromkeys(files),
+                                **{p.replace(src, where): d for p, d in files.items()}},
+                         "move acme by hand")
+    source = tmp_path / "repo.git-src"
+
+    for _ in range(2):  # each run_once is a fresh start
+        report, _ = app.run_once([source], repo, SHARDED)
+        assert git(repo, "rev-parse", "main") == moved, report.outcomes
+        [held] = [o for o in report.outcomes if o.result == Result.HELD]
+        assert str(held.key) == "customer/acme" and moved[:12] in held.message
+        assert not any(p.startswith(src) for p in tree_paths(repo))
+        assert git(repo, "show", "main:platform/pgbouncer/pgbouncer.ini") == pool
 
 
 def test_a_layout_record_committed_during_a_pinned_read_is_seen_once_the_pin_ends(tmp_path):

@@ -241,3 +241,39 @@ def raw_blob(bare: Path, spec: str) -> bytes:
 def merged_tree(bare: Path, ours: str, theirs: str) -> str:
     """The tree of merging ``theirs`` into ``ours`` (no conflicts expected)."""
     return git(bare, "merge-tree", "--write-tree", ours, theirs).splitlines()[0]
+
+
+@pytest.mark.parametrize("damage", ["flipped-byte", "emptied", "truncated", "torn-tail"])
+def test_a_damaged_line_of_the_index_never_hides_a_hand_edit_seen_before(bare, damage):
+    """The index already holds the hand edit's line; one byte flipped in it (naming another
+    tenant), its directories cut away, the file cut mid-line, or a half-written line
+    that the next append continues: the next restart still holds the edit, never writes
+    over it, and the index is sound again afterwards."""
+    edit = human_commit(bare, {"tenants/c03/scheduler.yaml": b"# mine now\n"}, "tune c03")
+    engine, _ = restart(bare)
+    assert [o.key.name for o in engine.sync(parsed(*fleet(CHANGED))).outcomes
+            if o.result == Result.HELD] == ["c03"]
+    path = bare / touchindex.FILE_NAME
+    raw = path.read_bytes()
+    start = raw.index(edit.encode())
+    end = raw.index(b"\n", start) + 1
+    line = raw[start:end]
+    if damage == "flipped-byte":
+        path.write_bytes(raw[:start] + line.replace(b"tenants/c03", b"tenants/c13") + raw[end:])
+    elif damage == "emptied":
+        path.write_bytes(raw[:start] + line[:line.rindex(b" ") + 1] + b".\n" + raw[end:])
+    else:  # cut mid-line at the end of the file
+        path.write_bytes(raw[:start] + raw[end:] + line[:60])
+    if damage == "torn-tail":  # another writer appends right after the torn line
+        touchindex.append(path, [("e" * 40, ["tenants/c07"])])
+
+    engine, _ = restart(bare)
+    report = engine.sync(parsed(*fleet(CHANGED)))
+
+    assert report.commits == []
+    held = [o for o in report.outcomes if o.result == Result.HELD]
+    assert [str(o.key) for o in held] == ["customer/c03"] and edit[:12] in held[0].message
+    assert show(bare, "tenants/c03/scheduler.yaml") == "# mine now"
+    index = touchindex.load(path)
+    assert index[edit] == frozenset({"tenants/c03"})
+    assert len(index) == path.read_bytes().count(b"\n")  # damaged lines are gone

@@ -10,6 +10,8 @@ depends on, so a caller can tell cheaply whether a Customer change touches the p
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -71,10 +73,16 @@ def entry_for(name: str, settings: Settings) -> PoolEntry:
 
 
 def pool_input_hash(entries: Iterable[PoolEntry], settings: Settings) -> str:
-    """Hash of everything the pool's rendering depends on."""
-    return common.digest([common.RENDER_VERSION, "pool",
-                          [[e.name, e.host, e.role] for e in sorted(entries)],
-                          settings.fingerprint])
+    """Hash of everything the pool's rendering depends on: ``common.digest`` of
+    ``[RENDER_VERSION, "pool", [[name, host, role], ...], fingerprint]``, fed to the hash
+    an entry at a time (the whole JSON text cost ~12 MB at 33,000 databases)."""
+    def dump(value: object) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    digest = hashlib.sha256(b"[" + dump(common.RENDER_VERSION) + b',"pool",[')
+    for index, e in enumerate(sorted(entries)):
+        digest.update((b"," if index else b"") + dump([e.name, e.host, e.role]))
+    digest.update(b"]," + dump(settings.fingerprint) + b"]")
+    return "sha256:" + digest.hexdigest()[:32]
 
 
 def render_ini(entries: Iterable[PoolEntry]) -> bytes:
