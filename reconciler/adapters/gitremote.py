@@ -14,6 +14,7 @@ way comes back as ``moved``, never as an overwrite.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -283,6 +284,10 @@ class MirrorConfigRepo:
     def head(self) -> str | None:
         """The local branch's head."""
         return self.local.head()
+
+    def pinned(self) -> contextlib.AbstractContextManager[None]:
+        """Reads see the local head as it was on entry."""
+        return self.local.pinned()
 
     def list_files(self, directory: str) -> dict[str, str]:
         """Files directly in ``directory`` at the head."""

@@ -76,7 +76,7 @@ class GitConfigRepo:
         self._ref = f"refs/heads/{branch}"
         self.branch = branch
         self._author = (author_name, author_email)
-        self._pass_base: str | None = self.head()
+        self._pass_base: str | None = self._branch_head()
         self._index_head: str | None = None
         self._dirs: dict[str, dict[str, tuple[bool, pygit2.Oid]]] = {}
         self._builders: dict[str, tuple[Any, Any]] = {}
@@ -93,6 +93,7 @@ class GitConfigRepo:
         #: no other process writes this repository (a mirror under our lock): any lock file
         #: found in it was left by a killed run of ours
         self.sole_writer = False
+        self._pins: list[str | None] = []  # heads pinned by ``pinned`` (nested: the outer)
 
     # -- opening --------------------------------------------------------------------------
 
@@ -165,9 +166,27 @@ class GitConfigRepo:
         return True
 
     def head(self) -> str | None:
-        """The id of the branch's head commit, or None for an unborn branch."""
+        """The id of the branch's head commit, or None for an unborn branch; inside
+        ``pinned``, the head it pinned (what every read there sees)."""
+        return self._pins[-1] if self._pins else self._branch_head()
+
+    def _branch_head(self) -> str | None:
+        """The branch's head as it is now (a commit builds on it, whatever is pinned)."""
         ref = self._repo.references.get(self._ref)
         return str(ref.target) if ref is not None else None
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Reads inside see the head as it was on entry (our own commits inside advance
+        it): one consistent snapshot, and the branch's reference is read once, not four
+        times per object (a reference lookup reads a file: 0.4 s of CPU per 10,000
+        objects). ``head()`` answers the pinned head too, so what callers cache by head
+        (the layout check) is keyed by the commit they read."""
+        self._pins.append(self.head())
+        try:
+            yield
+        finally:
+            self._pins.pop()
 
     def _children(self, directory: str, *, checked: bool = False
                   ) -> dict[str, tuple[bool, pygit2.Oid]] | None:
@@ -493,7 +512,9 @@ class GitConfigRepo:
                 names.check_relative_path(path)
             except names.UnsafePathError as exc:
                 raise errors.UnsafeWriteError(str(exc)) from exc
-        head = self.head()
+        head = self._branch_head()
+        # a commit builds on the branch as it is now: reads inside a pin see that head too
+        self._pins[:] = [head] * len(self._pins)
         if head != self._index_head:  # listings of another head must not be carried over
             self._dirs.clear()
             self._index_head = head
@@ -549,13 +570,13 @@ class GitConfigRepo:
                 oid = self._signed_commit(head, author, message, tree_id, parents)
         except OSError:  # libgit2 reports a held lock as OSError (error class GIT_ERROR_OS)
             self._builders.clear()
-            if self.head() != head:
+            if self._branch_head() != head:
                 raise errors.HeadMovedError(f"{self._ref} moved during the commit") from None
             raise
         except pygit2.GitError as exc:
             self._builders.clear()
             # recognised by the state it leaves, not by libgit2's wording: the tip moved
-            if self.head() != head:
+            if self._branch_head() != head:
                 raise errors.HeadMovedError(f"{self._ref} moved during the commit") from exc
             raise errors.RepoError(f"commit failed: {exc}") from exc
         finally:
@@ -564,6 +585,7 @@ class GitConfigRepo:
             self._pack = None
         if changes.streamed is not None:  # the listings inside were never patched
             self._dirs.clear()
+        self._pins[:] = [str(oid)] * len(self._pins)
         self._patch_listings(str(oid), changed)
         self._head_tree = (str(oid), tree_id)
         self._remember_touched(str(oid), [p for p, v in ops.items()
@@ -875,7 +897,7 @@ class GitConfigRepo:
 
     def flush(self) -> None:
         """Bring a non-bare repository's work tree up to date when it was clean."""
-        base, head = self._pass_base, self.head()
+        base, head = self._pass_base, self._branch_head()
         self._pass_base = head
         repo = self._repo
         if repo.is_bare or head is None or head == base:

@@ -11,6 +11,7 @@ history) look in both places, so an object's history and rollbacks cross a migra
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 from collections.abc import Iterator, Mapping
@@ -80,6 +81,10 @@ class LayoutView:
     def head(self) -> str | None:
         """The head commit (no mapping)."""
         return self.inner.head()
+
+    def pinned(self) -> contextlib.AbstractContextManager[None]:
+        """Passed through."""
+        return self.inner.pinned()
 
     def list_files(self, directory: str) -> dict[str, str]:
         """Files directly in a logical directory."""

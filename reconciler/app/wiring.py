@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import threading
@@ -193,6 +194,14 @@ class Wiring:
             seed(self.repo)
 
 
+#: the cyclic garbage collector's thresholds for the process. A pass allocates a few
+#: long-lived objects per tenant (models, directory states, verdicts); with the default
+#: first threshold (700) a 10,000-tenant restart ran ~560 collections re-scanning them,
+#: 0.3 s of its CPU. What a pass frees is freed by reference counting (no cycles), so
+#: collecting less often keeps the same peak memory (measured: 133 MB either way).
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
 def wire(target: Target | Path, settings: Settings,
          on_rebase: Callable[[list[ObjectKey]], None] | None = None, *,
          create: bool = True, elected: bool = False) -> Wiring:
@@ -209,6 +218,7 @@ def wire(target: Target | Path, settings: Settings,
     (``DeliveryReport.remote_moved``): the caller calls ``after_reset`` and runs its pass
     again."""
     gitrepo.tune_libgit2()
+    gc.set_threshold(*GC_THRESHOLDS)
     if isinstance(target, Path):
         target = Target(str(target))
     if not is_url(target.repo):

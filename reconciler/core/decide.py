@@ -80,17 +80,20 @@ def decide(snapshot: Snapshot, settings: Settings, now: float | None,
     verdicts: list[Outcome] = [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                                for r in snapshot.refusals]
     expired = expired_previews(snapshot, now) if now is not None else {}
-    objects = [o for o in snapshot.objects if o.key not in expired]
+    objects = [o for o in snapshot.objects if o.key not in expired] if expired \
+        else list(snapshot.objects)
     fleet = guards.refuse_fleet([o for o in objects if not o.spec.suspend], settings)
     drafts: list[tuple[Resource, DirectoryState, str]] = []
     for obj in objects:
-        judged = _judge(obj, snapshot.state(obj.key), state, fleet.get(obj.key))
+        key = obj.key  # made on each access: once per object here, not four times
+        directory = snapshot.state(key)
+        judged = _judge(obj, directory, state, fleet.get(key))
         if isinstance(judged, Outcome):
             verdicts.append(judged)
             if judged.result in (Result.HELD, Result.SKIPPED, Result.REFUSED):
-                state.untouched.add(obj.key)
+                state.untouched.add(key)
         else:
-            drafts.append((obj, snapshot.state(obj.key), judged))
+            drafts.append((obj, directory, judged))
     imported = _import_set(drafts, settings)
     if imported:
         verdicts += state.commit_import([obj for obj, _, _ in drafts if obj.key in imported])
@@ -181,7 +184,7 @@ def _removals(snapshot: Snapshot, state: _PassState,
     explicit = dict(state.request.remove)
     verdicts: list[Outcome] = []
     if snapshot.full:
-        wanted = {o.key for o in snapshot.objects if o.key not in expired}
+        wanted = {k for k in (o.key for o in snapshot.objects) if k not in expired}
         refused = {r.key for r in snapshot.refusals if r.key is not None}
         absent = [k for k in snapshot.directories
                   if k not in wanted and k not in refused and k not in explicit

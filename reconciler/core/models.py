@@ -268,10 +268,7 @@ class ObjectKey:
     def parse(cls, text: str) -> ObjectKey:
         """Parse ``customer/NAME`` or ``preview/NAME`` (kind names are case-insensitive)."""
         kind_text, sep, name = text.partition("/")
-        by_prefix = {v: k for k, v in SINGULAR_PREFIX.items()}
-        by_prefix.update({k.lower(): k for k in KINDS})
-        by_prefix.update({v: k for k, v in PLURALS.items()})
-        kind = by_prefix.get(kind_text.lower())
+        kind = _KIND_PREFIXES.get(kind_text.lower())
         if not sep or kind is None:
             raise ValueError(f"expected customer/NAME or preview/NAME, got {text!r}")
         if not names.is_dns1123_label(name):
@@ -297,6 +294,12 @@ def key_of(kind: str, name: str) -> ObjectKey:
             table.clear()
         key = table[name] = ObjectKey(kind, name)
     return key
+
+
+#: the kind a key's prefix names (``customer``, ``Customer``, ``customers``): built once, as
+#: a restart parses a key for every object an import commit's trailers name
+_KIND_PREFIXES = {**{v: k for k, v in SINGULAR_PREFIX.items()}, **{k.lower(): k for k in KINDS},
+                  **{v: k for k, v in PLURALS.items()}}
 
 
 def spec_data(obj: Resource) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -14,7 +15,13 @@ class ConfigRepo(Protocol):
     """A branch of a Git repository the reconciler writes rendered files to."""
 
     def head(self) -> str | None:
-        """The id of the branch's head commit, or None for an unborn branch."""
+        """The id of the branch's head commit, or None for an unborn branch (inside
+        ``pinned``: the pinned head)."""
+
+    def pinned(self) -> contextlib.AbstractContextManager[None]:
+        """Within it, reads (``head`` too) see the head as it was on entry: one consistent
+        snapshot, the branch read once. Our own commits inside build on the branch as it
+        is and advance the pin."""
 
     def list_files(self, directory: str) -> dict[str, str]:
         """Files directly in ``directory`` at the head: name -> blob id ({} when absent)."""

@@ -19,7 +19,7 @@ from reconciler.core.outcomes import Outcome, Reason, Result
 from reconciler.core.plan import StreamRefusedError
 from reconciler.core.render import common
 from reconciler.core.settings import Settings
-from reconciler.core.snapshot import DirectoryState, Request
+from reconciler.core.snapshot import DirectoryState, Request, Snapshot
 from reconciler.core.sources import Parsed
 from reconciler.ports.configrepo import ConfigRepo
 from reconciler.reconcile.ownership import Ownership
@@ -144,11 +144,17 @@ class Reconciler:
 
     # -- a full pass ----------------------------------------------------------------------
 
-    def plan(self, parsed: Parsed, *, now: float | None = None,
-             allow_removals: int = 0) -> decision.Plan:
-        """What a full pass over ``parsed`` would commit; writes nothing."""
+    def snapshot(self, parsed: Parsed) -> Snapshot:
+        """What a full pass over ``parsed`` decides on (all read at one head)."""
+        return self._reader.full(parsed)
+
+    def plan(self, parsed: Parsed, *, now: float | None = None, allow_removals: int = 0,
+             snapshot: Snapshot | None = None) -> decision.Plan:
+        """What a full pass over ``parsed`` would commit (on ``snapshot`` when given, one
+        ``snapshot(parsed)`` read); writes nothing."""
         request = Request(self._version, allow_removals=allow_removals)
-        return decision.decide(self._reader.full(parsed), self._settings, now, request)
+        return decision.decide(snapshot if snapshot is not None else self._reader.full(parsed),
+                               self._settings, now, request)
 
     def sync(self, parsed: Parsed, *, now: float | None = None,
              allow_removals: int = 0) -> PassReport:

@@ -49,13 +49,15 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
     ownership = engine.ownership  # one walk of the history for the plan and the rows
     last = ownership.last_named()
     deadlines = preview_deadlines(repo, settings, parsed, ownership) if now is not None else {}
-    verdicts = {v.key: v for v in engine.plan(parsed, now=now).verdicts if v.key is not None}
+    # the rows read the plan's own snapshot: each directory is read once, at one head
+    snapshot = engine.snapshot(parsed)
+    verdicts = {v.key: v for v in engine.plan(parsed, now=now, snapshot=snapshot).verdicts
+                if v.key is not None}
     rows: list[StatusRow] = []
     seen: set[ObjectKey] = set()
     for obj in parsed.objects:
         seen.add(obj.key)
-        # the plan's snapshot is cached by the engine: no record is read twice
-        row = _object_row(obj, engine.directory_state(obj.key), settings, last=last,
+        row = _object_row(obj, snapshot.state(obj.key), settings, last=last,
                           deadlines=deadlines, now=now)
         row = _with_verdict(row, verdicts.get(obj.key))
         if deployed is not None:

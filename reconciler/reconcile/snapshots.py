@@ -8,7 +8,6 @@ commits of a plan, in order, and nothing else.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -140,18 +139,23 @@ class SnapshotReader:
         self.ownership.reset()
 
     def full(self, parsed: Parsed) -> Snapshot:
-        """Every resource of ``parsed`` and every directory the repo holds."""
-        keys = dict.fromkeys([o.key for o in parsed.objects])
-        for kind, top in DIRECTORIES.items():
-            keys.update(dict.fromkeys(key_of(kind, n) for n in self._repo.list_directories(top)))
-        directories = {k: self.directory(k) for k in keys}
-        return self._snapshot(parsed.objects, directories, parsed, full=True)
+        """Every resource of ``parsed`` and every directory the repo holds, all read at
+        one head."""
+        with self._repo.pinned():
+            keys = dict.fromkeys([o.key for o in parsed.objects])
+            for kind, top in DIRECTORIES.items():
+                keys.update(dict.fromkeys(key_of(kind, n)
+                                          for n in self._repo.list_directories(top)))
+            directories = {k: self.directory(k) for k in keys}
+            return self._snapshot(parsed.objects, directories, parsed, full=True)
 
     def scoped(self, objects: Sequence[Resource], keys: Sequence[ObjectKey] = ()) -> Snapshot:
-        """Only ``objects`` (and directories ``keys``), plus what the pool needs."""
+        """Only ``objects`` (and directories ``keys``), plus what the pool needs, read at
+        one head."""
         wanted = dict.fromkeys([*(o.key for o in objects), *keys])
-        return self._snapshot(objects, {k: self.directory(k) for k in wanted},
-                              Parsed(objects, ()), full=False)
+        with self._repo.pinned():
+            return self._snapshot(objects, {k: self.directory(k) for k in wanted},
+                                  Parsed(objects, ()), full=False)
 
     def _snapshot(self, objects: Sequence[Resource],
                   directories: dict[ObjectKey, DirectoryState], parsed: Parsed, *,
@@ -233,7 +237,11 @@ class SnapshotReader:
             raw = self._repo.read_blob(blob)
             record = common.parse_source_record(raw) if raw is not None else None
             if record is not None and record.spec is not None:  # read again when needed
-                record = dataclasses.replace(record, spec=SpecOnDemand(self._read_blob, blob))
+                # built directly: dataclasses.replace inspects the fields on every call
+                record = common.SourceRecord(
+                    kind=record.kind, name=record.name, input_hash=record.input_hash,
+                    uid=record.uid, generation=record.generation,
+                    spec=SpecOnDemand(self._read_blob, blob), databases=record.databases)
             if len(self._records) >= RECORDS_KEPT:
                 self._records.clear()
             self._records[blob] = record

@@ -401,6 +401,40 @@ def test_reads_after_our_commit_include_what_another_writer_committed_before_it(
     assert repo.tree_id("tenants/acme") == git(bare, "rev-parse", f"{BRANCH}:tenants/acme")
 
 
+def test_reads_inside_a_pin_see_the_head_of_its_start_and_follow_after_it(bare):
+    """A snapshot read inside ``pinned`` sees one head even when another writer moves the
+    branch meanwhile (no mix of two commits); after the pin, reads follow the new head."""
+    repo = open_repo(bare)
+    repo.commit(ChangeSet({"tenants/acme/a.yaml": b"a\n", "tenants/zeta/z.yaml": b"z\n"}), "first")
+    first = repo.head()
+    with repo.pinned():
+        assert repo.list_files("tenants/acme") == {"a.yaml": git_blob_id(b"a\n")}
+        human = human_commit(bare, {"tenants/acme/a.yaml": b"edited\n", "tenants/zeta/z.yaml": None})
+        assert repo.head() == first != human
+        assert repo.list_files("tenants/acme") == {"a.yaml": git_blob_id(b"a\n")}
+        assert repo.read_file("tenants/zeta/z.yaml") == b"z\n"
+        assert [c.id for c in repo.log()] == [first]
+    assert repo.list_files("tenants/acme") == {"a.yaml": git_blob_id(b"edited\n")}
+    assert repo.read_file("tenants/zeta/z.yaml") is None
+    assert [c.id for c in repo.log()] == [human, first]
+    assert repo.head() == human
+
+
+def test_a_commit_inside_a_pin_builds_on_the_branch_and_later_reads_see_it(bare):
+    """Our own commit inside a pin goes on top of whatever the branch holds now (another
+    writer's commit is kept), and reads after it inside the pin see both."""
+    repo = open_repo(bare)
+    repo.commit(ChangeSet({"tenants/acme/a.yaml": b"a\n"}), "first")
+    with repo.pinned():
+        assert repo.tree_id("tenants/acme") is not None
+        human = human_commit(bare, {"tenants/human/h.yaml": b"h\n"})
+        ours = repo.commit(ChangeSet({"tenants/zeta/z.yaml": b"z\n"}), "ours")
+        assert git(bare, "rev-parse", f"{ours}^") == human
+        assert sorted(repo.list_directories("tenants")) == ["acme", "human", "zeta"]
+        assert repo.read_file("tenants/human/h.yaml") == b"h\n"
+    fsck(bare)
+
+
 # -- work trees ------------------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from reconciler import app
+from reconciler.adapters.gitrepo import GitConfigRepo
+from reconciler.adapters.layoutview import LayoutView
 from reconciler.core import errors, layout
 from reconciler.core.outcomes import Result
 from tests.gitcli import git, human_commit
@@ -306,3 +308,17 @@ def test_a_tenant_moved_out_of_its_shard_with_an_unchanged_spec_is_held_not_recr
         assert str(held.key) == "customer/acme" and moved[:12] in held.message
         assert not any(p.startswith(src) for p in tree_paths(repo))
         assert git(repo, "show", "main:platform/pgbouncer/pgbouncer.ini") == pool
+
+
+def test_a_layout_record_committed_during_a_pinned_read_is_seen_once_the_pin_ends(tmp_path):
+    """A migration landing while a snapshot is read at its pinned head: the layout check
+    inside answers for the pinned commit, and the next check after the pin answers for the
+    branch as it is (sharded), never the pinned commit's answer cached for the new head."""
+    repo = reconciled(tmp_path, FLAT)
+    view = LayoutView(GitConfigRepo.open(repo, branch="main", author_name="Reconciler",
+                                         author_email="reconciler@example.invalid"), layout.FLAT)
+    with view.pinned():
+        human_commit(repo, {layout.LAYOUT_RECORD: layout.layout_record(layout.SHARDED)},
+                     "migrate by hand")
+        assert view.repo_layout() == layout.FLAT
+    assert view.repo_layout() == layout.SHARDED

@@ -8,6 +8,7 @@ restart over an unchanged fleet needs none of them, a hand-edited object one.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from reconciler.adapters import touchindex
 from reconciler.adapters.gitrepo import GitConfigRepo
 from reconciler.core.outcomes import Reason, Result
+from reconciler.core.render import common
 from reconciler.core.settings import Settings
 from reconciler.reconcile.engine import Reconciler
 from tests.gitcli import git, human_commit
@@ -90,6 +92,33 @@ def test_a_restart_over_an_unchanged_fleet_reads_no_old_tree_and_writes_nothing(
     assert all(o.result == Result.UNCHANGED for o in report.outcomes), report.outcomes
     assert counting.calls == Counter()
     assert git(bare, "rev-parse", BRANCH) == tip
+
+
+def test_a_restart_reads_the_branch_head_a_few_times_not_once_per_object(bare, monkeypatch):
+    """A pass reads its snapshot at one head: the branch's reference (a file read each
+    time) is looked up a fixed number of times, however many objects the fleet has."""
+    lookups = Counter[str]()
+    real_lookup = GitConfigRepo._branch_head
+
+    def counted(self: GitConfigRepo) -> str | None:
+        lookups["head"] += 1
+        return real_lookup(self)
+    monkeypatch.setattr(GitConfigRepo, "_branch_head", counted)
+    engine, _ = restart(bare)
+    assert engine.sync(parsed(*fleet(CHANGED))).commits == []
+    assert lookups["head"] <= 6 < len(NAMES)
+
+
+def test_a_snapshot_record_carries_every_field_of_the_record_file(bare):
+    """The source record a snapshot keeps (its spec read again on demand) says what the
+    record file says, field for field."""
+    engine, _ = restart(bare)
+    state = engine.snapshot(parsed(*fleet(CHANGED))).state(customer("c05").key)
+    raw = git(bare, "show", f"{BRANCH}:tenants/c05/{common.SOURCE_FILE}").encode()
+    on_disk = common.parse_source_record(raw)
+    assert state.record is not None and on_disk is not None
+    assert dataclasses.replace(state.record, spec=None) == dataclasses.replace(on_disk, spec=None)
+    assert dict(state.record.spec or {}) == on_disk.spec
 
 
 def test_a_hand_edit_before_a_restart_is_held_and_only_its_old_tree_is_read(bare):
