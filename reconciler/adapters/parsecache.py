@@ -19,7 +19,6 @@ import functools
 import hashlib
 import json
 import os
-import stat
 import tempfile
 import time
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ from typing import Any
 import yaml
 
 import reconciler
+from reconciler.adapters import cachefile
 from reconciler.core import sources, yamlio
 
 FILE_NAME = "reconciler-parsed-v1"
@@ -90,7 +90,8 @@ class ParseCache:
     def _index(self) -> dict[str, tuple[int, int]]:
         if self._spans is None:
             self._spans = {}
-            loaded = _read_regular(self._path) if self._path is not None else b""
+            loaded = cachefile.read_regular(self._path, MAX_FILE_BYTES) \
+                if self._path is not None else b""
             if loaded is None:  # not a regular file, or absurdly large: replaced on save
                 loaded, self._damaged = b"", True
             data = self._data = loaded
@@ -218,30 +219,6 @@ class ParseCache:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-
-
-def _read_regular(path: Path) -> bytes | None:
-    """The bytes of the regular file at ``path`` (b"" when absent or unreadable), or None
-    for something else there: a symlink, a FIFO (which would block), a huge file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return b""
-    except OSError:
-        return None  # a symlink (ELOOP) or unreadable: whatever it is, not trusted
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            # what fstat said, plus one byte to notice growth (read(MAX) would reserve a
-            # gigabyte for every read); a file that grew meanwhile is not trusted
-            data = handle.read(info.st_size + 1)
-            return data if len(data) <= info.st_size else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _plain(value: object, budget: list[int]) -> bool:

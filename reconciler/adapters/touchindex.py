@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import stat
 import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+
+from reconciler.adapters import cachefile
 
 FILE_NAME = "reconciler-touched-v2"
 _LEGACY = ("reconciler-touched-v1",)
@@ -71,7 +72,7 @@ def load(path: Path) -> dict[str, frozenset[str]]:
     for legacy in _LEGACY:
         with contextlib.suppress(OSError):
             (path.parent / legacy).unlink()
-    data = _read_regular(path)
+    data = cachefile.read_regular(path, MAX_FILE_BYTES)
     out: dict[str, frozenset[str]] = {}
     if data is None:  # not a regular file, or absurd: nothing trusted, replaced below
         _rewrite(path, b"")
@@ -107,29 +108,6 @@ def append(path: Path, entries: Iterable[tuple[str, Iterable[str]]]) -> None:
             os.close(fd)
     except OSError:
         return  # a read-only repository: the index is only a cache
-
-
-def _read_regular(path: Path) -> bytes | None:
-    """The bytes of the regular file at ``path`` (b"" when absent or unreadable), or None
-    for something else there: a symlink, a FIFO (which would block), a huge file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return b""
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
-            return None
-        chunks = []
-        while chunk := os.read(fd, max(info.st_size, 1 << 16)):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
 
 
 def _rewrite(path: Path, data: bytes) -> None:
