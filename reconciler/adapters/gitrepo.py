@@ -40,8 +40,8 @@ PACKS_LIMIT = 16
 #: a commit writing at least this many files writes its objects as one pack, not loose
 BULK_WRITES = 2000
 #: libgit2's object cache and its mapped pack windows, at most (see tune_libgit2)
-CACHE_BYTES = 8 << 20
-MAPPED_BYTES = 8 << 20
+CACHE_BYTES = 4 << 20
+MAPPED_BYTES = 4 << 20
 #: root tree ids of this many commits are remembered (a few hundred bytes each)
 ROOTS_KEPT = 65536
 
