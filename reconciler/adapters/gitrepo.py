@@ -50,6 +50,7 @@ ROOTS_KEPT = 65536
 #: holds a ref lock for milliseconds (used where other writers may exist, e.g. humans)
 STALE_SECONDS = 10.0
 _SYMLINK = 0o120000
+_HEX_ID = 40  # a SHA-1 object id in hex
 
 
 def tune_libgit2() -> None:
@@ -293,6 +294,17 @@ class GitConfigRepo:
 
     def read_blob(self, blob_id: str) -> bytes | None:
         """The bytes of a blob by its id (a directory listing names it: no path walk)."""
+        if len(blob_id) == _HEX_ID:
+            # straight from the object database: ``repo.get`` of a hex id goes through the
+            # abbreviated-id lookup and builds a Blob object (0.3 s per 10,000 records)
+            try:
+                kind, data = self._repo.odb.read(pygit2.Oid(hex=blob_id))
+            except (KeyError, ValueError):
+                return None
+            except pygit2.GitError as exc:
+                raise errors.RepoError(f"{self.path}: cannot read blob {blob_id}: {exc}") \
+                    from exc
+            return data if kind == pygit2.enums.ObjectType.BLOB else None
         try:
             blob = self._repo.get(blob_id)
         except ValueError:
