@@ -69,14 +69,17 @@ def expired_previews(snapshot: Snapshot, now: float) -> dict[ObjectKey, str]:
 
 
 def decide(snapshot: Snapshot, settings: Settings, now: float | None,
-           request: Request) -> Plan:
+           request: Request, input_hashes: Mapping[ObjectKey, str] | None = None) -> Plan:
     """The plan of one pass over ``snapshot`` (``now``: None skips Preview expiry).
 
-    An instance of a split fleet (``selector``, ``shard``) sees only the objects it owns."""
+    An instance of a split fleet (``selector``, ``shard``) sees only the objects it owns.
+    ``input_hashes``: each object's ``object_input_hash`` under ``settings``, when the
+    caller computed them already (``status`` shows them too)."""
     if settings.selector or settings.shard:
         snapshot = replace(snapshot, objects=tuple(
             o for o in snapshot.objects if settings.owns(o.metadata.name, o.metadata.labels)))
     state = _PassState(snapshot, settings, request)
+    state.input_hashes = input_hashes or {}
     verdicts: list[Outcome] = [Outcome(r.key, Result.REFUSED, Reason.INVALID_SPEC, str(r))
                                for r in snapshot.refusals]
     expired = expired_previews(snapshot, now) if now is not None else {}
@@ -127,7 +130,7 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
         return Outcome(key, Result.REFUSED, Reason.INVALID_SPEC,
                        text.one_line(f"{where}: {problem}"))
     record = directory.record if directory.recorded else None
-    input_hash = common.object_input_hash(obj, settings)
+    input_hash = state.input_hashes.get(key) or common.object_input_hash(obj, settings)
     adopt = key in request.adopt or obj.metadata.annotations.get(ADOPT_ANNOTATION) == "true"
     if directory.files and not directory.owned and not adopt:
         return Outcome(key, Result.REFUSED, Reason.NOT_OWNED,
@@ -250,6 +253,7 @@ class _PassState:
         self.pool_files = dict(snapshot.pool_files)
         self.pool_bytes: dict[str, bytes] = {}
         self._settings_recorded: bool | None = None
+        self.input_hashes: Mapping[ObjectKey, str] = {}  # computed by the caller already
 
     # -- the settings record -------------------------------------------------------------
 

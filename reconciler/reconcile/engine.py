@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -149,12 +150,14 @@ class Reconciler:
         return self._reader.full(parsed)
 
     def plan(self, parsed: Parsed, *, now: float | None = None, allow_removals: int = 0,
-             snapshot: Snapshot | None = None) -> decision.Plan:
+             snapshot: Snapshot | None = None,
+             input_hashes: Mapping[ObjectKey, str] | None = None) -> decision.Plan:
         """What a full pass over ``parsed`` would commit (on ``snapshot`` when given, one
-        ``snapshot(parsed)`` read); writes nothing."""
+        ``snapshot(parsed)`` read; ``input_hashes``: the objects' input hashes, computed
+        by the caller already); writes nothing."""
         request = Request(self._version, allow_removals=allow_removals)
         return decision.decide(snapshot if snapshot is not None else self._reader.full(parsed),
-                               self._settings, now, request)
+                               self._settings, now, request, input_hashes)
 
     def sync(self, parsed: Parsed, *, now: float | None = None,
              allow_removals: int = 0) -> PassReport:

@@ -51,14 +51,18 @@ def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
     deadlines = preview_deadlines(repo, settings, parsed, ownership) if now is not None else {}
     # the rows read the plan's own snapshot: each directory is read once, at one head
     snapshot = engine.snapshot(parsed)
-    verdicts = {v.key: v for v in engine.plan(parsed, now=now, snapshot=snapshot).verdicts
+    # hashed once, for the plan and the rows (each hash dumps the whole spec)
+    hashes = {o.key: common.object_input_hash(o, settings) for o in parsed.objects
+              if not o.spec.suspend}
+    verdicts = {v.key: v for v in engine.plan(parsed, now=now, snapshot=snapshot,
+                                              input_hashes=hashes).verdicts
                 if v.key is not None}
     rows: list[StatusRow] = []
     seen: set[ObjectKey] = set()
     for obj in parsed.objects:
         seen.add(obj.key)
         row = _object_row(obj, snapshot.state(obj.key), settings, last=last,
-                          deadlines=deadlines, now=now)
+                          deadlines=deadlines, now=now, input_hash=hashes.get(obj.key))
         row = _with_verdict(row, verdicts.get(obj.key))
         if deployed is not None:
             where = layout.directory_of(obj.key, settings.layout)
@@ -117,7 +121,7 @@ def _with_verdict(row: StatusRow, verdict: Outcome | None) -> StatusRow:
 
 def _object_row(obj: Resource, directory: DirectoryState, settings: Settings, *,
                 last: Mapping[ObjectKey, str], deadlines: dict[ObjectKey, tuple[float, str]],
-                now: float | None) -> StatusRow:
+                now: float | None, input_hash: str | None = None) -> StatusRow:
     key = obj.key
     record, human, own = directory.record, directory.human, directory.own_record
     # the own record's spec is read from Git on demand: only a human's change needs it
@@ -128,7 +132,7 @@ def _object_row(obj: Resource, directory: DirectoryState, settings: Settings, *,
         state, message = "Suspended", "spec.suspend is true: no changes are written"
     elif record is None:
         state, message = "NotRendered", "not in the config repo yet"
-    elif record.input_hash == common.object_input_hash(obj, settings):
+    elif record.input_hash == (input_hash or common.object_input_hash(obj, settings)):
         state, message = "InSync", "config repo matches the resource"
     else:
         state, message = "OutOfSync", "the resource changed since the last commit"
