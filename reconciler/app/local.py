@@ -13,7 +13,7 @@ from reconciler.adapters import filesource, memory, progress
 from reconciler.adapters.gitremote import is_url, redact
 from reconciler.adapters.layoutview import LayoutView
 from reconciler.app.offline import parse_cache, read_sources
-from reconciler.app.wiring import VERSION, Target, Wiring, wire
+from reconciler.app.wiring import VERSION, Target, Wiring, tree_cache, wire
 from reconciler.core import decide as decision
 from reconciler.core import errors, yamlio
 from reconciler.core import sources as sources_core
@@ -70,7 +70,8 @@ def plan_once(sources: Sequence[Path], target: Target | Path, settings: Settings
                                Request(VERSION, allow_removals=allow_removals))
     wiring = wire(dataclasses.replace(target, mode="direct"), settings, create=False)
     parsed = read_sources(sources, settings, git_dir=wiring.repo.path)
-    engine = Reconciler(repo=wiring.logical, settings=settings, version=VERSION)
+    engine = Reconciler(repo=wiring.logical, settings=settings, version=VERSION,
+                        trees=tree_cache(wiring.repo))
     return engine.plan(parsed, now=time.time(), allow_removals=allow_removals)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.app.wiring import Target, wire
+from reconciler.app.wiring import Target, tree_cache, wire
 from reconciler.core import errors, messages
 from reconciler.core.models import ObjectKey
 from reconciler.core.render import pool
@@ -44,7 +44,8 @@ def status(target: Target, settings: Settings, sources: Sequence[Path],
     repo = wiring.logical
     deployed = read_deployers(applied_from) if applied_from else None
     parsed = read_sources(sources, settings, git_dir=wiring.repo.path)
-    return queries.object_status(repo, settings, parsed, time.time(), deployed)
+    return queries.object_status(repo, settings, parsed, time.time(), deployed,
+                                 trees=tree_cache(wiring.repo))
 
 
 @dataclass(frozen=True)

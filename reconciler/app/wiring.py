@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import reconciler
-from reconciler.adapters import gitrepo
+from reconciler.adapters import gitrepo, treecache
 from reconciler.adapters.gitremote import (
     Credentials,
     MirrorConfigRepo,
@@ -233,7 +233,8 @@ def wire(target: Target | Path, settings: Settings,
         if repo.head() is None and create:
             seed(repo)
         view = LayoutView(repo, settings.layout)
-        return Wiring(repo, Reconciler(repo=view, settings=settings, version=VERSION), None,
+        return Wiring(repo, Reconciler(repo=view, settings=settings, version=VERSION,
+                                       trees=tree_cache(repo)), None,
                       lock=lock, view=view)
     name = redact(target.repo)
     path = mirror_path(target.repo, target.state_dir)
@@ -256,7 +257,7 @@ def wire(target: Target | Path, settings: Settings,
     if target.mode == "pr":
         return Wiring(mirror, pull_request_reconciler(mirror, target, settings), None,
                       lock=lock, view=view)
-    engine = Reconciler(repo=view, settings=settings, version=VERSION)
+    engine = Reconciler(repo=view, settings=settings, version=VERSION, trees=tree_cache(mirror))
     if not (writer and create):  # a reader: the mirror is as the writer left it
         return Wiring(mirror, engine, None, lock=lock, view=view)
     if mirror.head() is None:
@@ -283,6 +284,11 @@ def wire(target: Target | Path, settings: Settings,
     if mirror.pending():
         delivery.committed()  # left over from a previous run: push them
     return Wiring(mirror, engine, delivery, guard, lock, view)
+
+
+def tree_cache(repo: GitConfigRepo | MirrorConfigRepo) -> treecache.TreeCacheFile:
+    """The tree cache kept beside ``repo`` (what each directory's tree holds)."""
+    return treecache.TreeCacheFile(Path(repo.path) / treecache.FILE_NAME)
 
 
 def pull_request_reconciler(mirror: MirrorConfigRepo, target: Target,

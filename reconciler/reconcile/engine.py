@@ -23,6 +23,7 @@ from reconciler.core.settings import Settings
 from reconciler.core.snapshot import DirectoryState, Request, Snapshot
 from reconciler.core.sources import Parsed
 from reconciler.ports.configrepo import ConfigRepo
+from reconciler.ports.treecache import TreeCache
 from reconciler.reconcile.ownership import Ownership
 from reconciler.reconcile.snapshots import SnapshotReader, execute
 
@@ -84,12 +85,13 @@ class ObjectReconciler(Protocol):
 class Reconciler:
     """Reconciles resources into a ConfigRepo, one commit per object change."""
 
-    def __init__(self, *, repo: ConfigRepo, settings: Settings, version: str) -> None:
+    def __init__(self, *, repo: ConfigRepo, settings: Settings, version: str,
+                 trees: TreeCache | None = None) -> None:
         self._repo = repo
         self._settings = settings
         self._version = version
         self.ownership = Ownership(repo=repo, author_email=settings.author_email)
-        self._reader = SnapshotReader(repo=repo, ownership=self.ownership)
+        self._reader = SnapshotReader(repo=repo, ownership=self.ownership, trees=trees)
 
     def invalidate(self) -> None:
         """Forget every cache (the branch was reset underneath us)."""

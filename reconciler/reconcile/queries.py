@@ -19,6 +19,7 @@ from reconciler.core.snapshot import DirectoryState
 from reconciler.core.sources import Parsed
 from reconciler.ports.cluster import RawObject
 from reconciler.ports.configrepo import ConfigRepo
+from reconciler.ports.treecache import TreeCache
 from reconciler.reconcile.engine import Reconciler
 from reconciler.reconcile.ownership import Ownership
 
@@ -41,11 +42,12 @@ class StatusRow:
 
 def object_status(repo: ConfigRepo, settings: Settings, parsed: Parsed,
                   now: float | None = None,
-                  deployed: tuple[list[RawObject], list[RawObject]] | None = None
-                  ) -> list[StatusRow]:
+                  deployed: tuple[list[RawObject], list[RawObject]] | None = None, *,
+                  trees: TreeCache | None = None) -> list[StatusRow]:
     """Status of every object in ``parsed`` plus directories with no resource (orphans);
-    with ``now``, Previews with a ttl also tell the time left."""
-    engine = Reconciler(repo=repo, settings=settings, version="status")
+    with ``now``, Previews with a ttl also tell the time left (``trees``: the tree cache
+    kept beside the repo)."""
+    engine = Reconciler(repo=repo, settings=settings, version="status", trees=trees)
     ownership = engine.ownership  # one walk of the history for the plan and the rows
     last = ownership.last_named()
     deadlines = preview_deadlines(repo, settings, parsed, ownership) if now is not None else {}

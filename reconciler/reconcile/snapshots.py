@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from reconciler.core import errors
@@ -23,11 +23,14 @@ from reconciler.core.render import common
 from reconciler.core.snapshot import DirectoryState, Snapshot
 from reconciler.core.sources import Parsed
 from reconciler.ports.configrepo import ConfigRepo
+from reconciler.ports.treecache import TreeCache, TreeSummary
 from reconciler.reconcile.ownership import Ownership
 
 log = logging.getLogger(__name__)
 #: source records kept by blob id beyond those the directory states hold
 RECORDS_KEPT = 4096
+#: a full pass reads the tree cache when at least this many directories are not in memory
+WARM_MIN = 256
 
 
 class HeadContents(Mapping[str, bytes]):
@@ -123,9 +126,12 @@ def _shared_names(names: tuple[str, ...]) -> tuple[str, ...]:
 class SnapshotReader:
     """Reads snapshots of one config repo, remembering what cannot have changed."""
 
-    def __init__(self, *, repo: ConfigRepo, ownership: Ownership) -> None:
+    def __init__(self, *, repo: ConfigRepo, ownership: Ownership,
+                 trees: TreeCache | None = None) -> None:
         self._repo = repo
         self.ownership = ownership
+        self._trees = trees  # what trees hold, kept across processes
+        self._learning = False  # a full pass adds the trees it reads from Git to _trees
         # valid while the directory's tree id and our last own commit are those it names
         self._states: dict[ObjectKey, DirectoryState] = {}
         # blob id -> record, bounded: a directory's state keeps its record, so this only
@@ -146,8 +152,38 @@ class SnapshotReader:
             for kind, top in DIRECTORIES.items():
                 keys.update(dict.fromkeys(key_of(kind, n)
                                           for n in self._repo.list_directories(top)))
-            directories = {k: self.directory(k) for k in keys}
+            self._learning = self._warm(keys)
+            try:
+                directories = {k: self.directory(k) for k in keys}
+            finally:
+                if self._learning and self._trees is not None:
+                    self._learning = False
+                    self._trees.close({s.tree_id for s in self._states.values()
+                                       if s.tree_id is not None})
             return self._snapshot(parsed.objects, directories, parsed, full=True)
+
+    def _warm(self, keys: Iterable[ObjectKey]) -> bool:
+        """Fill the directory cache from the tree cache (a restart: no tree and no record
+        read from Git for a tree it knows); True when the pass should teach it the others."""
+        if self._trees is None:
+            return False
+        unknown: dict[str, list[ObjectKey]] = {}
+        for key in keys:
+            tree = self._repo.tree_id(key.directory)
+            cached = self._states.get(key)
+            if tree is not None and (cached is None or cached.tree_id != tree):
+                unknown.setdefault(tree, []).append(key)
+        if len(unknown) < WARM_MIN:  # a few directories: Git is as quick
+            return False
+        for tree, summary in self._trees.load(unknown):
+            files = _compact(summary.files)
+            record = summary.record
+            if record is not None and summary.has_spec:
+                record = _with_spec_on_demand(record, self._read_blob,
+                                              files[common.SOURCE_FILE])
+            for key in unknown[tree]:
+                self._state(key, tree, files, record, self.ownership.last_own(key))
+        return True
 
     def scoped(self, objects: Sequence[Resource], keys: Sequence[ObjectKey] = ()) -> Snapshot:
         """Only ``objects`` (and directories ``keys``), plus what the pool needs, read at
@@ -181,8 +217,18 @@ class SnapshotReader:
         if cached is not None and cached.tree_id == tree and cached.last_own == last_own:
             return cached
         listed = self._repo.list_files(key.directory) if tree is not None else {}
-        files: Mapping[str, str] = CompactFiles(listed) if _all_sha1(listed) else listed
+        files = _compact(listed)
         record = self._record(files.get(common.SOURCE_FILE))
+        if self._learning and tree is not None and self._trees is not None \
+                and (record is not None or common.SOURCE_FILE not in files):
+            # (a record blob that could not be read or parsed is not taught: read again)
+            self._trees.add(tree, TreeSummary(files, _without_spec(record),
+                                              record is not None and record.spec is not None))
+        return self._state(key, tree, files, record, last_own)
+
+    def _state(self, key: ObjectKey, tree: str | None, files: Mapping[str, str],
+               record: common.SourceRecord | None, last_own: str | None) -> DirectoryState:
+        """The directory state of ``key`` holding ``files`` and ``record`` (remembered)."""
         human, at_own = self.ownership.standing(key, tree)
         if last_own is None:
             own_record = None
@@ -237,11 +283,7 @@ class SnapshotReader:
             raw = self._repo.read_blob(blob)
             record = common.parse_source_record(raw) if raw is not None else None
             if record is not None and record.spec is not None:  # read again when needed
-                # built directly: dataclasses.replace inspects the fields on every call
-                record = common.SourceRecord(
-                    kind=record.kind, name=record.name, input_hash=record.input_hash,
-                    uid=record.uid, generation=record.generation,
-                    spec=SpecOnDemand(self._read_blob, blob), databases=record.databases)
+                record = _with_spec_on_demand(record, self._read_blob, blob)
             if len(self._records) >= RECORDS_KEPT:
                 self._records.clear()
             self._records[blob] = record
@@ -314,6 +356,27 @@ def _outcomes(plan: Plan, made: dict[ObjectKey, str],
 
 def _all_sha1(files: Mapping[str, str]) -> bool:
     return all(len(blob) == 40 for blob in files.values())
+
+
+def _compact(files: Mapping[str, str]) -> Mapping[str, str]:
+    return CompactFiles(files) if _all_sha1(files) else files
+
+
+def _with_spec_on_demand(record: common.SourceRecord, read: Callable[[str], bytes | None],
+                         blob: str) -> common.SourceRecord:
+    # built directly: dataclasses.replace inspects the fields on every call
+    return common.SourceRecord(
+        kind=record.kind, name=record.name, input_hash=record.input_hash, uid=record.uid,
+        generation=record.generation, spec=SpecOnDemand(read, blob),
+        databases=record.databases)
+
+
+def _without_spec(record: common.SourceRecord | None) -> common.SourceRecord | None:
+    if record is None or record.spec is None:
+        return record
+    return common.SourceRecord(
+        kind=record.kind, name=record.name, input_hash=record.input_hash, uid=record.uid,
+        generation=record.generation, spec=None, databases=record.databases)
 
 
 def _has_database(directory: DirectoryState) -> bool:

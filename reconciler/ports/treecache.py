@@ -1,0 +1,40 @@
+"""The tree cache port: what a directory's tree holds (its files, its source record), by
+tree id, kept across processes so that a restart over an unchanged fleet reads no tree and
+no record from Git.
+
+A tree id names its content exactly, so an entry is never stale; a missing or doubtful
+one is a miss, and the caller reads Git.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from reconciler.core.render.common import SourceRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TreeSummary:
+    """What one directory's tree holds, as a snapshot needs it."""
+
+    files: Mapping[str, str]  # name -> blob id
+    #: the source record parsed from ``files[SOURCE_FILE]``, its spec left out (None)
+    record: SourceRecord | None
+    has_spec: bool = False  # the record's spec was a mapping (read from the blob on demand)
+
+
+class TreeCache(Protocol):
+    """Summaries of trees by id."""
+
+    def load(self, tree_ids: Collection[str]) -> Iterator[tuple[str, TreeSummary]]:
+        """The summaries known for those of ``tree_ids`` that have one, streamed (a fleet's
+        worth is not held at once)."""
+
+    def add(self, tree_id: str, summary: TreeSummary) -> None:
+        """Learn a tree read from Git (written in batches, by ``close`` at the latest)."""
+
+    def close(self, live: Collection[str]) -> None:
+        """Write what was learnt; entries of trees not in ``live`` (the trees a full pass
+        saw) may be dropped. Never raises: it is only a cache."""
