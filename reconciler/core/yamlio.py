@@ -233,6 +233,11 @@ class _UnusualNodeError(Exception):
     """The document needs PyYAML's full constructor (aliases, merge keys, other tags)."""
 
 
+#: tags of the scalar values seen first (bounded: a fleet's names would fill it otherwise)
+_RESOLVED: dict[tuple[type[yaml.Node], str | None, Any], str] = {}
+_RESOLVED_MAX = 4096
+
+
 class _UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
     """The safe loader, refusing a mapping that names a key twice (YAML says keys are
     unique; PyYAML would silently keep the last value, even of ``kind:``).
@@ -248,6 +253,18 @@ class _UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
             return self._plain(node, set(), 0)
         except _UnusualNodeError:
             return super().construct_document(node)
+
+    def resolve(self, kind: type[yaml.Node], value: str | None, implicit: Any) -> str:
+        """The tag of a node, as the safe loader's resolver says, remembered for the most
+        common values (keys, booleans, small numbers: 15 % of loading 10,000 Customers).
+        A function of its arguments: the safe loader has no path resolvers."""
+        key = (kind, value, implicit)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_RESOLVED) < _RESOLVED_MAX:  # the first values seen: keys recur
+                _RESOLVED[key] = tag
+        return tag
 
     def _plain(self, node: yaml.Node, seen: set[int], depth: int) -> Any:
         kind, tag = type(node), node.tag

@@ -310,3 +310,19 @@ def test_loader_still_refuses_a_duplicate_key():
     """A key named twice in one mapping is refused with its line, also deep in a document."""
     with pytest.raises(yamlio.YAMLError, match=r"duplicate key 'name' \(first at line 3\)"):
         yamlio.load_document("kind: Customer\nmetadata:\n  name: a\n  name: b\n")
+
+
+def test_remembered_tags_keep_every_scalar_s_type(monkeypatch):
+    """The same scalars read again (their tags remembered), plain, quoted or as keys, and
+    once the memory is full, load to what PyYAML's safe loader makes of them."""
+    text = ("t: true\nq: 'true'\ny: yes\nn: null\nz: ~\ni: 7\nh: 0x1F\nu: 1_000\nf: 1.5\n"
+            "inf: .inf\ns: '7'\nd: 2024-01-01\ne: ''\ntrue: key\n7: int key\n"
+            "l: [true, 'true', 7, '7', ~]\n")
+    expected = yaml.safe_load(text)
+    monkeypatch.setattr(yamlio, "_RESOLVED", {})
+    assert yamlio.load_document(text) == expected
+    assert yamlio.load_document(text) == expected  # the tags now come from memory
+    monkeypatch.setattr(yamlio, "_RESOLVED_MAX", 0)
+    monkeypatch.setattr(yamlio, "_RESOLVED", {})
+    assert yamlio.load_document(text) == expected
+    assert yamlio._RESOLVED == {}
