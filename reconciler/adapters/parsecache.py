@@ -224,15 +224,30 @@ class ParseCache:
 def _plain(value: object, budget: list[int]) -> bool:
     """Whether ``value`` is made only of what JSON writes and reads back as the same
     types (dicts with string keys, lists, strings, ints, floats, booleans, None), within
-    ``budget`` values."""
-    budget[0] -= 1
-    if budget[0] < 0:
-        return False
-    kind = type(value)
-    if kind is dict:
-        assert isinstance(value, dict)
-        return all(type(k) is str and _plain(v, budget) for k, v in value.items())
-    if kind is list:
-        assert isinstance(value, list)
-        return all(_plain(v, budget) for v in value)
-    return kind in (str, int, float, bool, type(None))
+    ``budget`` values (walked with a stack: no recursion, no generator per container)."""
+    left = budget[0]
+    stack = [value]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        left -= 1
+        if left < 0:
+            budget[0] = left
+            return False
+        kind = type(item)
+        if kind is dict:
+            assert isinstance(item, dict)
+            for key in item:
+                if type(key) is not str:
+                    return False
+            push(item.values())
+        elif kind is list:
+            assert isinstance(item, list)
+            push(item)
+        elif kind not in _SCALARS:
+            return False
+    budget[0] = left
+    return True
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
