@@ -43,6 +43,7 @@ _REWRITE_MIN_BYTES = 4 << 20
 _LINE_BYTES = 700  # a tenant's entry, about
 _BATCH_BYTES = 1 << 20
 _MAX_LINE_BYTES = 1 << 20
+_STR = frozenset({str})
 #: a temporary file of a rewrite this old was left by a killed process
 _STALE_SECONDS = 600
 
@@ -90,8 +91,8 @@ def _summary(payload: str) -> TreeSummary | None:
         names, ids, fields = json.loads(payload)
     except (ValueError, TypeError, RecursionError):
         return None
-    if not (isinstance(names, list) and isinstance(ids, list) and len(names) == len(ids)
-            and all(type(n) is str for n in names) and all(type(i) is str for i in ids)):
+    if not (type(names) is list and type(ids) is list and len(names) == len(ids)
+            and set(map(type, names)) | set(map(type, ids)) <= _STR):
         return None
     files = dict(zip(names, ids, strict=True))
     if fields is None:
@@ -102,7 +103,7 @@ def _summary(payload: str) -> TreeSummary | None:
     if not (type(kind) is str and type(name) is str and type(input_hash) is str
             and (uid is None or type(uid) is str)
             and (generation is None or type(generation) is int)
-            and isinstance(databases, list) and all(type(d) is str for d in databases)
+            and type(databases) is list and set(map(type, databases)) <= _STR
             and type(has_spec) is bool):
         return None
     record = common.SourceRecord(kind=sys.intern(kind), name=sys.intern(name),
