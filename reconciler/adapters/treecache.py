@@ -147,12 +147,12 @@ class TreeCacheFile:
         self._pending.append(line)
         self._pending_bytes += len(line)
         if self._pending_bytes >= _BATCH_BYTES:
-            self._flush()
+            self.flush()
 
     def close(self, live: Collection[str]) -> None:
         """Write what was learnt; rewrite the file with only the ``live`` trees' entries
         when the others outweigh them. Never raises: it is only a cache."""
-        self._flush()
+        self.flush()
         size, live_bytes = self._size, self._live_bytes
         if not size:  # not loaded: judged by its size
             with contextlib.suppress(OSError):
@@ -164,7 +164,8 @@ class TreeCacheFile:
                 self._rewrite(set(live))
         self._size = self._live_bytes = self._written = 0
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write what was learnt (one append)."""
         lines = b"".join(self._pending)
         self._pending.clear()
         self._pending_bytes = 0

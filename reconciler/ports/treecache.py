@@ -35,6 +35,9 @@ class TreeCache(Protocol):
     def add(self, tree_id: str, summary: TreeSummary) -> None:
         """Learn a tree read from Git (written in batches, by ``close`` at the latest)."""
 
+    def flush(self) -> None:
+        """Write what was learnt. Never raises: it is only a cache."""
+
     def close(self, live: Collection[str]) -> None:
         """Write what was learnt; entries of trees not in ``live`` (the trees a full pass
         saw) may be dropped. Never raises: it is only a cache."""

@@ -9,6 +9,7 @@ commits of a plan, in order, and nothing else.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -156,8 +157,8 @@ class SnapshotReader:
             try:
                 directories = {k: self.directory(k) for k in keys}
             finally:
-                if self._learning and self._trees is not None:
-                    self._learning = False
+                self._learning = False
+                if self._trees is not None:  # also bounds what our commits appended
                     self._trees.close({s.tree_id for s in self._states.values()
                                        if s.tree_id is not None})
             return self._snapshot(parsed.objects, directories, parsed, full=True)
@@ -275,6 +276,14 @@ class SnapshotReader:
                 self._states[key] = DirectoryState(
                     key, tree, files, record, record, commit, None,
                     self.ownership.first_own_time(key))
+                # a restart finds it known too; kept only when ``files`` are exactly that
+                # tree (another writer may have moved the branch since our commit)
+                if self._trees is not None and record is not None \
+                        and _tree_id_of(files) == tree:
+                    self._trees.add(tree, TreeSummary(files, _without_spec(record),
+                                                      record.spec is not None))
+        if self._trees is not None:
+            self._trees.flush()
 
     def _record(self, blob: str | None) -> common.SourceRecord | None:
         if blob is None:
@@ -356,6 +365,14 @@ def _outcomes(plan: Plan, made: dict[ObjectKey, str],
 
 def _all_sha1(files: Mapping[str, str]) -> bool:
     return all(len(blob) == 40 for blob in files.values())
+
+
+def _tree_id_of(files: Mapping[str, str]) -> str:
+    """The id Git gives a tree of exactly ``files``, regular files all (what we write)."""
+    entries = sorted((name.encode("utf-8", "surrogateescape"), blob)
+                     for name, blob in files.items())
+    body = b"".join(b"100644 " + name + b"\0" + bytes.fromhex(blob) for name, blob in entries)
+    return hashlib.sha1(b"tree %d\0" % len(body) + body).hexdigest()
 
 
 def _compact(files: Mapping[str, str]) -> Mapping[str, str]:

@@ -189,3 +189,17 @@ def test_the_cache_file_stays_about_the_size_of_the_live_trees(tmp_path, monkeyp
     size = (tmp_path / treecache.FILE_NAME).stat().st_size
     assert size < 4 * 50 * len(b"%s\n" % (b"x" * 150))
     assert [t for t, _ in cache.load(trees)] == trees
+
+
+def test_directories_a_running_reconciler_commits_are_known_after_a_restart(bare):
+    """Each commit of a running reconciler teaches the cache its new tree: a restart after
+    changes reads none of the changed directories from Git, and decides as without it."""
+    running = restart(bare)[0]
+    for name in ("c02", "c03"):
+        assert running.apply(customer(name, workers=4)).result == Result.COMMITTED
+    engine, counting = restart(bare)
+    workers = {"c01": 3, "c02": 4, "c03": 4}
+    with_cache = verdicts(engine, workers)
+    assert counting.calls["list_files"] <= 2
+    assert all(v.result == Result.UNCHANGED for v in with_cache)
+    assert with_cache == verdicts(restart(bare, cached=False)[0], workers)
