@@ -122,6 +122,7 @@ class TreeCacheFile:
         self._pending: list[bytes] = []  # learnt, not written yet
         self._pending_bytes = 0
         self._written = 0  # bytes appended since the load
+        self._kept = 0  # bytes of live entries the last rewrite kept (a floor for the next)
 
     def load(self, tree_ids: Collection[str]) -> Iterator[tuple[str, TreeSummary]]:
         """The summaries known for those of ``tree_ids`` that have one, streamed."""
@@ -154,14 +155,16 @@ class TreeCacheFile:
         when the others outweigh them. Never raises: it is only a cache."""
         self.flush()
         size, live_bytes = self._size, self._live_bytes
-        if not size:  # not loaded: judged by its size
+        if not size:  # not loaded: judged by its size (the appends are in it)
             with contextlib.suppress(OSError):
-                size = self._path.stat().st_size
-            live_bytes = len(live) * _LINE_BYTES
+                size = self._path.stat().st_size - self._written
+            # at least what the last rewrite kept: entries larger than the estimate must
+            # not make every pass rewrite the file
+            live_bytes = max(len(live) * _LINE_BYTES, self._kept)
         if size + self._written > max(_REWRITE_MIN_BYTES,
                                       _GROWTH * (live_bytes + self._written)):
             with contextlib.suppress(OSError):
-                self._rewrite(set(live))
+                self._kept = self._rewrite(set(live))
         self._size = self._live_bytes = self._written = 0
 
     def flush(self) -> None:
@@ -208,7 +211,7 @@ class TreeCacheFile:
         finally:
             os.close(fd)
 
-    def _rewrite(self, keep: set[str]) -> None:
+    def _rewrite(self, keep: set[str]) -> int:
         """Replace the file with the entries of ``keep`` it holds, the newest of each (temp
         file and rename: never half-written)."""
         folder = self._path.parent
@@ -218,15 +221,18 @@ class TreeCacheFile:
                     stale.unlink()
         fd, temp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=folder)
         try:
+            kept = 0
             with os.fdopen(fd, "wb") as out:
                 for raw in self._lines():  # streamed: a fleet's lines are not held at once
                     tree_id, checked = _checked(raw)
                     if checked is not None and tree_id in keep:
                         keep.discard(tree_id)  # one line per tree
                         out.write(raw)
+                        kept += len(raw)
             os.chmod(temp, 0o644)
             os.replace(temp, self._path)
         except OSError:
             Path(temp).unlink(missing_ok=True)
             raise
+        return kept
 

@@ -203,3 +203,22 @@ def test_directories_a_running_reconciler_commits_are_known_after_a_restart(bare
     assert counting.calls["list_files"] <= 2
     assert all(v.result == Result.UNCHANGED for v in with_cache)
     assert with_cache == verdicts(restart(bare, cached=False)[0], workers)
+
+
+def test_large_entries_are_not_rewritten_on_every_pass(tmp_path, monkeypatch):
+    """Directories with many files make entries far larger than the size estimate: the
+    file is rewritten to the live entries at most once, later passes leave it alone."""
+    monkeypatch.setattr(treecache, "_REWRITE_MIN_BYTES", 0)
+    path = tmp_path / treecache.FILE_NAME
+    cache = treecache.TreeCacheFile(path)
+    big = TreeSummary({f"file-{i:03d}.yaml": f"{i:040d}" for i in range(60)}, None)
+    trees = [f"{i:040d}" for i in range(20)]
+    for tree in trees:
+        cache.add(tree, big)
+    cache.close(trees)
+    cache.close(trees)  # a pass that loads nothing (every directory in memory)
+    settled = path.stat().st_ino
+    for _ in range(3):  # and more of them: the file is already the live entries
+        cache.close(trees)
+        assert path.stat().st_ino == settled
+    assert [t for t, _ in cache.load(trees)] == trees
