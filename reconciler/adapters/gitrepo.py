@@ -13,13 +13,13 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pygit2
 
-from reconciler.adapters import looseobjects, touchindex
+from reconciler.adapters import looseobjects, touchindex, treelisting
 from reconciler.adapters.signing import Signer
 from reconciler.core import errors, names
 from reconciler.core.history import CommitInfo
@@ -79,7 +79,7 @@ class GitConfigRepo:
         self._author = (author_name, author_email)
         self._pass_base: str | None = self._branch_head()
         self._index_head: str | None = None
-        self._dirs: dict[str, dict[str, tuple[bool, pygit2.Oid]]] = {}
+        self._dirs: dict[str, MutableMapping[str, tuple[bool, pygit2.Oid]]] = {}
         self._builders: dict[str, tuple[Any, Any]] = {}
         self._head_tree: tuple[str | None, Any] = (None, None)
         # commit id -> root tree id: commits are immutable, and libgit2 caches commits only
@@ -190,7 +190,7 @@ class GitConfigRepo:
             self._pins.pop()
 
     def _children(self, directory: str, *, checked: bool = False
-                  ) -> dict[str, tuple[bool, pygit2.Oid]] | None:
+                  ) -> MutableMapping[str, tuple[bool, pygit2.Oid]] | None:
         """Entries of ``directory`` at the head: name -> (is a tree, id); None when absent.
 
         Listings are cached per head commit and patched after our own commits, so a pass
@@ -209,6 +209,7 @@ class GitConfigRepo:
             return cached
         if head is None:
             return None
+        children: MutableMapping[str, tuple[bool, pygit2.Oid]]
         if directory == "":
             # names interned: a tenant's name is also in its model, records and trailers
             children = {sys.intern(str(e.name)): (e.type_str == "tree", e.id)
@@ -229,34 +230,23 @@ class GitConfigRepo:
             self._dirs[directory] = children
         return children
 
-    def _raw_listing(self, oid: pygit2.Oid) -> dict[str, tuple[bool, pygit2.Oid]] | None:
+    def _raw_listing(self, oid: pygit2.Oid) -> MutableMapping[str, tuple[bool, pygit2.Oid]] | None:
         """The entries of tree ``oid``, parsed from its raw bytes.
 
         Not through ``repo[oid]``: libgit2 would cache the parsed tree, at about twice the
         size its cache accounts for, and a pass lists every tenant's directory once (126 MB
-        of parsed trees at 100,000 tenants). The raw object is cached at its own size."""
+        of parsed trees at 100,000 tenants). The raw object is cached at its own size, and
+        the listing keeps it instead of an object per entry (``treelisting``)."""
         try:
             kind, data = self._repo.odb.read(oid)
         except (KeyError, ValueError, pygit2.GitError) as exc:
             raise errors.RepoError(f"{self.path}: cannot read tree {oid}: {exc}") from exc
         if kind != pygit2.enums.ObjectType.TREE:
             return None
-        width = len(oid.raw)
-        out: dict[str, tuple[bool, pygit2.Oid]] = {}
-        at, end = 0, len(data)
         try:
-            while at < end:  # "<octal mode> <name>\0<raw id>", as git writes them
-                space = data.index(b" ", at)
-                nul = data.index(b"\0", space)
-                name = data[space + 1:nul].decode("utf-8", "surrogateescape")  # as pygit2
-                raw = data[nul + 1:nul + 1 + width]
-                if len(raw) != width:
-                    raise ValueError("an entry's id is cut short")
-                out[sys.intern(name)] = (data[at:space] == b"40000", pygit2.Oid(raw=raw))
-                at = nul + 1 + width
+            return treelisting.read(data, len(oid.raw))
         except ValueError as exc:  # a truncated entry: no id, no NUL
             raise errors.RepoError(f"{self.path}: tree {oid} is damaged") from exc
-        return out
 
     def _tree_of(self, commit_id: str | None) -> Any:
         """The root tree id of a commit (remembered for the commit we made last)."""

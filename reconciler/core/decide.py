@@ -131,6 +131,8 @@ def _judge(obj: Resource, directory: DirectoryState, state: _PassState,
                        text.one_line(f"{where}: {problem}"))
     record = directory.record if directory.recorded else None
     input_hash = state.input_hashes.get(key) or common.object_input_hash(obj, settings)
+    if record is not None and record.input_hash == input_hash:
+        input_hash = record.input_hash  # the one string both hold: 11 MB at 100,000 tenants
     adopt = key in request.adopt or obj.metadata.annotations.get(ADOPT_ANNOTATION) == "true"
     if directory.files and not directory.owned and not adopt:
         return Outcome(key, Result.REFUSED, Reason.NOT_OWNED,
@@ -302,26 +304,34 @@ class _PassState:
         self.pool_bytes = dict(rendered.files)
 
     def fix_pool(self) -> list[Outcome]:
-        """Repair the pool when it disagrees with the Customers' final directories."""
-        desired: dict[str, pool.PoolEntry] = {}
+        """Repair the pool when it disagrees with the Customers' final directories.
+
+        A pool entry is a function of the Customer's name, so the pool wanted is a set of
+        names; whether the repo holds it is told by blob ids hashed a line at a time, and
+        only a pool that differs is rendered whole (~25 MB at 50,000 databases)."""
+        desired: set[str] = set()
         for key, directory in self.snapshot.directories.items():
             if key.kind == "Customer" and key not in self.gone and key not in self.written \
                     and directory.recorded and _has_database(directory):
-                desired[key.name] = pool.entry_for(key.name, self.settings)
+                desired.add(key.name)
         for obj in self.written.values():
             entry = _pool_entry(obj, self.settings)
             if entry is not None:
-                desired[entry.name] = entry
+                desired.add(entry.name)
         for key in self.untouched:  # held (e.g. moved out of its shard by hand): its pool
-            listed = self.entries.get(key.name) if key.kind == "Customer" else None
-            if listed is not None and key.name not in desired:  # line stays as it is too
-                desired[key.name] = listed
+            if key.kind == "Customer" and key.name in self.entries:  # line stays as it is
+                desired.add(key.name)
         if not desired and not self.pool_files:
             return []
-        changes, _ = self._pool_render(desired)
-        if changes.empty or (changes.paths == [f"{common.POOL_DIRECTORY}/{common.SOURCE_FILE}"]
-                             and common.SOURCE_FILE in self.pool_files and changes.writes):
+        wanted = {rel: plan.git_blob_id_of(produce)
+                  for rel, produce in pool.pool_chunks(desired, self.settings).items()}
+        differ = {rel for rel in {*wanted, *self.pool_files}
+                  if wanted.get(rel) != self.pool_files.get(rel)}
+        if not differ or (differ == {common.SOURCE_FILE} and common.SOURCE_FILE in wanted
+                          and common.SOURCE_FILE in self.pool_files):
             return []  # only the record's hash would change: nothing deployed differs
+        entries = {name: pool.entry_for(name, self.settings) for name in desired}
+        changes, _ = self._pool_render(entries)
         subject = f"platform/pgbouncer: pool lists {len(desired)} databases"
         message = messages.build_message(
             subject, ["The connection pool was re-rendered from every Customer with a database."],
@@ -330,7 +340,7 @@ class _PassState:
         outcomes = self._add((pool.POOL_KEY,), "rerender", Reason.RERENDERED, subject=subject,
                              message_for=lambda _lines: message, changes=changes, existed={},
                              confined=(common.POOL_DIRECTORY,))
-        self.apply_pool(desired)
+        self.apply_pool(entries)
         return outcomes
 
     # -- commits --------------------------------------------------------------------------

@@ -20,6 +20,15 @@ def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\x00" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
+def git_blob_id_of(produce: Callable[[], Iterable[bytes]]) -> str:
+    """``git_blob_id`` of the bytes ``produce()`` yields (called twice: once for the
+    length the header names, once to hash), never holding them all."""
+    digest = hashlib.sha1(b"blob %d\x00" % sum(map(len, produce())), usedforsecurity=False)
+    for chunk in produce():
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 class StreamRefusedError(Exception):
     """A directory of a streamed change set was refused while it was produced (a guard
     judged its rendering): the commit being built is abandoned, nothing is written."""

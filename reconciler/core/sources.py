@@ -140,27 +140,49 @@ def parse_document(origin: str, doc: Any) -> Resource | Refusal:
 
 
 def _compact(obj: Resource) -> Resource:
-    """``obj`` sharing equal parts with the objects parsed before it: a fleet's tenants
-    mostly differ in name and display name, and a validated model costs ~3.6 KB whole,
-    ~1.1 KB with its feature and quota parts and its fields-set bookkeeping shared.
+    """``obj`` sharing equal parts with the objects parsed before it, its own parts kept
+    lean: a fleet's tenants mostly differ in name and display name, and a validated model
+    costs ~3.6 KB whole, ~1.1 KB with its feature and quota parts and its fields-set
+    bookkeeping shared, ~0.5 KB with its fields kept in the instance (``_lean``).
 
     Only equal, immutable values are swapped in (the models are frozen; pydantic copies a
     fields set before it changes one), so nothing observable changes."""
-    spec = obj.spec
+    meta = obj.metadata.__dict__
     # one string per tenant name for the whole process: the config repo's listing, its
     # trailers and records name the same tenants (interned there too)
-    meta = obj.metadata.__dict__
-    meta["name"] = sys.intern(obj.metadata.name)
+    meta["name"] = sys.intern(meta["name"])
     for name in ("labels", "annotations"):  # most objects have none: one empty dict each
         if not meta[name]:
             meta[name] = _EMPTY
-    for name, value in spec.__dict__.items():
+    spec = obj.spec.__dict__
+    for name, value in spec.items():
         if isinstance(value, BaseModel):
-            spec.__dict__[name] = _shared(value)
-    for model in (obj, spec, obj.metadata):
-        object.__setattr__(model, "__pydantic_fields_set__",
-                           _shared_set(frozenset(model.__pydantic_fields_set__)))
-    return obj
+            spec[name] = _shared(value)
+    whole = obj.__dict__
+    whole["metadata"] = _lean(obj.metadata, meta)
+    whole["spec"] = _lean(obj.spec, spec)
+    lean: Resource = _lean(obj, whole)
+    return lean
+
+
+def _lean(model: Any, fields: dict[str, Any]) -> Any:
+    """A model equal to ``model`` (whose fields are ``fields``), its fields set one by one
+    on a new instance.
+
+    Pydantic hands each model a dict of its own (184-272 bytes); attributes set on the
+    instance are kept in CPython's split table, their names stored once per class (~100
+    bytes): 100,000 tenants parse into 40 MB less. The model behaves the same: its
+    ``__dict__`` is made when something (a dump, a copy, ``==``) asks for it."""
+    lean = _new(type(model))
+    for name, value in fields.items():
+        _set(lean, name, value)
+    _set(lean, "__pydantic_fields_set__", _shared_set(frozenset(model.__pydantic_fields_set__)))
+    _set(lean, "__pydantic_extra__", model.__pydantic_extra__)
+    _set(lean, "__pydantic_private__", model.__pydantic_private__)
+    return lean
+
+
+_new, _set = object.__new__, object.__setattr__
 
 
 #: the labels or annotations of every object that has none (never changed: models are

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import yaml
 
 from reconciler.adapters import filesource
 from reconciler.core import sources
@@ -304,3 +305,28 @@ def test_objects_without_labels_share_nothing_they_could_change():
     decide.decide(Snapshot(objects=objects), Settings(), None, Request(version="t"))
     assert bare[0].metadata.labels == {} and bare[1].metadata.annotations == {}
     assert objects[2].metadata.labels == {"team": "a"}
+
+
+def test_a_parsed_object_behaves_as_the_model_pydantic_validates():
+    """Parsed objects are kept lean (fields in the instance, parts shared) yet equal, dump,
+    copy and refuse assignment exactly as the model pydantic validated from the same text."""
+    import pydantic
+
+    from reconciler.core.models import Customer
+
+    doc = ("apiVersion: reconciler.ahoi.dev/v1alpha1\nkind: Customer\nmetadata:\n  name: acme\n"
+           "  labels: {team: a}\nspec:\n  displayName: Acme\n  features:\n"
+           "    database: {enabled: true, storage: 20Gi}\n")
+    (parsed,) = sources.parse_text("c.yaml", doc).objects
+    validated = Customer.model_validate(yaml.safe_load(doc))
+    assert parsed == validated and validated == parsed
+    assert parsed.model_dump() == validated.model_dump()
+    assert parsed.model_dump(exclude_unset=True) == validated.model_dump(exclude_unset=True)
+    assert parsed.metadata.name == "acme" and parsed.metadata.labels == {"team": "a"}
+    copied = parsed.model_copy(update={"metadata": parsed.metadata.model_copy(
+        update={"generation": 4})})
+    assert copied.metadata.generation == 4 and parsed.metadata.generation is None
+    with pytest.raises(pydantic.ValidationError):
+        parsed.metadata.name = "other"  # type: ignore[misc]
+    assert parsed.metadata.name == "acme" and hash(parsed.spec.features) == \
+        hash(validated.spec.features)

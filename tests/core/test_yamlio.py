@@ -13,10 +13,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.core import yamlio
+from reconciler.core import plan, yamlio
 from reconciler.core.models import Customer, Preview
 from reconciler.core.render import common, customers, pool, previews
-from reconciler.core.settings import Settings
+from reconciler.core.settings import ExternalSecrets, Settings
 
 AWKWARD = [
     "yes", "no", "on", "off", "y", "n", "Yes", "NO", "true", "False", "null", "Null", "~",
@@ -271,6 +271,19 @@ def test_pool_hash_fed_an_entry_at_a_time_is_the_one_already_recorded(count: int
                               cfg.fingerprint])
     assert pool.pool_input_hash(reversed(entries), cfg) == expected
 
+
+
+@RENDER
+@given(st.lists(names, unique=True, max_size=40), st.booleans())
+def test_the_pool_hashed_a_line_at_a_time_has_the_ids_of_its_rendered_files(db_names, store):
+    """The blob ids a pass compares with the repo's pool, made without holding the pool's
+    text, are those of the files ``render_pool`` writes (with and without ExternalSecrets)."""
+    cfg = Settings(external_secrets=ExternalSecrets(store="vault") if store else None)
+    rendered = pool.render_pool([pool.entry_for(n, cfg) for n in db_names], cfg)
+    chunks = pool.pool_chunks(reversed(db_names), cfg)
+    assert {rel: plan.git_blob_id_of(produce) for rel, produce in chunks.items()} == \
+        {rel: plan.git_blob_id(data) for rel, data in rendered.files.items()}
+    assert {rel: b"".join(produce()) for rel, produce in chunks.items()} == dict(rendered.files)
 
 # -- loading -------------------------------------------------------------------------------
 
