@@ -25,7 +25,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Container, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -124,21 +124,18 @@ class TreeCacheFile:
         self._written = 0  # bytes appended since the load
         self._kept = 0  # bytes of live entries the last rewrite kept (a floor for the next)
 
-    def load(self, tree_ids: Collection[str]) -> Iterator[tuple[str, TreeSummary]]:
-        """The summaries known for those of ``tree_ids`` that have one, streamed."""
-        wanted = set(tree_ids)
+    def load(self, tree_ids: Container[str]) -> Iterator[tuple[str, TreeSummary]]:
+        """The summaries known for the trees in ``tree_ids`` (looked up as the file is
+        streamed: the caller may take out those it has), streamed."""
         self._size = self._live_bytes = self._written = 0
-        if not wanted:
-            return
         for raw in self._lines():
             self._size += len(raw)
             key = raw.partition(b" ")[0].decode("ascii", "replace")
-            if key not in wanted:
+            if key not in tree_ids:
                 continue
             payload = _checked(raw)[1]
             summary = _summary(payload) if payload is not None else None
             if summary is not None:
-                wanted.discard(key)  # one entry per tree
                 self._live_bytes += len(raw)
                 yield key, summary
 

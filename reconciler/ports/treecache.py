@@ -8,7 +8,7 @@ one is a miss, and the caller reads Git.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Container, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,9 +28,10 @@ class TreeSummary:
 class TreeCache(Protocol):
     """Summaries of trees by id."""
 
-    def load(self, tree_ids: Collection[str]) -> Iterator[tuple[str, TreeSummary]]:
-        """The summaries known for those of ``tree_ids`` that have one, streamed (a fleet's
-        worth is not held at once)."""
+    def load(self, tree_ids: Container[str]) -> Iterator[tuple[str, TreeSummary]]:
+        """The summaries known for the trees in ``tree_ids``, streamed (a fleet's worth is
+        not held at once; a tree may come twice, and the caller may take trees out of
+        ``tree_ids`` meanwhile)."""
 
     def add(self, tree_id: str, summary: TreeSummary) -> None:
         """Learn a tree read from Git (written in batches, by ``close`` at the latest)."""

@@ -173,22 +173,26 @@ class SnapshotReader:
         read from Git for a tree it knows); True when the pass should teach it the others."""
         if self._trees is None:
             return False
-        unknown: dict[str, list[ObjectKey]] = {}
+        # tree id -> its directory (a fleet's worth: one key each, not a list; two
+        # directories with the same tree, which only a human makes, are read from Git)
+        unknown: dict[str, ObjectKey] = {}
         for key in keys:
             tree = self._repo.tree_id(key.directory)
             cached = self._states.get(key)
             if tree is not None and (cached is None or cached.tree_id != tree):
-                unknown.setdefault(tree, []).append(key)
+                unknown.setdefault(tree, key)
         if len(unknown) < WARM_MIN:  # a few directories: Git is as quick
             return False
         for tree, summary in self._trees.load(unknown):
+            taken = unknown.pop(tree, None)  # a second line of the tree is skipped
+            if taken is None:
+                continue
             files = _compact(summary.files)
             record = summary.record
             if record is not None and summary.has_spec:
                 record = _with_spec_on_demand(record, self._read_blob,
                                               files[common.SOURCE_FILE])
-            for key in unknown[tree]:
-                self._state(key, tree, files, record, self.ownership.last_own(key))
+            self._state(taken, tree, files, record, self.ownership.last_own(taken))
         return True
 
     def scoped(self, objects: Sequence[Resource], keys: Sequence[ObjectKey] = ()) -> Snapshot:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,20 @@ def test_large_entries_are_not_rewritten_on_every_pass(tmp_path, monkeypatch):
         cache.close(trees)
         assert path.stat().st_ino == settled
     assert [t for t, _ in cache.load(trees)] == trees
+
+
+def test_two_directories_with_the_same_tree_are_both_seen(bare):
+    """A human copies a tenant's directory under another name (the same tree twice): a
+    restart sees both, and decides as without the cache."""
+    files: dict[str, bytes | None] = {}
+    for name in git(bare, "ls-tree", "--name-only", f"{BRANCH}:tenants/c02").splitlines():
+        files[f"tenants/zz/{name}"] = subprocess.run(
+            ["git", "-C", str(bare), "cat-file", "blob", f"{BRANCH}:tenants/c02/{name}"],
+            capture_output=True, check=True).stdout
+    human_commit(bare, files, "a copy of c02")
+    assert git(bare, "rev-parse", f"{BRANCH}:tenants/zz") \
+        == git(bare, "rev-parse", f"{BRANCH}:tenants/c02")
+    engine, _ = restart(bare)
+    with_cache = verdicts(engine, {"c01": 3})
+    assert with_cache == verdicts(restart(bare, cached=False)[0], {"c01": 3})
+    assert engine.snapshot(parsed(*fleet({"c01": 3}))).state(customer("zz").key).files
