@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from reconciler.core import errors
@@ -151,8 +152,16 @@ class SnapshotReader:
             for kind, top in DIRECTORIES.items():
                 keys.update(dict.fromkeys(key_of(kind, n)
                                           for n in self._repo.list_directories(top)))
-            directories = {k: self.directory(k) for k in keys}
-            return self._snapshot(parsed.objects, directories, parsed, full=True)
+            for key in keys:
+                self.directory(key)
+            for gone in [k for k in self._states if k not in keys]:
+                del self._states[gone]  # neither a resource nor a directory any more
+            del keys
+            # the remembered states are exactly this snapshot's: handed over read-only, not
+            # copied (a second map of 100,000 entries, 5 MB); only ``remember`` changes
+            # them, once the pass has decided
+            return self._snapshot(parsed.objects, MappingProxyType(self._states), parsed,
+                                  full=True)
 
     def scoped(self, objects: Sequence[Resource], keys: Sequence[ObjectKey] = ()) -> Snapshot:
         """Only ``objects`` (and directories ``keys``), plus what the pool needs, read at
@@ -163,7 +172,7 @@ class SnapshotReader:
                                   Parsed(objects, ()), full=False)
 
     def _snapshot(self, objects: Sequence[Resource],
-                  directories: dict[ObjectKey, DirectoryState], parsed: Parsed, *,
+                  directories: Mapping[ObjectKey, DirectoryState], parsed: Parsed, *,
                   full: bool) -> Snapshot:
         pool_files = self._repo.list_files(common.POOL_DIRECTORY)
         record = self._record(pool_files.get(common.SOURCE_FILE))
