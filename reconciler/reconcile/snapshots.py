@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from reconciler.core import errors
@@ -160,13 +161,21 @@ class SnapshotReader:
                                           for n in self._repo.list_directories(top)))
             self._learning = self._warm(keys)
             try:
-                directories = {k: self.directory(k) for k in keys}
+                for key in keys:
+                    self.directory(key)
             finally:
                 self._learning = False
-                if self._trees is not None:  # also bounds what our commits appended
-                    self._trees.close({s.tree_id for s in self._states.values()
-                                       if s.tree_id is not None})
-            return self._snapshot(parsed.objects, directories, parsed, full=True)
+            for gone in [k for k in self._states if k not in keys]:
+                del self._states[gone]  # neither a resource nor a directory any more
+            del keys
+            if self._trees is not None:  # also bounds what our commits appended
+                self._trees.close({s.tree_id for s in self._states.values()
+                                   if s.tree_id is not None})
+            # the remembered states are exactly this snapshot's: handed over read-only, not
+            # copied (a second map of 100,000 entries, 5 MB); only ``remember`` changes
+            # them, once the pass has decided
+            return self._snapshot(parsed.objects, MappingProxyType(self._states), parsed,
+                                  full=True)
 
     def _warm(self, keys: Iterable[ObjectKey]) -> bool:
         """Fill the directory cache from the tree cache (a restart: no tree and no record
@@ -204,7 +213,7 @@ class SnapshotReader:
                                   Parsed(objects, ()), full=False)
 
     def _snapshot(self, objects: Sequence[Resource],
-                  directories: dict[ObjectKey, DirectoryState], parsed: Parsed, *,
+                  directories: Mapping[ObjectKey, DirectoryState], parsed: Parsed, *,
                   full: bool) -> Snapshot:
         pool_files = self._repo.list_files(common.POOL_DIRECTORY)
         record = self._record(pool_files.get(common.SOURCE_FILE))

@@ -586,3 +586,18 @@ def test_a_hand_edited_pool_configuration_is_repaired_by_the_next_pass(bare, eng
     human_commit(bare, {POOL_INI: rendered.replace("acme = ", "acme = evil ").encode() + b"\n"})
     (make_engine(bare) if fresh else engine).sync(parsed(*objects))
     assert show(bare, POOL_INI) == rendered
+
+
+def test_a_running_engine_forgets_directories_that_are_gone(bare, engine):
+    """Across passes of one running engine (watch mode), a full snapshot holds exactly the
+    resources and the directories at the head: one removed by its resource or by a person
+    is forgotten, never judged again, and its memory is not kept."""
+    engine.sync(parsed(customer("a"), customer("b"), customer("c")))
+    engine.sync(parsed(customer("a"), customer("c")))  # b removed through its resource
+    files = git(bare, "ls-tree", "-r", "--name-only", BRANCH, "tenants/c").split()
+    human_commit(bare, dict.fromkeys(files))  # c's directory deleted by a person
+    snapshot = engine.snapshot(parsed(customer("a")))
+    assert set(snapshot.directories) == {ObjectKey("Customer", "a")}
+    report = engine.sync(parsed(customer("a")))
+    assert report.ok and not report.commits
+    assert [str(o.key) for o in report.outcomes] == ["customer/a"]
