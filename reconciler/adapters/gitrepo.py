@@ -275,6 +275,8 @@ class GitConfigRepo:
     def list_directories(self, parent: str) -> list[str]:
         """Names of the subdirectories of ``parent`` at the head."""
         children = self._children(parent) or {}
+        if isinstance(children, treelisting.Listing):  # a large tree: no id object per entry
+            return children.subtrees()
         return [name for name, (is_tree, _) in children.items() if is_tree]
 
     def tree_id(self, directory: str) -> str | None:

@@ -149,6 +149,23 @@ class Listing(MutableMapping[str, Entry]):
             if patched is not None and self._find(name) < 0:
                 yield name, patched
 
+    def subtrees(self) -> list[str]:
+        """The names of the entries that are trees, in iteration order (no id is made)."""
+        overlay, trees, index = self._overlay, self._trees, self._index
+        if not overlay and index is None:
+            return [name for name, is_tree in zip(self._names, trees, strict=True) if is_tree]
+        out = []
+        for i, name in enumerate(self._names):
+            if name in overlay:
+                patched = overlay[name]
+                if patched is not None and patched[0]:
+                    out.append(name)
+            elif trees[i if index is None else index[name]]:
+                out.append(name)
+        out += [name for name, patched in overlay.items()
+                if patched is not None and patched[0] and self._find(name) < 0]
+        return out
+
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self._pairs())
 

@@ -49,6 +49,7 @@ def test_a_listing_reads_and_patches_like_a_dict(tmp_path_factory, entries, patc
     listing = treelisting.Listing(raw, 20)
     assert dict(listing.items()) == expected and list(listing) == list(expected)
     assert all(listing[name] == entry for name, entry in expected.items())
+    assert listing.subtrees() == [name for name, (is_tree, _) in expected.items() if is_tree]
     blob = repo.create_blob(b"x")
     for name, change in patches:
         if change is None:
@@ -60,6 +61,8 @@ def test_a_listing_reads_and_patches_like_a_dict(tmp_path_factory, entries, patc
     assert dict(listing.items()) == expected and set(listing) == set(expected)
     assert [listing.get(n) for n in [*expected, "absent"]] == [*expected.values(), None]
     assert list(listing.values()) == [listing[n] for n in listing]
+    assert listing.subtrees() == [n for n, (is_tree, _) in expected.items() if is_tree] or \
+        sorted(listing.subtrees()) == sorted(n for n, (t, _) in expected.items() if t)
 
 
 def test_a_cut_short_tree_is_refused():
