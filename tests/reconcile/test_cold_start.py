@@ -29,18 +29,22 @@ SETTINGS = Settings()  # its author is the writer's: the history is the reconcil
 NAMES = [f"c{i:02d}" for i in range(12)]
 
 
+#: the calls that read an old commit's trees
+OLD_TREE_READS = ("tree_id_at", "files_at", "commits_touching")
+
+
 class CountingRepo:
-    """A GitConfigRepo that counts the calls reading an old commit's trees."""
+    """A GitConfigRepo that counts the calls named ``counted`` (by default, those reading
+    an old commit's trees)."""
 
-    OLD_TREE_READS = ("tree_id_at", "files_at", "commits_touching")
-
-    def __init__(self, repo: GitConfigRepo) -> None:
+    def __init__(self, repo: GitConfigRepo, counted: tuple[str, ...] = OLD_TREE_READS) -> None:
         self.repo = repo
+        self.counted = counted
         self.calls: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.repo, name)
-        if name not in self.OLD_TREE_READS:
+        if name not in self.counted:
             return attr
 
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -114,7 +118,12 @@ def test_a_snapshot_record_carries_every_field_of_the_record_file(bare):
     record file says, field for field."""
     engine, _ = restart(bare)
     state = engine.snapshot(parsed(*fleet(CHANGED))).state(customer("c05").key)
-    raw = git(bare, "show", f"{BRANCH}:tenants/c05/{common.SOURCE_FILE}").encode()
+    assert_record_is_the_file(bare, state, "c05")
+
+
+def assert_record_is_the_file(bare: Path, state: Any, name: str) -> None:
+    """``state``'s source record equals tenant ``name``'s record file at the head."""
+    raw = git(bare, "show", f"{BRANCH}:tenants/{name}/{common.SOURCE_FILE}").encode()
     on_disk = common.parse_source_record(raw)
     assert state.record is not None and on_disk is not None
     assert dataclasses.replace(state.record, spec=None) == dataclasses.replace(on_disk, spec=None)

@@ -7,10 +7,8 @@ A real bare repository; the git CLI plays the human.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +17,20 @@ import pytest
 from reconciler.adapters import treecache
 from reconciler.adapters.gitrepo import GitConfigRepo
 from reconciler.core.outcomes import Outcome, Reason, Result
-from reconciler.core.render import common
 from reconciler.core.settings import Settings
 from reconciler.ports.treecache import TreeSummary
 from reconciler.reconcile import snapshots
 from reconciler.reconcile.engine import Reconciler
 from tests.gitcli import git, human_commit
+from tests.reconcile.test_cold_start import CountingRepo, assert_record_is_the_file
 from tests.reconcile.test_engine import BRANCH, VERSION, customer, parsed
 
 SETTINGS = Settings()
 NAMES = [f"c{i:02d}" for i in range(12)]
 
 
-class CountingRepo:
-    """A GitConfigRepo that counts the reads of a directory's files and blobs."""
-
-    COUNTED = ("list_files", "read_blob")
-
-    def __init__(self, repo: GitConfigRepo) -> None:
-        self.repo = repo
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.repo, name)
-        if name not in self.COUNTED:
-            return attr
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return attr(*args, **kwargs)
-        return counted
+#: the reads of a directory's files and blobs
+COUNTED = ("list_files", "read_blob")
 
 
 def open_repo(bare: Path) -> GitConfigRepo:
@@ -64,7 +46,7 @@ def cache_path(bare: Path) -> Path:
 
 def restart(bare: Path, *, cached: bool = True) -> tuple[Reconciler, CountingRepo]:
     """A fresh reconciler on ``bare`` (with the tree cache, unless ``cached`` is False)."""
-    counting = CountingRepo(open_repo(bare))
+    counting = CountingRepo(open_repo(bare), COUNTED)
     trees = treecache.TreeCacheFile(cache_path(bare)) if cached else None
     return Reconciler(repo=counting, settings=SETTINGS, version=VERSION,  # type: ignore[arg-type]
                       trees=trees), counting
@@ -118,11 +100,7 @@ def test_a_record_from_the_cache_equals_the_record_file_spec_included(bare):
     field for field, its spec read from the blob on demand."""
     engine, _ = restart(bare)
     state = engine.snapshot(parsed(*fleet({"c01": 3}))).state(customer("c01").key)
-    raw = git(bare, "show", f"{BRANCH}:tenants/c01/{common.SOURCE_FILE}").encode()
-    on_disk = common.parse_source_record(raw)
-    assert state.record is not None and on_disk is not None
-    assert dataclasses.replace(state.record, spec=None) == dataclasses.replace(on_disk, spec=None)
-    assert dict(state.record.spec or {}) == on_disk.spec
+    assert_record_is_the_file(bare, state, "c01")
 
 
 def test_a_tree_changed_by_a_human_is_read_from_git_and_held(bare):
