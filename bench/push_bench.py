@@ -20,6 +20,9 @@ Usage: python bench/push_bench.py --customers 1000 --changes 1000 --json
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -49,7 +52,8 @@ def start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(
         ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
          f"--base-path={root}", f"--port={port}", "--listen=127.0.0.1", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)  # its own group: stop() ends the connections it forked too
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -57,8 +61,16 @@ def start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], int]:
             return proc, port
         except OSError:
             time.sleep(0.05)
-    proc.kill()
+    stop(proc)
     raise RuntimeError("git daemon did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the daemon and every connection it forked (a killed daemon leaves a forked
+    child serving a slow client running on its own), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
@@ -132,8 +144,7 @@ def main() -> int:
             out["git_cli_ms_per_change"] = round(statistics.median(samples), 1)
             out["speedup"] = round(statistics.median(samples) / (burst * 1000 / args.changes), 1)
         finally:
-            daemon.kill()
-            daemon.wait()
+            stop(daemon)
     print_result(out, as_json=args.json)
     return 0
 
